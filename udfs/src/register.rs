@@ -1,0 +1,37 @@
+//! The one list of every sceneql SQL function.
+//!
+//! Local sessions, the Ballista scheduler and executors, the docs generator and
+//! the codecs that encode functions by name all read these two lists, so a
+//! function added here is available everywhere.
+
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+
+/// Every scalar function (band math, scaling, QA masks, time helpers).
+pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
+    vec![
+        // indices.rs, scaling.rs, qa.rs, time.rs ... (one line per function)
+    ]
+}
+
+/// Every aggregate function (per-pixel regressions and time-series statistics).
+pub fn aggregate_udfs() -> Vec<Arc<AggregateUDF>> {
+    vec![
+        // trend.rs, harmonic.rs, linreg.rs, theil_sen.rs, mann_kendall.rs, series.rs
+    ]
+}
+
+/// Register every sceneql function on a registry (a `SessionContext`, a
+/// `SessionState` or Ballista's function registry).
+pub fn register_all(registry: &mut dyn FunctionRegistry) -> Result<()> {
+    for f in scalar_udfs() {
+        registry.register_udf(f)?;
+    }
+    for f in aggregate_udfs() {
+        registry.register_udaf(f)?;
+    }
+    Ok(())
+}
