@@ -1,1 +1,23 @@
-//! sceneql
+//! sceneql: SQL over satellite scene archives.
+//!
+//! Data flows one way: archive ([`archive`]) -> scenes -> grid ([`grid`]) ->
+//! scan blocks ([`scan`]) -> Arrow batches -> DataFusion operators -> sinks
+//! ([`sinks`]). [`provider`] exposes an archive as a table and
+//! [`session`] builds sessions with everything registered.
+
+pub mod archive;
+pub mod cli;
+pub mod error;
+pub mod grid;
+pub mod options;
+pub mod progress;
+pub mod provider;
+pub mod raster;
+pub mod run;
+pub mod sample;
+pub mod scan;
+pub mod session;
+pub mod sinks;
+
+pub use error::SceneError;
+pub use provider::{SceneArchive, SceneTable};

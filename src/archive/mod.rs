@@ -1,0 +1,301 @@
+//! Scene discovery: from an archive location to scenes, each with its
+//! acquisition time, sensor and band files, then inspected with GDAL.
+//!
+//! Layouts are recognised per file name: Landsat Collection 1/2
+//! ([`landsat`]), Sentinel-2 L2A COG folders ([`sentinel2`]), or a user
+//! regex ([`pattern`], which replaces the built-in layouts when given).
+//! Files matching no layout are skipped and counted. Listing goes through
+//! [`listing`] (object_store), so remote stores slot in there.
+
+pub mod landsat;
+pub mod listing;
+pub mod pattern;
+pub mod sentinel2;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SceneError};
+use crate::options::SceneOptions;
+use crate::raster::{self, BandMeta, RasterGeom, SampleType};
+
+/// Which band(s) of a file a match provides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BandSpec {
+    /// One named band: band `index` (1-based) of the file.
+    Single { name: String, index: usize },
+    /// Every band of a multi-band file (`b1..bN` or `'band_names'`).
+    Multi,
+}
+
+/// A file recognised by a layout.
+#[derive(Debug, Clone)]
+pub struct FileMatch {
+    pub scene_id: String,
+    pub date_text: String,
+    pub date_format: Option<String>,
+    pub sensor: String,
+    pub band: BandSpec,
+}
+
+/// One band of one scene, inspected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Band {
+    /// Path as GDAL opens it.
+    pub path: String,
+    /// 1-based band index within the file.
+    pub index: usize,
+    pub geom: Arc<RasterGeom>,
+    pub meta: BandMeta,
+}
+
+/// A scene: all bands of one acquisition (one footprint, one date).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scene {
+    pub id: String,
+    /// Acquisition time, nanoseconds since 1970-01-01 00:00 UTC.
+    pub time_ns: i64,
+    pub sensor: String,
+    pub bands: BTreeMap<String, Band>,
+    /// Common name (`red`, `nir`, ...) -> band name, for this scene's sensor.
+    pub common: BTreeMap<String, String>,
+}
+
+impl Scene {
+    /// The band defining the scene's footprint and native grid: the finest resolution.
+    pub fn reference_band(&self) -> &Band {
+        self.bands
+            .values()
+            .min_by(|a, b| a.geom.gt[1].abs().total_cmp(&b.geom.gt[1].abs()))
+            .expect("a scene has at least one band")
+    }
+}
+
+/// Parse a date or date-time with a strftime format.
+pub fn parse_time(text: &str, format: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, format)
+        .ok()
+        .or_else(|| NaiveDate::parse_from_str(text, format).ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+}
+
+/// Discover and inspect every scene under `location`.
+pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>> {
+    let loc = listing::Location::parse(location)?;
+    let files = loc.list().await?;
+    let pattern = match &opts.pattern {
+        Some(p) => Some(pattern::Pattern::new(
+            Regex::new(p).map_err(|e| SceneError::BadOption { key: "pattern".into(), value: p.clone(), reason: e.to_string() })?,
+            opts.date_format.as_deref(),
+        )),
+        None => None,
+    };
+    let mut matched = Vec::new();
+    let mut skipped = 0usize;
+    for f in &files {
+        let m = match &pattern {
+            Some(p) => p.match_file(&f.file_name),
+            None => landsat::match_file(&f.file_name).or_else(|| sentinel2::match_file(&f.parent_name, &f.file_name)),
+        };
+        match m {
+            Some(m) => matched.push((f.gdal_path.clone(), m)),
+            None => {
+                skipped += 1;
+                tracing::debug!(file = %f.gdal_path, "skipped: matches no scene layout");
+            }
+        }
+    }
+    tracing::info!(location = %loc.display, files = files.len(), matched = matched.len(), skipped, "archive listed");
+    if matched.is_empty() {
+        let hint = if pattern.is_some() {
+            "; check OPTIONS ('pattern' ...) against the file names".to_string()
+        } else {
+            "; for other layouts set OPTIONS ('pattern' '(?P<date>\\d{8})_(?P<band>\\w+)\\.tif')".to_string()
+        };
+        return Err(SceneError::NoScenes { location: loc.display.clone(), skipped, hint });
+    }
+    let opts = opts.clone();
+    tokio::task::spawn_blocking(move || inspect_all(matched, &opts))
+        .await
+        .map_err(|e| SceneError::Io("inspection task failed".into(), std::io::Error::other(e.to_string())))?
+}
+
+/// Group matched files into scenes and inspect every file with GDAL.
+fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result<Vec<Scene>> {
+    let mut scenes: BTreeMap<String, Scene> = BTreeMap::new();
+    let mut geoms: Vec<Arc<RasterGeom>> = Vec::new();
+    for (path, m) in matched {
+        let format = opts.date_format.clone().or(m.date_format.clone()).unwrap_or_else(|| "%Y%m%d".into());
+        let time = parse_time(&m.date_text, &format).ok_or_else(|| SceneError::BadDate {
+            path: path.clone(),
+            text: m.date_text.clone(),
+            format: format.clone(),
+        })?;
+        let time_ns = time.and_utc().timestamp_nanos_opt().ok_or_else(|| SceneError::BadDate {
+            path: path.clone(),
+            text: m.date_text.clone(),
+            format: format.clone(),
+        })?;
+        let info = raster::inspect(&path)?;
+        // Share one geometry per distinct file geometry (S2 has three).
+        let geom = match geoms.iter().find(|g| ***g == info.geom) {
+            Some(g) => g.clone(),
+            None => {
+                let g = Arc::new(info.geom.clone());
+                geoms.push(g.clone());
+                g
+            }
+        };
+        let scene = scenes.entry(m.scene_id.clone()).or_insert_with(|| Scene {
+            id: m.scene_id.clone(),
+            time_ns,
+            sensor: m.sensor.clone(),
+            bands: BTreeMap::new(),
+            common: BTreeMap::new(),
+        });
+        let entries: Vec<(String, usize)> = match &m.band {
+            BandSpec::Single { name, index } => vec![(name.clone(), *index)],
+            BandSpec::Multi => (1..=info.bands.len())
+                .map(|i| {
+                    let name = opts.band_names.as_ref().and_then(|n| n.get(i - 1).cloned()).unwrap_or_else(|| format!("b{i}"));
+                    (name, i)
+                })
+                .collect(),
+        };
+        for (name, index) in entries {
+            let Some(meta) = info.bands.get(index - 1).cloned() else {
+                return Err(SceneError::Unreadable { path: path.clone(), message: format!("the file has no band {index}") });
+            };
+            let band = Band { path: path.clone(), index, geom: geom.clone(), meta };
+            if let Some(prev) = scene.bands.get(&name) {
+                return Err(SceneError::DuplicateBand {
+                    scene: scene.id.clone(),
+                    band: name,
+                    first: prev.path.clone(),
+                    second: path.clone(),
+                });
+            }
+            scene.bands.insert(name, band);
+        }
+    }
+    let mut scenes: Vec<Scene> = scenes.into_values().collect();
+    apply_band_selection(&mut scenes, opts)?;
+    for s in &mut scenes {
+        s.common = common_names(s, opts);
+    }
+    scenes.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
+    Ok(scenes)
+}
+
+/// Keep the bands asked for (`'bands'`), apply nodata overrides, and check that
+/// scenes of one sensor have the same bands (a missing band is almost always an
+/// incomplete download: an error, not silent NULLs).
+fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()> {
+    for s in scenes.iter_mut() {
+        if let Some(keep) = &opts.bands {
+            s.bands.retain(|name, _| keep.contains(name));
+        }
+        for (name, band) in s.bands.iter_mut() {
+            if let Some(n) = opts.nodata.for_band(name) {
+                band.meta.nodata = Some(n);
+            }
+        }
+    }
+    let mut by_sensor: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for s in scenes.iter() {
+        by_sensor.entry(&s.sensor).or_default().extend(s.bands.keys().map(String::as_str));
+    }
+    if let Some(keep) = &opts.bands {
+        let all: BTreeSet<&str> = by_sensor.values().flatten().copied().collect();
+        if let Some(missing) = keep.iter().find(|b| !all.contains(b.as_str())) {
+            return Err(SceneError::BadOption {
+                key: "bands".into(),
+                value: keep.join(","),
+                reason: format!("no scene has a band '{missing}'; bands found: {}", all.into_iter().collect::<Vec<_>>().join(", ")),
+            });
+        }
+    }
+    for s in scenes.iter() {
+        let expected = &by_sensor[s.sensor.as_str()];
+        if let Some(missing) = expected.iter().find(|b| !s.bands.contains_key(**b)) {
+            let common: Vec<&str> = expected
+                .iter()
+                .copied()
+                .filter(|b| scenes.iter().filter(|o| o.sensor == s.sensor).all(|o| o.bands.contains_key(*b)))
+                .collect();
+            return Err(SceneError::MissingBand {
+                scene: format!("{} ({})", s.id, s.reference_band().path),
+                band: missing.to_string(),
+                found: s.bands.keys().cloned().collect::<Vec<_>>().join(", "),
+                sensor: s.sensor.clone(),
+                common: common.join(","),
+            });
+        }
+    }
+    if scenes.iter().any(|s| s.bands.is_empty()) {
+        return Err(SceneError::BadOption {
+            key: "bands".into(),
+            value: opts.bands.clone().unwrap_or_default().join(","),
+            reason: "a scene is left with no band".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Common name -> band for one scene: the `'common_names'` option when given,
+/// else the sensor's built-in mapping.
+fn common_names(s: &Scene, opts: &SceneOptions) -> BTreeMap<String, String> {
+    if let Some(map) = &opts.common_names {
+        return map.iter().filter(|(_, b)| s.bands.contains_key(*b)).map(|(n, b)| (n.clone(), b.clone())).collect();
+    }
+    let mut out = BTreeMap::new();
+    for band in s.bands.keys() {
+        let name = if s.sensor.starts_with('L') {
+            landsat::common_name(&s.sensor, band)
+        } else if s.sensor.starts_with("S2") {
+            sentinel2::common_name(band)
+        } else {
+            None
+        };
+        // Level-2 products map sr_bN; a level-1 bN only when no sr_ band exists.
+        if let Some(n) = name
+            && (band.starts_with("sr_") || band == "qa_pixel" || !out.contains_key(n))
+        {
+            out.insert(n.to_string(), band.clone());
+        }
+    }
+    out
+}
+
+/// The widest sample type each band name (and common name) has across scenes.
+pub fn column_types(scenes: &[Scene]) -> (BTreeMap<String, SampleType>, BTreeMap<String, SampleType>) {
+    let mut bands: BTreeMap<String, SampleType> = BTreeMap::new();
+    let mut common: BTreeMap<String, SampleType> = BTreeMap::new();
+    for s in scenes {
+        for (name, b) in &s.bands {
+            let t = b.meta.sample.read_as();
+            bands.entry(name.clone()).and_modify(|e| *e = e.widen(t)).or_insert(t);
+        }
+        for (name, band) in &s.common {
+            let t = s.bands[band].meta.sample.read_as();
+            common.entry(name.clone()).and_modify(|e| *e = e.widen(t)).or_insert(t);
+        }
+    }
+    (bands, common)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_with_strftime_formats() {
+        assert_eq!(parse_time("20200105", "%Y%m%d").unwrap().to_string(), "2020-01-05 00:00:00");
+        assert_eq!(parse_time("2020005", "%Y%j").unwrap().to_string(), "2020-01-05 00:00:00");
+        assert_eq!(parse_time("2020-01-05T10:30:00", "%Y-%m-%dT%H:%M:%S").unwrap().to_string(), "2020-01-05 10:30:00");
+        assert!(parse_time("20201345", "%Y%m%d").is_none());
+    }
+}

@@ -1,0 +1,276 @@
+//! The `sceneql` command line: run SQL (`-c`, `-f`, or an interactive REPL),
+//! write the last result as a table, CSV, NDJSON or Parquet, and the helper
+//! subcommands (`gen-sample`, `functions`). Progress, timings and logs go to
+//! stderr; results go to stdout or `--output`.
+
+pub mod output;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::run::{self, Output};
+use crate::{progress, sample, session};
+
+#[derive(Parser, Debug)]
+#[command(name = "sceneql", version, about = "SQL over satellite scene archives", args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// SQL to run (one or more `;`-separated statements); may repeat.
+    #[arg(short = 'c', long = "command", value_name = "SQL")]
+    pub commands: Vec<String>,
+    /// SQL file to run; may repeat.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Set `${key}` in the SQL text.
+    #[arg(short = 'D', long = "define", value_name = "KEY=VALUE", value_parser = parse_define)]
+    pub defines: Vec<(String, String)>,
+    /// Format of the last statement's result.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write the last statement's result here instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// No timings or progress on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More logging on stderr (-v: info, -vv: debug).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Run on a Ballista cluster (df://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    pub remote: Option<String>,
+    /// Run on an in-process Ballista cluster.
+    #[arg(long)]
+    pub standalone: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a synthetic Landsat-C2-style archive with a planted trend.
+    GenSample {
+        /// Folder to write (created if missing).
+        dir: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        size: usize,
+        #[arg(long, default_value_t = 24)]
+        dates: usize,
+        #[arg(long, default_value_t = 256)]
+        tile: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// List sceneql's SQL functions with their one-line docs.
+    Functions,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+fn parse_define(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+}
+
+/// Run the CLI; returns the process exit code.
+pub async fn main(cli: Cli) -> i32 {
+    init_logging(cli.verbose);
+    match dispatch(cli).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {}", run::user_message(&e));
+            1
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,sceneql=info",
+        _ => "info,sceneql=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCENEQL_LOG").unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Some(Command::GenSample { dir, size, dates, tile, seed }) => {
+            let spec = sample::SampleSpec { size: *size, dates: *dates, tile: *tile, seed: *seed };
+            let dir = dir.clone();
+            let scenes = tokio::task::spawn_blocking(move || sample::generate(&dir, &spec))
+                .await
+                .map_err(|e| DataFusionError::Execution(e.to_string()))??;
+            eprintln!("wrote {} scenes ({size}x{size} px, {dates} dates) to {}", scenes.len(), cli_dir(&cli));
+            return Ok(());
+        }
+        Some(Command::Functions) => {
+            for (name, doc) in sceneql_udfs::docs::listing() {
+                println!("{name:<24} {doc}");
+            }
+            return Ok(());
+        }
+        None => {}
+    }
+    if cli.remote.is_some() || cli.standalone {
+        return Err(DataFusionError::NotImplemented(
+            "--remote / --standalone (Ballista) are not implemented yet; run without them for a local session".into(),
+        ));
+    }
+    if cli.format == Format::Parquet && cli.output.is_none() {
+        return Err(DataFusionError::Plan("--format parquet needs --output PATH".into()));
+    }
+    let vars: HashMap<String, String> = cli.defines.iter().cloned().collect();
+    let ctx = session::local_context()?;
+    let mut scripts: Vec<String> = cli.commands.clone();
+    for f in &cli.files {
+        scripts.push(std::fs::read_to_string(f).map_err(|e| DataFusionError::Execution(format!("cannot read {}: {e}", f.display())))?);
+    }
+    if scripts.is_empty() {
+        return repl(&ctx, &vars, &cli).await;
+    }
+    // All statements of all scripts, run in order in one session.
+    let mut statements = Vec::new();
+    for s in &scripts {
+        statements.extend(run::parse(&run::expand_variables(s, &vars)?)?);
+    }
+    let n = statements.len();
+    for (i, st) in statements.into_iter().enumerate() {
+        let out = run_with_progress(&ctx, st, cli.quiet).await?;
+        let last = i + 1 == n;
+        emit(&out, if last { cli.format } else { Format::Table }, if last { cli.output.as_deref() } else { None })?;
+    }
+    Ok(())
+}
+
+fn cli_dir(cli: &Cli) -> String {
+    match &cli.command {
+        Some(Command::GenSample { dir, .. }) => dir.display().to_string(),
+        _ => String::new(),
+    }
+}
+
+async fn run_with_progress(ctx: &SessionContext, st: datafusion::sql::parser::Statement, quiet: bool) -> Result<Output> {
+    progress::reset();
+    let start = Instant::now();
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new(0);
+        b.set_style(ProgressStyle::with_template("{spinner} blocks {pos}/{len} [{bar:30}] {elapsed}").expect("valid template"));
+        b
+    });
+    let ticker = bar.clone().map(|b| {
+        tokio::spawn(async move {
+            loop {
+                let (done, total) = progress::get();
+                b.set_length(total as u64);
+                b.set_position(done as u64);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+    let result = run::run_statement(ctx, st).await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let out = result?;
+    if !quiet {
+        match &out.written {
+            Some(path) => eprintln!("wrote {} to {path} in {:.2}s", count_written(&out), start.elapsed().as_secs_f64()),
+            None => eprintln!("{} rows in {:.2}s", out.rows(), start.elapsed().as_secs_f64()),
+        }
+    }
+    Ok(out)
+}
+
+fn count_written(out: &Output) -> String {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::UInt64Type;
+    let n: u64 = out
+        .batches
+        .iter()
+        .filter_map(|b| b.columns().first().and_then(|c| c.as_primitive_opt::<UInt64Type>().map(|a| a.iter().flatten().sum::<u64>())))
+        .sum();
+    let _ = out.batches.first().map(|b| b.column(0).len());
+    format!("{n} rows")
+}
+
+fn emit(out: &Output, format: Format, path: Option<&std::path::Path>) -> Result<()> {
+    if out.written.is_some() && path.is_none() {
+        return Ok(());
+    }
+    if format == Format::Table && path.is_none() && out.batches.iter().all(|b| b.num_rows() == 0) && out.schema.fields().is_empty() {
+        return Ok(());
+    }
+    output::write(out, format, path)
+}
+
+async fn repl(ctx: &SessionContext, vars: &HashMap<String, String>, cli: &Cli) -> Result<()> {
+    use rustyline::error::ReadlineError;
+    if !std::io::stdin().is_terminal() {
+        // Piped input: run it as a script.
+        let mut sql = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql).map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        for st in run::parse(&run::expand_variables(&sql, vars)?)? {
+            let out = run_with_progress(ctx, st, cli.quiet).await?;
+            emit(&out, Format::Table, None)?;
+        }
+        return Ok(());
+    }
+    let mut rl = rustyline::DefaultEditor::new().map_err(|e| DataFusionError::Execution(e.to_string()))?;
+    let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".sceneql_history"));
+    if let Some(h) = &history {
+        let _ = rl.load_history(h);
+    }
+    eprintln!("sceneql {} — end statements with ';', \\q to quit", env!("CARGO_PKG_VERSION"));
+    let mut buffer = String::new();
+    loop {
+        let prompt = if buffer.is_empty() { "sceneql> " } else { "      -> " };
+        match rl.readline(prompt) {
+            Ok(line) => {
+                if buffer.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
+                    break;
+                }
+                buffer.push_str(&line);
+                buffer.push('\n');
+                if !line.trim_end().ends_with(';') {
+                    continue;
+                }
+                let _ = rl.add_history_entry(buffer.trim());
+                let sql = std::mem::take(&mut buffer);
+                let result = async {
+                    for st in run::parse(&run::expand_variables(&sql, vars)?)? {
+                        let out = run_with_progress(ctx, st, cli.quiet).await?;
+                        emit(&out, Format::Table, None)?;
+                    }
+                    Ok::<_, DataFusionError>(())
+                }
+                .await;
+                if let Err(e) = result {
+                    eprintln!("error: {}", run::user_message(&e));
+                }
+            }
+            Err(ReadlineError::Interrupted) => buffer.clear(),
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return Err(DataFusionError::Execution(e.to_string())),
+        }
+    }
+    if let Some(h) = &history {
+        let _ = rl.save_history(h);
+    }
+    Ok(())
+}

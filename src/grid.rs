@@ -1,0 +1,470 @@
+//! The table's pixel grid and how each scene sits on it.
+//!
+//! Scenes of one footprint often differ in extent by whole pixels (Landsat
+//! does). Scenes on the grid's CRS and pixel size, with an origin a whole
+//! number of pixels away, are *aligned*: read with an offset window, never
+//! resampled. Everything else (another CRS, pixel size or sub-pixel origin,
+//! a rotated file, a 20 m Sentinel-2 band on a 10 m grid) is *warped* onto the
+//! grid through a GDAL warped VRT. Without options the grid is the one most
+//! scenes share (CRS, pixel size, origin modulo pixel size), over the union of
+//! those scenes; `crs` / `resolution` / `bbox` set it explicitly. The grid is
+//! fixed when the table is created, whatever later queries filter.
+
+use std::collections::{BTreeMap, HashMap};
+
+use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
+use serde::{Deserialize, Serialize};
+
+use crate::archive::{Band, Scene};
+use crate::error::{Result, SceneError};
+use crate::options::SceneOptions;
+use crate::raster::{self, RasterGeom};
+
+/// A north-up pixel grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grid {
+    pub crs_wkt: String,
+    /// `EPSG:nnnn` where GDAL identifies the CRS.
+    pub crs_key: String,
+    /// GDAL geotransform (x0, dx, 0, y0, 0, dy) with dy < 0.
+    pub gt: [f64; 6],
+    pub width: usize,
+    pub height: usize,
+}
+
+impl Grid {
+    /// x of the centre of column `col`.
+    pub fn x(&self, col: i64) -> f64 {
+        self.gt[0] + (col as f64 + 0.5) * self.gt[1]
+    }
+    /// y of the centre of row `row`.
+    pub fn y(&self, row: i64) -> f64 {
+        self.gt[3] + (row as f64 + 0.5) * self.gt[5]
+    }
+    pub fn pixels(&self) -> i64 {
+        (self.width * self.height) as i64
+    }
+    pub fn window(&self) -> Window {
+        Window { row: 0, col: 0, rows: self.height, cols: self.width }
+    }
+    /// The grid as JSON, stored as Parquet key-value metadata `sceneql.grid`.
+    pub fn metadata_json(&self) -> String {
+        serde_json::json!({
+            "crs_wkt": self.crs_wkt,
+            "crs": self.crs_key,
+            "geotransform": self.gt,
+            "width": self.width,
+            "height": self.height,
+            "pixel": "row * width + col",
+        })
+        .to_string()
+    }
+}
+
+/// A rectangle of grid pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub row: i64,
+    pub col: i64,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Window {
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0 || self.cols == 0
+    }
+    pub fn intersect(&self, o: &Window) -> Window {
+        let r0 = self.row.max(o.row);
+        let c0 = self.col.max(o.col);
+        let r1 = (self.row + self.rows as i64).min(o.row + o.rows as i64);
+        let c1 = (self.col + self.cols as i64).min(o.col + o.cols as i64);
+        Window { row: r0, col: c0, rows: (r1 - r0).max(0) as usize, cols: (c1 - c0).max(0) as usize }
+    }
+    pub fn row_end(&self) -> i64 {
+        self.row + self.rows as i64
+    }
+    pub fn col_end(&self) -> i64 {
+        self.col + self.cols as i64
+    }
+}
+
+/// How one band file is read onto the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Placement {
+    /// File pixel (0, 0) is grid pixel (row_off, col_off): an offset read.
+    Aligned { row_off: i64, col_off: i64 },
+    /// Warped onto the scene's footprint window (VRT pixel (0, 0) is the
+    /// window's top-left pixel).
+    Warped,
+}
+
+/// Where a scene has pixels on the grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// Bounding window, clipped to the grid (may be empty).
+    pub window: Window,
+    /// For warped scenes, the outline in grid pixel coordinates (col, row);
+    /// a pixel belongs to the scene when its centre is inside.
+    pub polygon: Option<Vec<(f64, f64)>>,
+}
+
+impl Footprint {
+    /// Columns `[c0, c1)` of `row` inside the footprint.
+    pub fn row_span(&self, row: i64) -> Option<(i64, i64)> {
+        if row < self.window.row || row >= self.window.row_end() || self.window.cols == 0 {
+            return None;
+        }
+        let (w0, w1) = (self.window.col, self.window.col_end());
+        let Some(poly) = &self.polygon else { return Some((w0, w1)) };
+        let y = row as f64 + 0.5;
+        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+        for i in 0..poly.len() {
+            let (x0, y0) = poly[i];
+            let (x1, y1) = poly[(i + 1) % poly.len()];
+            if (y0 <= y && y < y1) || (y1 <= y && y < y0) {
+                let x = x0 + (y - y0) * (x1 - x0) / (y1 - y0);
+                lo = lo.min(x);
+                hi = hi.max(x);
+            }
+        }
+        if lo > hi {
+            return None;
+        }
+        let c0 = ((lo - 0.5).ceil() as i64).max(w0);
+        let c1 = ((hi - 0.5).ceil() as i64).min(w1);
+        (c0 < c1).then_some((c0, c1))
+    }
+
+    /// Number of grid pixels inside the footprint.
+    pub fn pixel_count(&self) -> u64 {
+        (self.window.row..self.window.row_end())
+            .filter_map(|r| self.row_span(r))
+            .map(|(a, b)| (b - a) as u64)
+            .sum()
+    }
+}
+
+/// A scene placed on the grid: its footprint and how each band is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenePlacement {
+    pub footprint: Footprint,
+    pub bands: BTreeMap<String, Placement>,
+}
+
+/// Cache of CRS keys (identifying a CRS asks PROJ's database).
+#[derive(Default)]
+pub struct CrsKeys(HashMap<String, String>);
+
+impl CrsKeys {
+    pub fn key(&mut self, wkt: &str) -> String {
+        self.0.entry(wkt.to_string()).or_insert_with(|| raster::crs_key(wkt)).clone()
+    }
+}
+
+const EPS: f64 = 1e-6;
+
+fn is_north_up(g: &RasterGeom) -> bool {
+    g.gt[2] == 0.0 && g.gt[4] == 0.0 && g.gt[1] > 0.0 && g.gt[5] < 0.0
+}
+
+/// `v` modulo `m` in [0, m), with values within EPS pixels of m folded to 0.
+fn modulo(v: f64, m: f64) -> f64 {
+    let r = v.rem_euclid(m);
+    if (m - r) / m < EPS || r / m < EPS { 0.0 } else { r }
+}
+
+/// The lattice a file's pixels lie on: CRS, pixel size and origin modulo pixel size.
+#[derive(Debug, Clone, PartialEq, PartialOrd)]
+struct Lattice {
+    crs: String,
+    dx: f64,
+    dy: f64,
+    ox: f64,
+    oy: f64,
+}
+
+impl Lattice {
+    fn of(g: &RasterGeom, keys: &mut CrsKeys) -> Option<Lattice> {
+        is_north_up(g).then(|| Lattice {
+            crs: keys.key(&g.crs_wkt),
+            dx: g.gt[1],
+            dy: -g.gt[5],
+            ox: modulo(g.gt[0], g.gt[1]),
+            oy: modulo(g.gt[3], -g.gt[5]),
+        })
+    }
+    fn same(&self, o: &Lattice) -> bool {
+        let close = |a: f64, b: f64, unit: f64| (a - b).abs() <= EPS * unit;
+        self.crs == o.crs
+            && close(self.dx, o.dx, self.dx)
+            && close(self.dy, o.dy, self.dy)
+            && (close(self.ox, o.ox, self.dx) || close((self.ox - o.ox).abs(), self.dx, self.dx))
+            && (close(self.oy, o.oy, self.dy) || close((self.oy - o.oy).abs(), self.dy, self.dy))
+    }
+    fn describe(&self) -> String {
+        format!("{} at {} x {} (origin offset {}, {})", self.crs, self.dx, self.dy, self.ox, self.oy)
+    }
+}
+
+fn srs(wkt: &str) -> Result<SpatialRef> {
+    let mut s = SpatialRef::from_wkt(wkt).map_err(|e| SceneError::Geometry { path: "<crs>".into(), message: e.to_string() })?;
+    s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    Ok(s)
+}
+
+/// Bounds (minx, miny, maxx, maxy) of a file in its own CRS.
+fn bounds(g: &RasterGeom) -> [f64; 4] {
+    let corners = [(0.0, 0.0), (g.width as f64, 0.0), (0.0, g.height as f64), (g.width as f64, g.height as f64)];
+    let pts: Vec<(f64, f64)> = corners.iter().map(|&(c, r)| geo(g, c, r)).collect();
+    let (mut b0, mut b1, mut b2, mut b3) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for (x, y) in pts {
+        b0 = b0.min(x);
+        b1 = b1.min(y);
+        b2 = b2.max(x);
+        b3 = b3.max(y);
+    }
+    [b0, b1, b2, b3]
+}
+
+/// Georeferenced coordinates of file pixel position (col, row).
+fn geo(g: &RasterGeom, col: f64, row: f64) -> (f64, f64) {
+    (g.gt[0] + col * g.gt[1] + row * g.gt[2], g.gt[3] + col * g.gt[4] + row * g.gt[5])
+}
+
+/// Transform bounds between CRSs (densified edges).
+fn transform_bounds(b: [f64; 4], from_wkt: &str, to_wkt: &str, path: &str) -> Result<[f64; 4]> {
+    let t = CoordTransform::new(&srs(from_wkt)?, &srs(to_wkt)?)
+        .map_err(|e| SceneError::Geometry { path: path.into(), message: format!("no transformation to the target CRS: {e}") })?;
+    t.transform_bounds(&b, 21)
+        .map_err(|e| SceneError::Geometry { path: path.into(), message: format!("cannot transform its bounds to the target CRS: {e}") })
+}
+
+/// Choose the table's grid from the scenes and the options.
+pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
+    let mut keys = CrsKeys::default();
+    // Group scenes by the lattice of their reference band.
+    let mut groups: Vec<(Lattice, Vec<&Scene>)> = Vec::new();
+    for s in scenes {
+        let Some(l) = Lattice::of(&s.reference_band().geom, &mut keys) else { continue };
+        match groups.iter_mut().find(|(g, _)| g.same(&l)) {
+            Some((_, v)) => v.push(s),
+            None => groups.push((l, vec![s])),
+        }
+    }
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    let dominant = match groups.as_slice() {
+        [] => None,
+        [only] => Some(only),
+        [first, second, ..] if first.1.len() > second.1.len() => Some(first),
+        _ => None,
+    };
+    let explicit = opts.crs.is_some() || opts.resolution.is_some();
+    if !explicit {
+        let Some((lat, members)) = dominant else {
+            let detail = if groups.is_empty() {
+                "no scene is north-up".to_string()
+            } else {
+                groups.iter().map(|(l, v)| format!("{} scenes on {}", v.len(), l.describe())).collect::<Vec<_>>().join(", ")
+            };
+            return Err(SceneError::NoDominantGrid { detail });
+        };
+        let wkt = members[0].reference_band().geom.crs_wkt.clone();
+        let b = match opts.bbox {
+            Some(b) => user_bbox(b, opts, &wkt)?,
+            None => union(members.iter().map(|s| bounds(&s.reference_band().geom))),
+        };
+        return Ok(snap(wkt, lat.crs.clone(), (lat.dx, lat.dy), (lat.ox, lat.oy), b));
+    }
+    // Explicit CRS and/or resolution.
+    let (wkt, crs) = match &opts.crs {
+        Some(text) => {
+            let wkt = raster::user_crs_wkt(text)?;
+            let key = keys.key(&wkt);
+            (wkt, key)
+        }
+        None => {
+            let (l, v) = dominant.ok_or_else(|| SceneError::NoDominantGrid {
+                detail: "'resolution' is set but scenes have no common CRS".into(),
+            })?;
+            (v[0].reference_band().geom.crs_wkt.clone(), l.crs.clone())
+        }
+    };
+    // The most common lattice in the target CRS gives resolution and origin defaults.
+    let native = groups.iter().find(|(l, _)| l.crs == crs).map(|(l, _)| l.clone());
+    let res = match (opts.resolution, &native) {
+        (Some(r), _) => r,
+        (None, Some(l)) => (l.dx, l.dy),
+        (None, None) => {
+            return Err(SceneError::BadOption {
+                key: "crs".into(),
+                value: opts.crs.clone().unwrap_or_default(),
+                reason: "no scene is in this CRS, so the pixel size is unknown: also set 'resolution'".into(),
+            });
+        }
+    };
+    let origin = match &native {
+        Some(l) if (l.dx - res.0).abs() <= EPS * res.0 && (l.dy - res.1).abs() <= EPS * res.1 => (l.ox, l.oy),
+        _ => (0.0, 0.0),
+    };
+    let b = match opts.bbox {
+        Some(b) => user_bbox(b, opts, &wkt)?,
+        None => {
+            let mut all = Vec::new();
+            for s in scenes {
+                let g = &s.reference_band().geom;
+                all.push(if keys.key(&g.crs_wkt) == crs { bounds(g) } else { transform_bounds(bounds(g), &g.crs_wkt, &wkt, &s.reference_band().path)? });
+            }
+            union(all.into_iter())
+        }
+    };
+    Ok(snap(wkt, crs, res, origin, b))
+}
+
+fn user_bbox(b: [f64; 4], opts: &SceneOptions, target_wkt: &str) -> Result<[f64; 4]> {
+    match &opts.bbox_crs {
+        None => Ok(b),
+        Some(c) => {
+            let from = raster::user_crs_wkt(c).map_err(|_| SceneError::BadOption {
+                key: "bbox_crs".into(),
+                value: c.clone(),
+                reason: "GDAL cannot parse it; use e.g. 'EPSG:4326'".into(),
+            })?;
+            transform_bounds(b, &from, target_wkt, "bbox")
+        }
+    }
+}
+
+fn union(it: impl Iterator<Item = [f64; 4]>) -> [f64; 4] {
+    it.fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |a, b| {
+        [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]
+    })
+}
+
+/// Snap bounds outward onto the lattice with origin offset `o` and pixel size `res`.
+fn snap(crs_wkt: String, crs_key: String, res: (f64, f64), o: (f64, f64), b: [f64; 4]) -> Grid {
+    let (dx, dy) = res;
+    let x0 = o.0 + ((b[0] - o.0) / dx + EPS).floor() * dx;
+    let x1 = o.0 + ((b[2] - o.0) / dx - EPS).ceil() * dx;
+    let y0 = o.1 + ((b[3] - o.1) / dy - EPS).ceil() * dy;
+    let y1 = o.1 + ((b[1] - o.1) / dy + EPS).floor() * dy;
+    let width = ((x1 - x0) / dx).round().max(0.0) as usize;
+    let height = ((y0 - y1) / dy).round().max(0.0) as usize;
+    Grid { crs_wkt, crs_key, gt: [x0, dx, 0.0, y0, 0.0, -dy], width, height }
+}
+
+/// How a band file is read onto the grid.
+fn placement(g: &RasterGeom, grid: &Grid, keys: &mut CrsKeys) -> Placement {
+    if is_north_up(g) && keys.key(&g.crs_wkt) == grid.crs_key {
+        let (dx, dy) = (grid.gt[1], -grid.gt[5]);
+        let col = (g.gt[0] - grid.gt[0]) / dx;
+        let row = (grid.gt[3] - g.gt[3]) / dy;
+        let whole = |v: f64| (v - v.round()).abs() < EPS;
+        if (g.gt[1] - dx).abs() <= EPS * dx && (-g.gt[5] - dy).abs() <= EPS * dy && whole(col) && whole(row) {
+            return Placement::Aligned { row_off: row.round() as i64, col_off: col.round() as i64 };
+        }
+    }
+    Placement::Warped
+}
+
+/// Place every scene on the grid.
+pub fn place_scenes(scenes: &[Scene], grid: &Grid) -> Result<Vec<ScenePlacement>> {
+    let mut keys = CrsKeys::default();
+    keys.0.insert(grid.crs_wkt.clone(), grid.crs_key.clone());
+    scenes.iter().map(|s| place_scene(s, grid, &mut keys)).collect()
+}
+
+fn place_scene(s: &Scene, grid: &Grid, keys: &mut CrsKeys) -> Result<ScenePlacement> {
+    let reference = s.reference_band();
+    let footprint = footprint(reference, grid, keys)?;
+    let bands = s.bands.iter().map(|(name, b)| (name.clone(), placement(&b.geom, grid, keys))).collect();
+    Ok(ScenePlacement { footprint, bands })
+}
+
+fn footprint(b: &Band, grid: &Grid, keys: &mut CrsKeys) -> Result<Footprint> {
+    let g = &b.geom;
+    if let Placement::Aligned { row_off, col_off } = placement(g, grid, keys) {
+        let w = Window { row: row_off, col: col_off, rows: g.height, cols: g.width };
+        return Ok(Footprint { window: w.intersect(&grid.window()), polygon: None });
+    }
+    // Outline of the file, densified, in grid pixel coordinates.
+    const STEPS: usize = 16;
+    let (w, h) = (g.width as f64, g.height as f64);
+    let mut ring = Vec::with_capacity(4 * STEPS);
+    for i in 0..STEPS {
+        ring.push((w * i as f64 / STEPS as f64, 0.0));
+    }
+    for i in 0..STEPS {
+        ring.push((w, h * i as f64 / STEPS as f64));
+    }
+    for i in 0..STEPS {
+        ring.push((w - w * i as f64 / STEPS as f64, h));
+    }
+    for i in 0..STEPS {
+        ring.push((0.0, h - h * i as f64 / STEPS as f64));
+    }
+    let mut xs: Vec<f64> = Vec::with_capacity(ring.len());
+    let mut ys: Vec<f64> = Vec::with_capacity(ring.len());
+    for &(c, r) in &ring {
+        let (x, y) = geo(g, c, r);
+        xs.push(x);
+        ys.push(y);
+    }
+    if keys.key(&g.crs_wkt) != grid.crs_key {
+        let t = CoordTransform::new(&srs(&g.crs_wkt)?, &srs(&grid.crs_wkt)?).map_err(|e| SceneError::Geometry {
+            path: b.path.clone(),
+            message: format!("no transformation to the table's CRS: {e}"),
+        })?;
+        let mut zs = vec![0.0; xs.len()];
+        t.transform_coords(&mut xs, &mut ys, &mut zs).map_err(|e| SceneError::Geometry {
+            path: b.path.clone(),
+            message: format!("cannot transform its outline to the table's CRS: {e}"),
+        })?;
+    }
+    let poly: Vec<(f64, f64)> =
+        xs.iter().zip(&ys).map(|(x, y)| ((x - grid.gt[0]) / grid.gt[1], (y - grid.gt[3]) / grid.gt[5])).collect();
+    let (mut c0, mut r0, mut c1, mut r1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for &(c, r) in &poly {
+        c0 = c0.min(c);
+        r0 = r0.min(r);
+        c1 = c1.max(c);
+        r1 = r1.max(r);
+    }
+    let bbox = Window {
+        row: r0.floor() as i64,
+        col: c0.floor() as i64,
+        rows: (r1.ceil() - r0.floor()).max(0.0) as usize,
+        cols: (c1.ceil() - c0.floor()).max(0.0) as usize,
+    };
+    Ok(Footprint { window: bbox.intersect(&grid.window()), polygon: Some(poly) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polygon_spans_take_pixels_whose_centre_is_inside() {
+        // A diamond with corners at (5, 0), (10, 5), (5, 10), (0, 5).
+        let f = Footprint {
+            window: Window { row: 0, col: 0, rows: 10, cols: 10 },
+            polygon: Some(vec![(5.0, 0.0), (10.0, 5.0), (5.0, 10.0), (0.0, 5.0)]),
+        };
+        // Row 0 centre y = 0.5: x in [4.5, 5.5) -> column 4 (centre 4.5).
+        assert_eq!(f.row_span(0), Some((4, 5)));
+        // Row 4 centre y = 4.5: x in [0.5, 9.5) -> columns 0..9.
+        assert_eq!(f.row_span(4), Some((0, 9)));
+        assert_eq!(f.row_span(10), None);
+        let rect = Footprint { window: Window { row: 2, col: 3, rows: 2, cols: 4 }, polygon: None };
+        assert_eq!(rect.row_span(2), Some((3, 7)));
+        assert_eq!(rect.pixel_count(), 8);
+    }
+
+    #[test]
+    fn snapping_extends_bounds_outward_onto_the_lattice() {
+        let g = snap("".into(), "".into(), (30.0, 30.0), (15.0, 15.0), [100.0, 200.0, 400.0, 500.0]);
+        assert_eq!(g.gt[0], 75.0);
+        assert_eq!(g.gt[3], 525.0);
+        assert_eq!((g.width, g.height), (11, 11));
+    }
+}

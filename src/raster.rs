@@ -1,0 +1,323 @@
+//! The GDAL boundary: inspecting raster files (size, geotransform, CRS,
+//! sample type, nodata, tiling), reading a window of a band straight into a
+//! strided buffer (no intermediate copy), and building warped VRTs that put a
+//! file onto a target grid. Everything above this module sees plain Rust
+//! types; every GDAL failure becomes a `SceneError` naming the file.
+
+use std::ffi::{CStr, CString, c_void};
+use std::ptr::null_mut;
+
+use datafusion::arrow::datatypes::DataType;
+use gdal::Dataset;
+use gdal::raster::GdalDataType;
+use gdal::spatial_ref::SpatialRef;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SceneError};
+
+/// The sample types sceneql reads (GDAL's integer and float types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SampleType {
+    U8,
+    I8,
+    U16,
+    I16,
+    U32,
+    I32,
+    U64,
+    I64,
+    F32,
+    F64,
+}
+
+impl SampleType {
+    fn from_gdal(t: GdalDataType) -> Option<Self> {
+        Some(match t {
+            GdalDataType::UInt8 => Self::U8,
+            GdalDataType::UInt16 => Self::U16,
+            GdalDataType::Int16 => Self::I16,
+            GdalDataType::UInt32 => Self::U32,
+            GdalDataType::Int32 => Self::I32,
+            GdalDataType::UInt64 => Self::U64,
+            GdalDataType::Int64 => Self::I64,
+            GdalDataType::Float32 => Self::F32,
+            GdalDataType::Float64 => Self::F64,
+            _ => return None,
+        })
+    }
+
+    pub fn gdal(self) -> gdal_sys::GDALDataType::Type {
+        use gdal_sys::GDALDataType as G;
+        match self {
+            // Int8 needs GDAL >= 3.7; read it as Int16 (lossless).
+            Self::U8 => G::GDT_Byte,
+            Self::I8 | Self::I16 => G::GDT_Int16,
+            Self::U16 => G::GDT_UInt16,
+            Self::U32 => G::GDT_UInt32,
+            Self::I32 => G::GDT_Int32,
+            Self::U64 => G::GDT_UInt64,
+            Self::I64 => G::GDT_Int64,
+            Self::F32 => G::GDT_Float32,
+            Self::F64 => G::GDT_Float64,
+        }
+    }
+
+    /// The type samples are read as (Int8 is read as Int16 on GDAL 3.6).
+    pub fn read_as(self) -> Self {
+        if self == Self::I8 { Self::I16 } else { self }
+    }
+
+    pub fn bytes(self) -> usize {
+        match self.read_as() {
+            Self::U8 | Self::I8 => 1,
+            Self::U16 | Self::I16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::U64 | Self::I64 | Self::F64 => 8,
+        }
+    }
+
+    pub fn arrow(self) -> DataType {
+        match self.read_as() {
+            Self::U8 => DataType::UInt8,
+            Self::I8 => DataType::Int8,
+            Self::U16 => DataType::UInt16,
+            Self::I16 => DataType::Int16,
+            Self::U32 => DataType::UInt32,
+            Self::I32 => DataType::Int32,
+            Self::U64 => DataType::UInt64,
+            Self::I64 => DataType::Int64,
+            Self::F32 => DataType::Float32,
+            Self::F64 => DataType::Float64,
+        }
+    }
+
+    /// The narrowest type holding both (used when one band name has
+    /// different types in different scenes).
+    pub fn widen(self, other: Self) -> Self {
+        use SampleType::*;
+        if self == other {
+            return self;
+        }
+        let float = matches!(self, F32 | F64) || matches!(other, F32 | F64);
+        let big = self.bytes().max(other.bytes());
+        let signed = matches!(self, I8 | I16 | I32 | I64) || matches!(other, I8 | I16 | I32 | I64);
+        match (float, big, signed) {
+            (true, b, _) if b <= 2 => F32,
+            (true, _, _) => F64,
+            (false, 1, true) => I16,
+            (false, 2, true) => I32,
+            (false, 4, true) => I64,
+            (false, 2, false) => U16,
+            (false, 4, false) => U32,
+            (false, 8, false) if !signed => U64,
+            _ => F64,
+        }
+    }
+}
+
+/// Position, size and CRS of a raster file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RasterGeom {
+    pub width: usize,
+    pub height: usize,
+    /// GDAL geotransform: x0, dx, rot, y0, rot, dy (dy < 0 for north-up).
+    pub gt: [f64; 6],
+    pub crs_wkt: String,
+}
+
+/// One band of a file as inspected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BandMeta {
+    pub sample: SampleType,
+    pub nodata: Option<f64>,
+    /// Internal block (tile) size, columns x rows.
+    pub block: (usize, usize),
+}
+
+/// What GDAL reports about a file.
+#[derive(Debug, Clone)]
+pub struct RasterInfo {
+    pub geom: RasterGeom,
+    pub bands: Vec<BandMeta>,
+}
+
+pub(crate) fn last_gdal_error() -> String {
+    // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local,
+    // NUL-terminated buffer owned by GDAL that stays valid until the next
+    // GDAL call on this thread; we copy it out at once.
+    unsafe {
+        let p = gdal_sys::CPLGetLastErrorMsg();
+        if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+    }
+}
+
+pub fn open(path: &str) -> Result<Dataset> {
+    Dataset::open(path).map_err(|e| SceneError::Unreadable { path: path.to_string(), message: e.to_string() })
+}
+
+/// Inspect a file's geometry and bands (metadata only: no pixel is read).
+pub fn inspect(path: &str) -> Result<RasterInfo> {
+    let ds = open(path)?;
+    let geom_err = |m: String| SceneError::Geometry { path: path.to_string(), message: m };
+    let gt = ds.geo_transform().map_err(|_| {
+        geom_err("the file has no geotransform (it is not georeferenced); georeference it or remove it".into())
+    })?;
+    let crs_wkt = ds
+        .spatial_ref()
+        .and_then(|s| s.to_wkt())
+        .map_err(|_| geom_err("the file has no coordinate reference system; set one (gdal_edit.py -a_srs) or remove it".into()))?;
+    let (width, height) = ds.raster_size();
+    let mut bands = Vec::with_capacity(ds.raster_count());
+    for i in 1..=ds.raster_count() {
+        let band = ds.rasterband(i).map_err(|e| SceneError::Unreadable { path: path.into(), message: e.to_string() })?;
+        let sample = SampleType::from_gdal(band.band_type()).ok_or_else(|| SceneError::UnsupportedType {
+            path: path.into(),
+            band: i.to_string(),
+            gdal_type: band.band_type().name(),
+        })?;
+        bands.push(BandMeta { sample, nodata: band.no_data_value(), block: band.block_size() });
+    }
+    Ok(RasterInfo { geom: RasterGeom { width, height, gt, crs_wkt }, bands })
+}
+
+/// A canonical key for a CRS: `EPSG:nnnn` where GDAL identifies it, else its WKT.
+pub fn crs_key(wkt: &str) -> String {
+    let Ok(mut srs) = SpatialRef::from_wkt(wkt) else { return wkt.to_string() };
+    if srs.auth_name().as_deref() != Some("EPSG") {
+        let _ = srs.auto_identify_epsg();
+    }
+    match (srs.auth_name(), srs.auth_code()) {
+        (Some(name), Ok(code)) => format!("{name}:{code}"),
+        _ => srs.to_proj4().unwrap_or_else(|_| wkt.to_string()),
+    }
+}
+
+/// Parse a user CRS (anything GDAL's SetFromUserInput takes) into WKT.
+pub fn user_crs_wkt(text: &str) -> Result<String> {
+    SpatialRef::from_definition(text).and_then(|s| s.to_wkt()).map_err(|e| SceneError::BadOption {
+        key: "crs".into(),
+        value: text.into(),
+        reason: format!("GDAL cannot parse it ({e}); use e.g. 'EPSG:32610' or a WKT string"),
+    })
+}
+
+/// Read `band` (1-based) of `ds`, the window `(x, y, cols, rows)` in file
+/// pixels, into `dst`, whose rows are `dst_stride` samples apart, as
+/// `sample.read_as()` values. `dst` must hold at least
+/// `(rows - 1) * dst_stride + cols` samples of that type.
+pub fn read_window(
+    ds: &Dataset,
+    band: usize,
+    window: (usize, usize, usize, usize),
+    sample: SampleType,
+    dst: &mut [u8],
+    dst_stride: usize,
+) -> std::result::Result<(), String> {
+    let (x, y, cols, rows) = window;
+    if cols == 0 || rows == 0 {
+        return Ok(());
+    }
+    let size = sample.bytes();
+    let needed = ((rows - 1) * dst_stride + cols) * size;
+    if dst.len() < needed {
+        return Err(format!("internal: buffer of {} bytes for a window needing {needed}", dst.len()));
+    }
+    let b = ds.rasterband(band).map_err(|e| e.to_string())?;
+    let mut extra = gdal_sys::GDALRasterIOExtraArg {
+        nVersion: 1,
+        eResampleAlg: gdal_sys::GDALRIOResampleAlg::GRIORA_NearestNeighbour,
+        pfnProgress: None,
+        pProgressData: null_mut(),
+        bFloatingPointWindowValidity: 0,
+        dfXOff: 0.0,
+        dfYOff: 0.0,
+        dfXSize: 0.0,
+        dfYSize: 0.0,
+    };
+    // SAFETY: `b` is a valid band handle for the life of `ds`; the buffer
+    // holds `needed` bytes as checked above, and GDAL writes `cols` samples
+    // of `size` bytes per row, rows `dst_stride * size` bytes apart.
+    let rv = unsafe {
+        gdal_sys::GDALRasterIOEx(
+            b.c_rasterband(),
+            gdal_sys::GDALRWFlag::GF_Read,
+            x as i32,
+            y as i32,
+            cols as i32,
+            rows as i32,
+            dst.as_mut_ptr() as *mut c_void,
+            cols as i32,
+            rows as i32,
+            sample.gdal(),
+            size as i64,
+            (dst_stride * size) as i64,
+            &mut extra,
+        )
+    };
+    if rv != gdal_sys::CPLErr::CE_None {
+        return Err(last_gdal_error());
+    }
+    Ok(())
+}
+
+/// A warped VRT of `src` on the grid window with top-left corner `(x0, y0)`,
+/// pixel size `(dx, dy)` (dy < 0) and `cols x rows` pixels in `dst_wkt`.
+pub struct WarpSpec<'a> {
+    pub dst_wkt: &'a str,
+    pub x0: f64,
+    pub y0: f64,
+    pub dx: f64,
+    pub dy: f64,
+    pub cols: usize,
+    pub rows: usize,
+    pub resampling: &'a str,
+    pub src_nodata: Option<f64>,
+}
+
+pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset> {
+    let err = |m: String| SceneError::Warp { path: path.to_string(), message: m };
+    let (xmax, ymin) = (spec.x0 + spec.dx * spec.cols as f64, spec.y0 + spec.dy * spec.rows as f64);
+    let mut args: Vec<String> = vec![
+        "-of".into(),
+        "VRT".into(),
+        "-t_srs".into(),
+        spec.dst_wkt.into(),
+        "-te".into(),
+        format!("{:.10}", spec.x0),
+        format!("{:.10}", ymin),
+        format!("{:.10}", xmax),
+        format!("{:.10}", spec.y0),
+        "-ts".into(),
+        spec.cols.to_string(),
+        spec.rows.to_string(),
+        "-r".into(),
+        spec.resampling.into(),
+        "-ovr".into(),
+        "NONE".into(),
+    ];
+    if let Some(n) = spec.src_nodata {
+        args.extend(["-srcnodata".into(), n.to_string(), "-dstnodata".into(), n.to_string()]);
+    }
+    let cargs: Vec<CString> = args.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>().map_err(|e| err(e.to_string()))?;
+    let mut argv: Vec<*mut std::ffi::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
+    argv.push(null_mut());
+    // SAFETY: argv is a NULL-terminated array of valid C strings that outlive
+    // the call; GDAL copies what it needs. The options are freed below; the
+    // returned handle is owned by the `Dataset` we wrap it in (closed on drop).
+    // The VRT holds its own reference to the source dataset.
+    unsafe {
+        let opts = gdal_sys::GDALWarpAppOptionsNew(argv.as_mut_ptr(), null_mut());
+        if opts.is_null() {
+            return Err(err(last_gdal_error()));
+        }
+        let mut srcs = [src.c_dataset()];
+        let mut usage_error = 0;
+        let dest = CString::new("").expect("no NUL");
+        let h = gdal_sys::GDALWarp(dest.as_ptr(), null_mut(), 1, srcs.as_mut_ptr(), opts, &mut usage_error);
+        gdal_sys::GDALWarpAppOptionsFree(opts);
+        if h.is_null() {
+            return Err(err(last_gdal_error()));
+        }
+        Ok(Dataset::from_c_dataset(h))
+    }
+}

@@ -1,0 +1,122 @@
+//! Running SQL text the way the CLI does: split into statements, expand
+//! `${key}` variables, make relative paths in LOCATION and COPY absolute
+//! (so a remote cluster reads the same files), plan, execute, and commit COPY
+//! outputs only on success.
+
+use std::collections::HashMap;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use crate::archive::listing::absolutize;
+use crate::sinks;
+
+/// Replace `${key}` with its value; an undefined variable is an error.
+pub fn expand_variables(sql: &str, vars: &HashMap<String, String>) -> Result<String> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find('}') else {
+            return Err(DataFusionError::Plan("unterminated '${' in the SQL text".into()));
+        };
+        let key = &after[..j];
+        let value = vars.get(key).ok_or_else(|| {
+            DataFusionError::Plan(format!("the SQL uses ${{{key}}} but it is not defined; pass -D {key}=VALUE"))
+        })?;
+        out.push_str(value);
+        rest = &after[j + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Split SQL text into statements.
+pub fn parse(sql: &str) -> Result<Vec<Statement>> {
+    Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?.into_iter().collect())
+}
+
+/// The result of one statement.
+pub struct Output {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    /// For COPY: where the output was written.
+    pub written: Option<String>,
+}
+
+impl Output {
+    pub fn rows(&self) -> usize {
+        self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// Run one statement.
+pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result<Output> {
+    let mut statement = statement;
+    let mut pending = None;
+    match &mut statement {
+        Statement::CreateExternalTable(c) => {
+            c.locations = c.locations.iter().map(|l| absolutize(l)).collect();
+        }
+        Statement::CopyTo(c) => {
+            c.target = absolutize(&c.target);
+            if let Some((temp, p)) = sinks::stage(&c.target) {
+                c.target = temp;
+                pending = Some(p);
+            }
+        }
+        _ => {}
+    }
+    let state = ctx.state();
+    let plan = state.statement_to_plan(statement).await?;
+    let plan = sinks::with_grid_metadata(plan)?;
+    let df = ctx.execute_logical_plan(plan).await?;
+    let schema = df.schema().inner().clone();
+    let batches = df.collect().await?;
+    let written = match pending {
+        Some(p) => {
+            p.commit().map_err(|e| DataFusionError::Execution(format!("cannot move the output into {}: {e}", p.target.display())))?;
+            Some(p.target.display().to_string())
+        }
+        None => None,
+    };
+    Ok(Output { schema, batches, written })
+}
+
+/// Run every statement of `sql` (after variable expansion), returning each output.
+pub async fn run_sql(ctx: &SessionContext, sql: &str, vars: &HashMap<String, String>) -> Result<Vec<Output>> {
+    let sql = expand_variables(sql, vars)?;
+    let mut outputs = Vec::new();
+    for statement in parse(&sql)? {
+        outputs.push(run_statement(ctx, statement).await?);
+    }
+    Ok(outputs)
+}
+
+/// The message a user should read for an error: the innermost sceneql or
+/// DataFusion message, without DataFusion's wrapper prefixes.
+pub fn user_message(e: &DataFusionError) -> String {
+    match e.find_root() {
+        DataFusionError::External(inner) => inner.to_string(),
+        DataFusionError::Context(_, inner) => user_message(inner),
+        root => root.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_expand_and_undefined_ones_are_errors() {
+        let vars = HashMap::from([("archive".to_string(), "/data/a".to_string())]);
+        assert_eq!(expand_variables("LOCATION '${archive}/'", &vars).unwrap(), "LOCATION '/data/a/'");
+        let e = expand_variables("TO '${out}'", &vars).unwrap_err().to_string();
+        assert!(e.contains("-D out=VALUE"), "{e}");
+    }
+}

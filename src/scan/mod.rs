@@ -1,0 +1,316 @@
+//! The scan of a scene table: an `ExecutionPlan` whose partitions are runs of
+//! spatial blocks (strips of grid rows, aligned to the files' tiling and
+//! shrunk to fit `block_bytes` with every date held). Each partition emits
+//! rows ordered by (pixel, time) over a pixel range disjoint from the other
+//! partitions', and declares so (range partitioning on `pixel`, sorted), so
+//! `GROUP BY pixel` runs per partition, streaming, with no shuffle.
+//! GDAL reads run on blocking threads, never on the async workers.
+
+pub mod batch;
+pub mod read;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::{ScalarValue, SplitPoint};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::col;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr, RangePartitioning};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, ReplaceChildrenOptions};
+use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream};
+use futures::StreamExt;
+
+use crate::grid::Window;
+use crate::progress;
+use crate::provider::{Column, SceneArchive};
+use batch::BlockBatches;
+
+/// The scan plan: which scenes, bands and blocks to read, and how blocks
+/// are grouped into partitions.
+#[derive(Debug)]
+pub struct SceneScanExec {
+    archive: Arc<SceneArchive>,
+    columns: Vec<Column>,
+    schema: SchemaRef,
+    scenes: Vec<usize>,
+    bands: Vec<String>,
+    window: Window,
+    blocks: Vec<Window>,
+    /// Block index ranges, one per partition.
+    partitions: Vec<std::ops::Range<usize>>,
+    batch_size: usize,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl SceneScanExec {
+    pub fn try_new(
+        archive: Arc<SceneArchive>,
+        columns: Vec<Column>,
+        scenes: Vec<usize>,
+        window: Window,
+        target_partitions: usize,
+        batch_size: usize,
+        _limit: Option<usize>,
+    ) -> Result<Self> {
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            columns.iter().map(|c| archive.field(c)).collect::<Vec<_>>(),
+        ));
+        let window = window.intersect(&archive.grid.window());
+        // Only scenes with pixels in the window, and only the bands asked for.
+        let scenes: Vec<usize> =
+            scenes.into_iter().filter(|&i| !archive.placements[i].footprint.window.intersect(&window).is_empty()).collect();
+        let mut bands = BTreeSet::new();
+        for c in &columns {
+            match c {
+                Column::Band(b) => {
+                    bands.insert(b.clone());
+                }
+                Column::Common(n) => bands.extend(scenes.iter().filter_map(|&i| archive.scenes[i].common.get(n).cloned())),
+                _ => {}
+            }
+        }
+        let bands: Vec<String> = bands.into_iter().collect();
+        let blocks = if scenes.is_empty() { Vec::new() } else { plan_blocks(&archive, &scenes, &bands, window) };
+        let n = blocks.len().min(target_partitions.max(1)).max(1);
+        let partitions: Vec<_> = (0..n).map(|p| (p * blocks.len() / n)..((p + 1) * blocks.len() / n)).collect();
+        let properties = Arc::new(Self::properties_for(&schema, &columns, &archive, &blocks, &partitions)?);
+        Ok(SceneScanExec {
+            archive,
+            columns,
+            schema,
+            scenes,
+            bands,
+            window,
+            blocks,
+            partitions,
+            batch_size,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    fn properties_for(
+        schema: &SchemaRef,
+        columns: &[Column],
+        archive: &SceneArchive,
+        blocks: &[Window],
+        partitions: &[std::ops::Range<usize>],
+    ) -> Result<PlanProperties> {
+        let has_pixel = columns.contains(&Column::Pixel);
+        let mut eq = EquivalenceProperties::new(schema.clone());
+        let partitioning = if has_pixel {
+            let pixel = PhysicalSortExpr::new(col("pixel", schema)?, SortOptions::default());
+            let mut ordering = vec![pixel.clone()];
+            if columns.contains(&Column::Time) {
+                ordering.push(PhysicalSortExpr::new(col("time", schema)?, SortOptions::default()));
+            }
+            eq = EquivalenceProperties::new_with_orderings(schema.clone(), [ordering]);
+            let width = archive.grid.width as i64;
+            let splits: Vec<SplitPoint> = partitions
+                .iter()
+                .skip(1)
+                .map(|p| {
+                    let first_row = blocks.get(p.start).map(|b| b.row).unwrap_or(0);
+                    SplitPoint::new(vec![ScalarValue::Int64(Some(first_row * width))])
+                })
+                .collect();
+            let lex = LexOrdering::new([pixel]).ok_or_else(|| DataFusionError::Internal("empty ordering".into()))?;
+            Partitioning::Range(RangePartitioning::try_new(lex, splits)?)
+        } else {
+            Partitioning::UnknownPartitioning(partitions.len())
+        };
+        Ok(PlanProperties::new(eq, partitioning, EmissionType::Incremental, Boundedness::Bounded))
+    }
+
+    pub fn archive(&self) -> &Arc<SceneArchive> {
+        &self.archive
+    }
+    pub fn scenes(&self) -> &[usize] {
+        &self.scenes
+    }
+    pub fn bands(&self) -> &[String] {
+        &self.bands
+    }
+    pub fn blocks(&self) -> &[Window] {
+        &self.blocks
+    }
+}
+
+/// Split `window` into blocks: strips of whole grid rows, as tall as the
+/// files' tiles when that fits `block_bytes`, else halved until it does.
+pub fn plan_blocks(archive: &SceneArchive, scenes: &[usize], bands: &[String], window: Window) -> Vec<Window> {
+    if window.is_empty() {
+        return Vec::new();
+    }
+    // Most common tile height among the bands read (256 for stripped files).
+    let mut heights: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut bytes_per_pixel = 0usize;
+    for &i in scenes {
+        for b in bands {
+            if let Some(band) = archive.scenes[i].bands.get(b) {
+                let (bw, bh) = band.meta.block;
+                let h = if bw < band.geom.width && bh > 1 { bh } else { 256 };
+                *heights.entry(h).or_default() += 1;
+                // Values plus the validity bitmap and the output row they become.
+                bytes_per_pixel += band.meta.sample.bytes() + 1;
+            }
+        }
+        bytes_per_pixel += 16;
+    }
+    let tile = heights.into_iter().max_by_key(|(h, n)| (*n, *h)).map(|(h, _)| h).unwrap_or(256);
+    let budget = archive.options.block_bytes();
+    let mut h = tile;
+    while h > 1 && h * window.cols * bytes_per_pixel > budget {
+        h /= 2;
+    }
+    let mut blocks = Vec::new();
+    let mut r = window.row;
+    while r < window.row_end() {
+        // Block boundaries on multiples of h in grid rows, so blocks follow the tiling.
+        let end = ((r.div_euclid(h as i64) + 1) * h as i64).min(window.row_end());
+        blocks.push(Window { row: r, col: window.col, rows: (end - r) as usize, cols: window.cols });
+        r = end;
+    }
+    blocks
+}
+
+impl DisplayAs for SceneScanExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
+                f,
+                "SceneScanExec: location={}, scenes={}/{}, bands=[{}], window=rows {}..{} cols {}..{}, blocks={}, partitions={}",
+                self.archive.location,
+                self.scenes.len(),
+                self.archive.scenes.len(),
+                self.bands.join(", "),
+                self.window.row,
+                self.window.row_end(),
+                self.window.col,
+                self.window.col_end(),
+                self.blocks.len(),
+                self.partitions.len()
+            ),
+            DisplayFormatType::TreeRender => write!(f, "scenes={}\nblocks={}", self.scenes.len(), self.blocks.len()),
+        }
+    }
+}
+
+impl ExecutionPlan for SceneScanExec {
+    fn name(&self) -> &'static str {
+        "SceneScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn replace_children(self: Arc<Self>, _: Vec<Arc<dyn ExecutionPlan>>, _: ReplaceChildrenOptions) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn with_new_children(self: Arc<Self>, _: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(self)
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        let range = self
+            .partitions
+            .get(partition)
+            .cloned()
+            .ok_or_else(|| DataFusionError::Internal(format!("SceneScanExec has no partition {partition}")))?;
+        let blocks: Vec<Window> = self.blocks[range].to_vec();
+        progress::add_total(blocks.len());
+        let m = ScanMetrics::new(&self.metrics, partition);
+        let archive = self.archive.clone();
+        let scenes = Arc::new(self.scenes.clone());
+        let bands = Arc::new(self.bands.clone());
+        let columns = self.columns.clone();
+        let schema = self.schema.clone();
+        let batch_size = context.session_config().batch_size().min(self.batch_size.max(1));
+        let scene_ids = archive.scene_ids();
+        let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
+        let stream = futures::stream::iter(blocks)
+            .then(move |block| {
+                let (archive, scenes, bands, m) = (archive.clone(), scenes.clone(), bands.clone(), m.clone());
+                let (columns, schema, scene_ids, sensor_ids) = (columns.clone(), schema.clone(), scene_ids.clone(), sensor_ids.clone());
+                async move {
+                    let a = archive.clone();
+                    let (data, stats) = tokio::task::spawn_blocking(move || read::read_block(&a, &scenes, &bands, block))
+                        .await
+                        .map_err(|e| DataFusionError::Execution(format!("block read task failed: {e}")))??;
+                    m.record(&stats);
+                    progress::add_done(1);
+                    let batches = BlockBatches::try_new(archive, columns, schema, data, batch_size, scene_ids, sensor_ids)?;
+                    let baseline = m.baseline.clone();
+                    Ok::<_, DataFusionError>(futures::stream::iter(batches).map(move |b| {
+                        if let Ok(b) = &b {
+                            baseline.record_output(b.num_rows());
+                        }
+                        b
+                    }))
+                }
+            })
+            .map(|r| match r {
+                Ok(s) => s.boxed(),
+                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+            })
+            .flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
+    }
+}
+
+/// Per-partition scan metrics, shown by `EXPLAIN ANALYZE`.
+#[derive(Clone)]
+struct ScanMetrics {
+    files_opened: Count,
+    scenes_read: Count,
+    bytes_decoded: Count,
+    blocks: Count,
+    read_time: Time,
+    baseline: BaselineMetrics,
+}
+
+impl ScanMetrics {
+    fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        ScanMetrics {
+            files_opened: MetricBuilder::new(set).counter("files_opened", partition),
+            scenes_read: MetricBuilder::new(set).counter("scenes_read", partition),
+            bytes_decoded: MetricBuilder::new(set).counter("bytes_decoded", partition),
+            blocks: MetricBuilder::new(set).counter("blocks", partition),
+            read_time: MetricBuilder::new(set).subset_time("read_time", partition),
+            baseline: BaselineMetrics::new(set, partition),
+        }
+    }
+    fn record(&self, s: &read::ReadStats) {
+        self.files_opened.add(s.files_opened);
+        self.scenes_read.add(s.scenes_read);
+        self.bytes_decoded.add(s.bytes_decoded);
+        self.blocks.add(1);
+        self.read_time.add_duration(std::time::Duration::from_nanos(s.nanos));
+    }
+}

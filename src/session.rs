@@ -1,0 +1,51 @@
+//! Building DataFusion sessions with everything sceneql adds: the `SCENES`
+//! table factory, the `scenes(...)` table function, every SQL function of
+//! `sceneql-udfs`, and the settings that keep `GROUP BY pixel` streaming per
+//! scan partition (no round-robin or hash repartitioning of the scan).
+
+use std::sync::Arc;
+
+use datafusion::error::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::provider::factory::SceneTableFactory;
+use crate::provider::function::ScenesFunction;
+
+/// The session configuration sceneql runs with.
+pub fn config() -> SessionConfig {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    let options = config.options_mut();
+    // Keep the scan's partitions (disjoint pixel ranges, sorted) as they are,
+    // even when there are fewer of them than target partitions.
+    options.optimizer.preserve_file_partitions = 1;
+    options.optimizer.enable_round_robin_repartition = false;
+    config
+}
+
+/// Register sceneql's table factory, table function and SQL functions on a
+/// session state builder's output.
+pub fn register(ctx: &SessionContext) -> Result<()> {
+    ctx.register_udtf("scenes", Arc::new(ScenesFunction));
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    sceneql_udfs::register_all(&mut *state as &mut dyn FunctionRegistry)?;
+    Ok(())
+}
+
+/// A local session with everything registered.
+pub fn local_context() -> Result<SessionContext> {
+    local_context_with(config())
+}
+
+pub fn local_context_with(config: SessionConfig) -> Result<SessionContext> {
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_table_factory("SCENES".to_string(), Arc::new(SceneTableFactory))
+        .build();
+    let ctx = SessionContext::new_with_state(state);
+    register(&ctx)?;
+    Ok(ctx)
+}
