@@ -1,0 +1,9 @@
+//! sceneql integration tests: one test binary, one module per concern.
+
+mod cli;
+mod common;
+mod errors;
+mod plan;
+mod realdata;
+mod timeseries;
+mod warp;
