@@ -17,3 +17,12 @@ COPY (
   )
   GROUP BY pixel
 ) TO '${out}';
+
+-- Summary of the written trends.
+CREATE EXTERNAL TABLE trend STORED AS PARQUET LOCATION '${out}';
+SELECT count(*) AS pixels,
+       round(avg(slope), 5) AS mean_slope_per_year,
+       round(min(slope), 5) AS min_slope,
+       round(max(slope), 5) AS max_slope,
+       round(avg(n), 1) AS mean_clear_obs
+FROM trend;
