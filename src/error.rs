@@ -11,37 +11,85 @@ use datafusion::error::DataFusionError;
 #[derive(Debug, thiserror::Error)]
 pub enum SceneError {
     #[error("no scenes found in '{location}' ({skipped} files matched no known layout{hint})")]
-    NoScenes { location: String, skipped: usize, hint: String },
+    NoScenes {
+        location: String,
+        skipped: usize,
+        hint: String,
+    },
 
     #[error("cannot list '{location}': {source}; check that the path exists and is readable")]
-    Listing { location: String, source: object_store::Error },
+    Listing {
+        location: String,
+        source: object_store::Error,
+    },
 
-    #[error("'{path}' cannot be read as a raster by GDAL: {message}; remove or replace the file (is it corrupt, truncated or not a raster?)")]
+    #[error(
+        "'{path}' cannot be read as a raster by GDAL: {message}; remove or replace the file (is it corrupt, truncated or not a raster?)"
+    )]
     Unreadable { path: String, message: String },
 
-    #[error("reading {what} from '{path}' failed: {message}; the file may be corrupt or truncated: remove or replace it")]
-    Read { path: String, what: String, message: String },
+    #[error(
+        "reading {what} from '{path}' failed: {message}; the file may be corrupt or truncated: remove or replace it"
+    )]
+    Read {
+        path: String,
+        what: String,
+        message: String,
+    },
 
-    #[error("cannot parse the date '{text}' of '{path}' with format '{format}'; fix the file name or set OPTIONS ('date_format' '...') (strftime, e.g. '%Y%m%d' or '%Y%j')")]
-    BadDate { path: String, text: String, format: String },
+    #[error(
+        "cannot parse the date '{text}' of '{path}' with format '{format}'; fix the file name or set OPTIONS ('date_format' '...') (strftime, e.g. '%Y%m%d' or '%Y%j')"
+    )]
+    BadDate {
+        path: String,
+        text: String,
+        format: String,
+    },
 
-    #[error("scene '{scene}' has no band '{band}' (bands found: {found}), while other {sensor} scenes have it; add the missing file, remove the scene, or restrict the table with OPTIONS ('bands' '{common}')")]
-    MissingBand { scene: String, band: String, found: String, sensor: String, common: String },
+    #[error(
+        "scene '{scene}' has no band '{band}' (bands found: {found}), while other {sensor} scenes have it; add the missing file, remove the scene, or restrict the table with OPTIONS ('bands' '{common}')"
+    )]
+    MissingBand {
+        scene: String,
+        band: String,
+        found: String,
+        sensor: String,
+        common: String,
+    },
 
-    #[error("scene '{scene}' has two files for band '{band}': '{first}' and '{second}'; remove one of them")]
-    DuplicateBand { scene: String, band: String, first: String, second: String },
+    #[error(
+        "scene '{scene}' has two files for band '{band}': '{first}' and '{second}'; remove one of them"
+    )]
+    DuplicateBand {
+        scene: String,
+        band: String,
+        first: String,
+        second: String,
+    },
 
     #[error("unknown option '{key}'; known options: {known}")]
     UnknownOption { key: String, known: String },
 
     #[error("option '{key}' = '{value}' is invalid: {reason}")]
-    BadOption { key: String, value: String, reason: String },
+    BadOption {
+        key: String,
+        value: String,
+        reason: String,
+    },
 
-    #[error("no target grid dominates: {detail}; set OPTIONS ('crs' '...', 'resolution' '...') (and optionally 'bbox') to choose the grid every scene is warped onto")]
+    #[error(
+        "no target grid dominates: {detail}; set OPTIONS ('crs' '...', 'resolution' '...') (and optionally 'bbox') to choose the grid every scene is warped onto"
+    )]
     NoDominantGrid { detail: String },
 
-    #[error("band '{band}' of '{path}' has GDAL type {gdal_type}, which sceneql cannot read; convert it (e.g. gdal_translate -ot Float64)")]
-    UnsupportedType { path: String, band: String, gdal_type: String },
+    #[error(
+        "band '{band}' of '{path}' has GDAL type {gdal_type}, which sceneql cannot read; convert it (e.g. gdal_translate -ot Float64)"
+    )]
+    UnsupportedType {
+        path: String,
+        band: String,
+        gdal_type: String,
+    },
 
     #[error("'{path}': {message}")]
     Geometry { path: String, message: String },

@@ -45,7 +45,12 @@ impl Grid {
         (self.width * self.height) as i64
     }
     pub fn window(&self) -> Window {
-        Window { row: 0, col: 0, rows: self.height, cols: self.width }
+        Window {
+            row: 0,
+            col: 0,
+            rows: self.height,
+            cols: self.width,
+        }
     }
     /// The grid as JSON, stored as Parquet key-value metadata `sceneql.grid`.
     pub fn metadata_json(&self) -> String {
@@ -79,7 +84,12 @@ impl Window {
         let c0 = self.col.max(o.col);
         let r1 = (self.row + self.rows as i64).min(o.row + o.rows as i64);
         let c1 = (self.col + self.cols as i64).min(o.col + o.cols as i64);
-        Window { row: r0, col: c0, rows: (r1 - r0).max(0) as usize, cols: (c1 - c0).max(0) as usize }
+        Window {
+            row: r0,
+            col: c0,
+            rows: (r1 - r0).max(0) as usize,
+            cols: (c1 - c0).max(0) as usize,
+        }
     }
     pub fn row_end(&self) -> i64 {
         self.row + self.rows as i64
@@ -116,7 +126,9 @@ impl Footprint {
             return None;
         }
         let (w0, w1) = (self.window.col, self.window.col_end());
-        let Some(poly) = &self.polygon else { return Some((w0, w1)) };
+        let Some(poly) = &self.polygon else {
+            return Some((w0, w1));
+        };
         let y = row as f64 + 0.5;
         let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
         for i in 0..poly.len() {
@@ -158,7 +170,10 @@ pub struct CrsKeys(HashMap<String, String>);
 
 impl CrsKeys {
     pub fn key(&mut self, wkt: &str) -> String {
-        self.0.entry(wkt.to_string()).or_insert_with(|| raster::crs_key(wkt)).clone()
+        self.0
+            .entry(wkt.to_string())
+            .or_insert_with(|| raster::crs_key(wkt))
+            .clone()
     }
 }
 
@@ -171,7 +186,11 @@ fn is_north_up(g: &RasterGeom) -> bool {
 /// `v` modulo `m` in [0, m), with values within EPS pixels of m folded to 0.
 fn modulo(v: f64, m: f64) -> f64 {
     let r = v.rem_euclid(m);
-    if (m - r) / m < EPS || r / m < EPS { 0.0 } else { r }
+    if (m - r) / m < EPS || r / m < EPS {
+        0.0
+    } else {
+        r
+    }
 }
 
 /// The lattice a file's pixels lie on: CRS, pixel size and origin modulo pixel size.
@@ -203,21 +222,37 @@ impl Lattice {
             && (close(self.oy, o.oy, self.dy) || close((self.oy - o.oy).abs(), self.dy, self.dy))
     }
     fn describe(&self) -> String {
-        format!("{} at {} x {} (origin offset {}, {})", self.crs, self.dx, self.dy, self.ox, self.oy)
+        format!(
+            "{} at {} x {} (origin offset {}, {})",
+            self.crs, self.dx, self.dy, self.ox, self.oy
+        )
     }
 }
 
 fn srs(wkt: &str) -> Result<SpatialRef> {
-    let mut s = SpatialRef::from_wkt(wkt).map_err(|e| SceneError::Geometry { path: "<crs>".into(), message: e.to_string() })?;
+    let mut s = SpatialRef::from_wkt(wkt).map_err(|e| SceneError::Geometry {
+        path: "<crs>".into(),
+        message: e.to_string(),
+    })?;
     s.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
     Ok(s)
 }
 
 /// Bounds (minx, miny, maxx, maxy) of a file in its own CRS.
 fn bounds(g: &RasterGeom) -> [f64; 4] {
-    let corners = [(0.0, 0.0), (g.width as f64, 0.0), (0.0, g.height as f64), (g.width as f64, g.height as f64)];
+    let corners = [
+        (0.0, 0.0),
+        (g.width as f64, 0.0),
+        (0.0, g.height as f64),
+        (g.width as f64, g.height as f64),
+    ];
     let pts: Vec<(f64, f64)> = corners.iter().map(|&(c, r)| geo(g, c, r)).collect();
-    let (mut b0, mut b1, mut b2, mut b3) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let (mut b0, mut b1, mut b2, mut b3) = (
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    );
     for (x, y) in pts {
         b0 = b0.min(x);
         b1 = b1.min(y);
@@ -229,15 +264,24 @@ fn bounds(g: &RasterGeom) -> [f64; 4] {
 
 /// Georeferenced coordinates of file pixel position (col, row).
 fn geo(g: &RasterGeom, col: f64, row: f64) -> (f64, f64) {
-    (g.gt[0] + col * g.gt[1] + row * g.gt[2], g.gt[3] + col * g.gt[4] + row * g.gt[5])
+    (
+        g.gt[0] + col * g.gt[1] + row * g.gt[2],
+        g.gt[3] + col * g.gt[4] + row * g.gt[5],
+    )
 }
 
 /// Transform bounds between CRSs (densified edges).
 fn transform_bounds(b: [f64; 4], from_wkt: &str, to_wkt: &str, path: &str) -> Result<[f64; 4]> {
-    let t = CoordTransform::new(&srs(from_wkt)?, &srs(to_wkt)?)
-        .map_err(|e| SceneError::Geometry { path: path.into(), message: format!("no transformation to the target CRS: {e}") })?;
+    let t =
+        CoordTransform::new(&srs(from_wkt)?, &srs(to_wkt)?).map_err(|e| SceneError::Geometry {
+            path: path.into(),
+            message: format!("no transformation to the target CRS: {e}"),
+        })?;
     t.transform_bounds(&b, 21)
-        .map_err(|e| SceneError::Geometry { path: path.into(), message: format!("cannot transform its bounds to the target CRS: {e}") })
+        .map_err(|e| SceneError::Geometry {
+            path: path.into(),
+            message: format!("cannot transform its bounds to the target CRS: {e}"),
+        })
 }
 
 /// Choose the table's grid from the scenes and the options.
@@ -246,7 +290,9 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
     // Group scenes by the lattice of their reference band.
     let mut groups: Vec<(Lattice, Vec<&Scene>)> = Vec::new();
     for s in scenes {
-        let Some(l) = Lattice::of(&s.reference_band().geom, &mut keys) else { continue };
+        let Some(l) = Lattice::of(&s.reference_band().geom, &mut keys) else {
+            continue;
+        };
         match groups.iter_mut().find(|(g, _)| g.same(&l)) {
             Some((_, v)) => v.push(s),
             None => groups.push((l, vec![s])),
@@ -265,7 +311,11 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             let detail = if groups.is_empty() {
                 "no scene is north-up".to_string()
             } else {
-                groups.iter().map(|(l, v)| format!("{} scenes on {}", v.len(), l.describe())).collect::<Vec<_>>().join(", ")
+                groups
+                    .iter()
+                    .map(|(l, v)| format!("{} scenes on {}", v.len(), l.describe()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             return Err(SceneError::NoDominantGrid { detail });
         };
@@ -274,7 +324,13 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             Some(b) => user_bbox(b, opts, &wkt)?,
             None => union(members.iter().map(|s| bounds(&s.reference_band().geom))),
         };
-        return Ok(snap(wkt, lat.crs.clone(), (lat.dx, lat.dy), (lat.ox, lat.oy), b));
+        return Ok(snap(
+            wkt,
+            lat.crs.clone(),
+            (lat.dx, lat.dy),
+            (lat.ox, lat.oy),
+            b,
+        ));
     }
     // Explicit CRS and/or resolution.
     let (wkt, crs) = match &opts.crs {
@@ -291,7 +347,10 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
         }
     };
     // The most common lattice in the target CRS gives resolution and origin defaults.
-    let native = groups.iter().find(|(l, _)| l.crs == crs).map(|(l, _)| l.clone());
+    let native = groups
+        .iter()
+        .find(|(l, _)| l.crs == crs)
+        .map(|(l, _)| l.clone());
     let res = match (opts.resolution, &native) {
         (Some(r), _) => r,
         (None, Some(l)) => (l.dx, l.dy),
@@ -299,12 +358,16 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             return Err(SceneError::BadOption {
                 key: "crs".into(),
                 value: opts.crs.clone().unwrap_or_default(),
-                reason: "no scene is in this CRS, so the pixel size is unknown: also set 'resolution'".into(),
+                reason:
+                    "no scene is in this CRS, so the pixel size is unknown: also set 'resolution'"
+                        .into(),
             });
         }
     };
     let origin = match &native {
-        Some(l) if (l.dx - res.0).abs() <= EPS * res.0 && (l.dy - res.1).abs() <= EPS * res.1 => (l.ox, l.oy),
+        Some(l) if (l.dx - res.0).abs() <= EPS * res.0 && (l.dy - res.1).abs() <= EPS * res.1 => {
+            (l.ox, l.oy)
+        }
         _ => (0.0, 0.0),
     };
     let b = match opts.bbox {
@@ -313,7 +376,11 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             let mut all = Vec::new();
             for s in scenes {
                 let g = &s.reference_band().geom;
-                all.push(if keys.key(&g.crs_wkt) == crs { bounds(g) } else { transform_bounds(bounds(g), &g.crs_wkt, &wkt, &s.reference_band().path)? });
+                all.push(if keys.key(&g.crs_wkt) == crs {
+                    bounds(g)
+                } else {
+                    transform_bounds(bounds(g), &g.crs_wkt, &wkt, &s.reference_band().path)?
+                });
             }
             union(all.into_iter())
         }
@@ -336,9 +403,22 @@ fn user_bbox(b: [f64; 4], opts: &SceneOptions, target_wkt: &str) -> Result<[f64;
 }
 
 fn union(it: impl Iterator<Item = [f64; 4]>) -> [f64; 4] {
-    it.fold([f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY], |a, b| {
-        [a[0].min(b[0]), a[1].min(b[1]), a[2].max(b[2]), a[3].max(b[3])]
-    })
+    it.fold(
+        [
+            f64::INFINITY,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NEG_INFINITY,
+        ],
+        |a, b| {
+            [
+                a[0].min(b[0]),
+                a[1].min(b[1]),
+                a[2].max(b[2]),
+                a[3].max(b[3]),
+            ]
+        },
+    )
 }
 
 /// Snap bounds outward onto the lattice with origin offset `o` and pixel size `res`.
@@ -350,7 +430,13 @@ fn snap(crs_wkt: String, crs_key: String, res: (f64, f64), o: (f64, f64), b: [f6
     let y1 = o.1 + ((b[1] - o.1) / dy + EPS).floor() * dy;
     let width = ((x1 - x0) / dx).round().max(0.0) as usize;
     let height = ((y0 - y1) / dy).round().max(0.0) as usize;
-    Grid { crs_wkt, crs_key, gt: [x0, dx, 0.0, y0, 0.0, -dy], width, height }
+    Grid {
+        crs_wkt,
+        crs_key,
+        gt: [x0, dx, 0.0, y0, 0.0, -dy],
+        width,
+        height,
+    }
 }
 
 /// How a band file is read onto the grid.
@@ -360,8 +446,15 @@ fn placement(g: &RasterGeom, grid: &Grid, keys: &mut CrsKeys) -> Placement {
         let col = (g.gt[0] - grid.gt[0]) / dx;
         let row = (grid.gt[3] - g.gt[3]) / dy;
         let whole = |v: f64| (v - v.round()).abs() < EPS;
-        if (g.gt[1] - dx).abs() <= EPS * dx && (-g.gt[5] - dy).abs() <= EPS * dy && whole(col) && whole(row) {
-            return Placement::Aligned { row_off: row.round() as i64, col_off: col.round() as i64 };
+        if (g.gt[1] - dx).abs() <= EPS * dx
+            && (-g.gt[5] - dy).abs() <= EPS * dy
+            && whole(col)
+            && whole(row)
+        {
+            return Placement::Aligned {
+                row_off: row.round() as i64,
+                col_off: col.round() as i64,
+            };
         }
     }
     Placement::Warped
@@ -371,21 +464,36 @@ fn placement(g: &RasterGeom, grid: &Grid, keys: &mut CrsKeys) -> Placement {
 pub fn place_scenes(scenes: &[Scene], grid: &Grid) -> Result<Vec<ScenePlacement>> {
     let mut keys = CrsKeys::default();
     keys.0.insert(grid.crs_wkt.clone(), grid.crs_key.clone());
-    scenes.iter().map(|s| place_scene(s, grid, &mut keys)).collect()
+    scenes
+        .iter()
+        .map(|s| place_scene(s, grid, &mut keys))
+        .collect()
 }
 
 fn place_scene(s: &Scene, grid: &Grid, keys: &mut CrsKeys) -> Result<ScenePlacement> {
     let reference = s.reference_band();
     let footprint = footprint(reference, grid, keys)?;
-    let bands = s.bands.iter().map(|(name, b)| (name.clone(), placement(&b.geom, grid, keys))).collect();
+    let bands = s
+        .bands
+        .iter()
+        .map(|(name, b)| (name.clone(), placement(&b.geom, grid, keys)))
+        .collect();
     Ok(ScenePlacement { footprint, bands })
 }
 
 fn footprint(b: &Band, grid: &Grid, keys: &mut CrsKeys) -> Result<Footprint> {
     let g = &b.geom;
     if let Placement::Aligned { row_off, col_off } = placement(g, grid, keys) {
-        let w = Window { row: row_off, col: col_off, rows: g.height, cols: g.width };
-        return Ok(Footprint { window: w.intersect(&grid.window()), polygon: None });
+        let w = Window {
+            row: row_off,
+            col: col_off,
+            rows: g.height,
+            cols: g.width,
+        };
+        return Ok(Footprint {
+            window: w.intersect(&grid.window()),
+            polygon: None,
+        });
     }
     // Outline of the file, densified, in grid pixel coordinates.
     const STEPS: usize = 16;
@@ -411,19 +519,30 @@ fn footprint(b: &Band, grid: &Grid, keys: &mut CrsKeys) -> Result<Footprint> {
         ys.push(y);
     }
     if keys.key(&g.crs_wkt) != grid.crs_key {
-        let t = CoordTransform::new(&srs(&g.crs_wkt)?, &srs(&grid.crs_wkt)?).map_err(|e| SceneError::Geometry {
-            path: b.path.clone(),
-            message: format!("no transformation to the table's CRS: {e}"),
+        let t = CoordTransform::new(&srs(&g.crs_wkt)?, &srs(&grid.crs_wkt)?).map_err(|e| {
+            SceneError::Geometry {
+                path: b.path.clone(),
+                message: format!("no transformation to the table's CRS: {e}"),
+            }
         })?;
         let mut zs = vec![0.0; xs.len()];
-        t.transform_coords(&mut xs, &mut ys, &mut zs).map_err(|e| SceneError::Geometry {
-            path: b.path.clone(),
-            message: format!("cannot transform its outline to the table's CRS: {e}"),
-        })?;
+        t.transform_coords(&mut xs, &mut ys, &mut zs)
+            .map_err(|e| SceneError::Geometry {
+                path: b.path.clone(),
+                message: format!("cannot transform its outline to the table's CRS: {e}"),
+            })?;
     }
-    let poly: Vec<(f64, f64)> =
-        xs.iter().zip(&ys).map(|(x, y)| ((x - grid.gt[0]) / grid.gt[1], (y - grid.gt[3]) / grid.gt[5])).collect();
-    let (mut c0, mut r0, mut c1, mut r1) = (f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let poly: Vec<(f64, f64)> = xs
+        .iter()
+        .zip(&ys)
+        .map(|(x, y)| ((x - grid.gt[0]) / grid.gt[1], (y - grid.gt[3]) / grid.gt[5]))
+        .collect();
+    let (mut c0, mut r0, mut c1, mut r1) = (
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(c, r) in &poly {
         c0 = c0.min(c);
         r0 = r0.min(r);
@@ -436,7 +555,10 @@ fn footprint(b: &Band, grid: &Grid, keys: &mut CrsKeys) -> Result<Footprint> {
         rows: (r1.ceil() - r0.floor()).max(0.0) as usize,
         cols: (c1.ceil() - c0.floor()).max(0.0) as usize,
     };
-    Ok(Footprint { window: bbox.intersect(&grid.window()), polygon: Some(poly) })
+    Ok(Footprint {
+        window: bbox.intersect(&grid.window()),
+        polygon: Some(poly),
+    })
 }
 
 #[cfg(test)]
@@ -447,7 +569,12 @@ mod tests {
     fn polygon_spans_take_pixels_whose_centre_is_inside() {
         // A diamond with corners at (5, 0), (10, 5), (5, 10), (0, 5).
         let f = Footprint {
-            window: Window { row: 0, col: 0, rows: 10, cols: 10 },
+            window: Window {
+                row: 0,
+                col: 0,
+                rows: 10,
+                cols: 10,
+            },
             polygon: Some(vec![(5.0, 0.0), (10.0, 5.0), (5.0, 10.0), (0.0, 5.0)]),
         };
         // Row 0 centre y = 0.5: x in [4.5, 5.5) -> column 4 (centre 4.5).
@@ -455,14 +582,28 @@ mod tests {
         // Row 4 centre y = 4.5: x in [0.5, 9.5) -> columns 0..9.
         assert_eq!(f.row_span(4), Some((0, 9)));
         assert_eq!(f.row_span(10), None);
-        let rect = Footprint { window: Window { row: 2, col: 3, rows: 2, cols: 4 }, polygon: None };
+        let rect = Footprint {
+            window: Window {
+                row: 2,
+                col: 3,
+                rows: 2,
+                cols: 4,
+            },
+            polygon: None,
+        };
         assert_eq!(rect.row_span(2), Some((3, 7)));
         assert_eq!(rect.pixel_count(), 8);
     }
 
     #[test]
     fn snapping_extends_bounds_outward_onto_the_lattice() {
-        let g = snap("".into(), "".into(), (30.0, 30.0), (15.0, 15.0), [100.0, 200.0, 400.0, 500.0]);
+        let g = snap(
+            "".into(),
+            "".into(),
+            (30.0, 30.0),
+            (15.0, 15.0),
+            [100.0, 200.0, 400.0, 500.0],
+        );
         assert_eq!(g.gt[0], 75.0);
         assert_eq!(g.gt[3], 525.0);
         assert_eq!((g.width, g.height), (11, 11));

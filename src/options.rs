@@ -59,26 +59,50 @@ pub struct SceneOptions {
 
 /// GDAL resampling names accepted by `'resampling'`.
 const RESAMPLING: &[&str] = &[
-    "near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "rms", "mode", "max", "min",
-    "med", "q1", "q3", "sum",
+    "near",
+    "bilinear",
+    "cubic",
+    "cubicspline",
+    "lanczos",
+    "average",
+    "rms",
+    "mode",
+    "max",
+    "min",
+    "med",
+    "q1",
+    "q3",
+    "sum",
 ];
 
 /// The common band names a table can expose.
 pub const COMMON_NAMES: &[&str] = &["blue", "green", "red", "nir", "swir1", "swir2", "qa"];
 
 fn bad(key: &str, value: &str, reason: impl Into<String>) -> SceneError {
-    SceneError::BadOption { key: key.into(), value: value.into(), reason: reason.into() }
+    SceneError::BadOption {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 fn numbers(key: &str, value: &str) -> Result<Vec<f64>> {
     value
         .split(',')
-        .map(|s| s.trim().parse::<f64>().map_err(|_| bad(key, value, format!("'{}' is not a number", s.trim()))))
+        .map(|s| {
+            s.trim()
+                .parse::<f64>()
+                .map_err(|_| bad(key, value, format!("'{}' is not a number", s.trim())))
+        })
         .collect()
 }
 
 fn names(value: &str) -> Vec<String> {
-    value.split(',').map(|s| s.trim().to_lowercase()).filter(|s| !s.is_empty()).collect()
+    value
+        .split(',')
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 impl SceneOptions {
@@ -98,28 +122,52 @@ impl SceneOptions {
                     o.resolution = Some(match n[..] {
                         [r] if r > 0.0 => (r, r),
                         [rx, ry] if rx > 0.0 && ry > 0.0 => (rx, ry),
-                        _ => return Err(bad(&key, v, "expected 'r' or 'rx,ry' with positive numbers")),
+                        _ => {
+                            return Err(bad(
+                                &key,
+                                v,
+                                "expected 'r' or 'rx,ry' with positive numbers",
+                            ));
+                        }
                     })
                 }
                 "bbox" => {
                     let n = numbers(&key, v)?;
                     match n[..] {
                         [a, b, c, d] if a < c && b < d => o.bbox = Some([a, b, c, d]),
-                        _ => return Err(bad(&key, v, "expected 'minx,miny,maxx,maxy' with minx < maxx and miny < maxy")),
+                        _ => {
+                            return Err(bad(
+                                &key,
+                                v,
+                                "expected 'minx,miny,maxx,maxy' with minx < maxx and miny < maxy",
+                            ));
+                        }
                     }
                 }
                 "resampling" => {
                     let r = v.to_lowercase();
-                    let r = if r == "nearest" { "near".to_string() } else { r };
+                    let r = if r == "nearest" {
+                        "near".to_string()
+                    } else {
+                        r
+                    };
                     if !RESAMPLING.contains(&r.as_str()) {
-                        return Err(bad(&key, v, format!("expected one of {}", RESAMPLING.join(", "))));
+                        return Err(bad(
+                            &key,
+                            v,
+                            format!("expected one of {}", RESAMPLING.join(", ")),
+                        ));
                     }
                     o.resampling = Some(r)
                 }
                 "bands" => {
                     let b = names(v);
                     if b.is_empty() {
-                        return Err(bad(&key, v, "expected a comma-separated list of band names"));
+                        return Err(bad(
+                            &key,
+                            v,
+                            "expected a comma-separated list of band names",
+                        ));
                     }
                     o.bands = Some(b)
                 }
@@ -129,7 +177,11 @@ impl SceneOptions {
                     let re = Regex::new(v).map_err(|e| bad(&key, v, e.to_string()))?;
                     let groups: Vec<_> = re.capture_names().flatten().collect();
                     if !groups.contains(&"date") {
-                        return Err(bad(&key, v, "the pattern needs a named group (?P<date>...)"));
+                        return Err(bad(
+                            &key,
+                            v,
+                            "the pattern needs a named group (?P<date>...)",
+                        ));
                     }
                     o.pattern = Some(v.to_string())
                 }
@@ -142,29 +194,51 @@ impl SceneOptions {
                 "common_names" => {
                     let mut map = BTreeMap::new();
                     for item in v.split(',').filter(|s| !s.trim().is_empty()) {
-                        let (band, name) = item
-                            .split_once('=')
-                            .ok_or_else(|| bad(&key, v, "expected 'band=name,...', e.g. 'b3=red,b4=nir'"))?;
+                        let (band, name) = item.split_once('=').ok_or_else(|| {
+                            bad(&key, v, "expected 'band=name,...', e.g. 'b3=red,b4=nir'")
+                        })?;
                         let name = name.trim().to_lowercase();
                         if !COMMON_NAMES.contains(&name.as_str()) {
-                            return Err(bad(&key, v, format!("'{name}' is not a common name; use {}", COMMON_NAMES.join(", "))));
+                            return Err(bad(
+                                &key,
+                                v,
+                                format!(
+                                    "'{name}' is not a common name; use {}",
+                                    COMMON_NAMES.join(", ")
+                                ),
+                            ));
                         }
                         map.insert(name, band.trim().to_lowercase());
                     }
                     o.common_names = Some(map)
                 }
                 "block_bytes" => {
-                    let n: usize = parse_bytes(v).ok_or_else(|| bad(&key, v, "expected a byte count such as 268435456, 256MB or 1GB"))?;
+                    let n: usize = parse_bytes(v).ok_or_else(|| {
+                        bad(
+                            &key,
+                            v,
+                            "expected a byte count such as 268435456, 256MB or 1GB",
+                        )
+                    })?;
                     if n < 1024 * 1024 {
                         return Err(bad(&key, v, "must be at least 1MB"));
                     }
                     o.block_bytes = Some(n)
                 }
-                _ => return Err(SceneError::UnknownOption { key, known: KNOWN_KEYS.join(", ") }),
+                _ => {
+                    return Err(SceneError::UnknownOption {
+                        key,
+                        known: KNOWN_KEYS.join(", "),
+                    });
+                }
             }
         }
         if o.bbox_crs.is_some() && o.bbox.is_none() {
-            return Err(bad("bbox_crs", o.bbox_crs.as_deref().unwrap_or(""), "'bbox_crs' needs 'bbox'"));
+            return Err(bad(
+                "bbox_crs",
+                o.bbox_crs.as_deref().unwrap_or(""),
+                "'bbox_crs' needs 'bbox'",
+            ));
         }
         Ok(o)
     }
@@ -179,10 +253,18 @@ fn parse_nodata(key: &str, v: &str) -> Result<NodataOverride> {
     for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         match item.split_once('=') {
             Some((band, val)) => {
-                let x = val.trim().parse::<f64>().map_err(|_| bad(key, v, format!("'{val}' is not a number")))?;
+                let x = val
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| bad(key, v, format!("'{val}' is not a number")))?;
                 n.per_band.insert(band.trim().to_lowercase(), x);
             }
-            None => n.all = Some(item.parse::<f64>().map_err(|_| bad(key, v, "expected a number or 'band=value,...'"))?),
+            None => {
+                n.all = Some(
+                    item.parse::<f64>()
+                        .map_err(|_| bad(key, v, "expected a number or 'band=value,...'"))?,
+                )
+            }
         }
     }
     Ok(n)
@@ -190,11 +272,19 @@ fn parse_nodata(key: &str, v: &str) -> Result<NodataOverride> {
 
 fn parse_bytes(v: &str) -> Option<usize> {
     let v = v.trim().to_uppercase();
-    let (num, mult) = [("GB", 1usize << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
-        .iter()
-        .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|n| (n.trim().to_string(), *m)))
-        .unwrap_or((v.clone(), 1));
-    num.parse::<f64>().ok().filter(|x| *x > 0.0).map(|x| (x * mult as f64) as usize)
+    let (num, mult) = [
+        ("GB", 1usize << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, m)| v.strip_suffix(suffix).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((v.clone(), 1));
+    num.parse::<f64>()
+        .ok()
+        .filter(|x| *x > 0.0)
+        .map(|x| (x * mult as f64) as usize)
 }
 
 #[cfg(test)]
@@ -203,14 +293,27 @@ mod tests {
 
     #[test]
     fn parses_known_options_and_rejects_unknown_ones() {
-        let o = SceneOptions::parse([("resolution", "30"), ("bbox", "0,0,10,10"), ("block_bytes", "64MB"), ("nodata", "0,qa_pixel=1")]).unwrap();
+        let o = SceneOptions::parse([
+            ("resolution", "30"),
+            ("bbox", "0,0,10,10"),
+            ("block_bytes", "64MB"),
+            ("nodata", "0,qa_pixel=1"),
+        ])
+        .unwrap();
         assert_eq!(o.resolution, Some((30.0, 30.0)));
         assert_eq!(o.block_bytes(), 64 << 20);
         assert_eq!(o.nodata.for_band("qa_pixel"), Some(1.0));
         assert_eq!(o.nodata.for_band("sr_b4"), Some(0.0));
-        let e = SceneOptions::parse([("resolutoin", "30")]).unwrap_err().to_string();
-        assert!(e.contains("unknown option 'resolutoin'") && e.contains("resolution"), "{e}");
-        let e = SceneOptions::parse([("pattern", r"(\d{8})\.tif")]).unwrap_err().to_string();
+        let e = SceneOptions::parse([("resolutoin", "30")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown option 'resolutoin'") && e.contains("resolution"),
+            "{e}"
+        );
+        let e = SceneOptions::parse([("pattern", r"(\d{8})\.tif")])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("(?P<date>"), "{e}");
     }
 }

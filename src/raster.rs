@@ -147,20 +147,33 @@ pub(crate) fn last_gdal_error() -> String {
     // GDAL call on this thread; we copy it out at once.
     unsafe {
         let p = gdal_sys::CPLGetLastErrorMsg();
-        if p.is_null() { String::new() } else { CStr::from_ptr(p).to_string_lossy().into_owned() }
+        if p.is_null() {
+            String::new()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
     }
 }
 
 pub fn open(path: &str) -> Result<Dataset> {
-    Dataset::open(path).map_err(|e| SceneError::Unreadable { path: path.to_string(), message: e.to_string() })
+    Dataset::open(path).map_err(|e| SceneError::Unreadable {
+        path: path.to_string(),
+        message: e.to_string(),
+    })
 }
 
 /// Inspect a file's geometry and bands (metadata only: no pixel is read).
 pub fn inspect(path: &str) -> Result<RasterInfo> {
     let ds = open(path)?;
-    let geom_err = |m: String| SceneError::Geometry { path: path.to_string(), message: m };
+    let geom_err = |m: String| SceneError::Geometry {
+        path: path.to_string(),
+        message: m,
+    };
     let gt = ds.geo_transform().map_err(|_| {
-        geom_err("the file has no geotransform (it is not georeferenced); georeference it or remove it".into())
+        geom_err(
+            "the file has no geotransform (it is not georeferenced); georeference it or remove it"
+                .into(),
+        )
     })?;
     let crs_wkt = ds
         .spatial_ref()
@@ -169,20 +182,38 @@ pub fn inspect(path: &str) -> Result<RasterInfo> {
     let (width, height) = ds.raster_size();
     let mut bands = Vec::with_capacity(ds.raster_count());
     for i in 1..=ds.raster_count() {
-        let band = ds.rasterband(i).map_err(|e| SceneError::Unreadable { path: path.into(), message: e.to_string() })?;
-        let sample = SampleType::from_gdal(band.band_type()).ok_or_else(|| SceneError::UnsupportedType {
+        let band = ds.rasterband(i).map_err(|e| SceneError::Unreadable {
             path: path.into(),
-            band: i.to_string(),
-            gdal_type: band.band_type().name(),
+            message: e.to_string(),
         })?;
-        bands.push(BandMeta { sample, nodata: band.no_data_value(), block: band.block_size() });
+        let sample =
+            SampleType::from_gdal(band.band_type()).ok_or_else(|| SceneError::UnsupportedType {
+                path: path.into(),
+                band: i.to_string(),
+                gdal_type: band.band_type().name(),
+            })?;
+        bands.push(BandMeta {
+            sample,
+            nodata: band.no_data_value(),
+            block: band.block_size(),
+        });
     }
-    Ok(RasterInfo { geom: RasterGeom { width, height, gt, crs_wkt }, bands })
+    Ok(RasterInfo {
+        geom: RasterGeom {
+            width,
+            height,
+            gt,
+            crs_wkt,
+        },
+        bands,
+    })
 }
 
 /// A canonical key for a CRS: `EPSG:nnnn` where GDAL identifies it, else its WKT.
 pub fn crs_key(wkt: &str) -> String {
-    let Ok(mut srs) = SpatialRef::from_wkt(wkt) else { return wkt.to_string() };
+    let Ok(mut srs) = SpatialRef::from_wkt(wkt) else {
+        return wkt.to_string();
+    };
     if srs.auth_name().as_deref() != Some("EPSG") {
         let _ = srs.auto_identify_epsg();
     }
@@ -194,11 +225,13 @@ pub fn crs_key(wkt: &str) -> String {
 
 /// Parse a user CRS (anything GDAL's SetFromUserInput takes) into WKT.
 pub fn user_crs_wkt(text: &str) -> Result<String> {
-    SpatialRef::from_definition(text).and_then(|s| s.to_wkt()).map_err(|e| SceneError::BadOption {
-        key: "crs".into(),
-        value: text.into(),
-        reason: format!("GDAL cannot parse it ({e}); use e.g. 'EPSG:32610' or a WKT string"),
-    })
+    SpatialRef::from_definition(text)
+        .and_then(|s| s.to_wkt())
+        .map_err(|e| SceneError::BadOption {
+            key: "crs".into(),
+            value: text.into(),
+            reason: format!("GDAL cannot parse it ({e}); use e.g. 'EPSG:32610' or a WKT string"),
+        })
 }
 
 /// Read `band` (1-based) of `ds`, the window `(x, y, cols, rows)` in file
@@ -220,7 +253,10 @@ pub fn read_window(
     let size = sample.bytes();
     let needed = ((rows - 1) * dst_stride + cols) * size;
     if dst.len() < needed {
-        return Err(format!("internal: buffer of {} bytes for a window needing {needed}", dst.len()));
+        return Err(format!(
+            "internal: buffer of {} bytes for a window needing {needed}",
+            dst.len()
+        ));
     }
     let b = ds.rasterband(band).map_err(|e| e.to_string())?;
     let mut extra = gdal_sys::GDALRasterIOExtraArg {
@@ -275,8 +311,14 @@ pub struct WarpSpec<'a> {
 }
 
 pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset> {
-    let err = |m: String| SceneError::Warp { path: path.to_string(), message: m };
-    let (xmax, ymin) = (spec.x0 + spec.dx * spec.cols as f64, spec.y0 + spec.dy * spec.rows as f64);
+    let err = |m: String| SceneError::Warp {
+        path: path.to_string(),
+        message: m,
+    };
+    let (xmax, ymin) = (
+        spec.x0 + spec.dx * spec.cols as f64,
+        spec.y0 + spec.dy * spec.rows as f64,
+    );
     let mut args: Vec<String> = vec![
         "-of".into(),
         "VRT".into(),
@@ -296,9 +338,18 @@ pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset>
         "NONE".into(),
     ];
     if let Some(n) = spec.src_nodata {
-        args.extend(["-srcnodata".into(), n.to_string(), "-dstnodata".into(), n.to_string()]);
+        args.extend([
+            "-srcnodata".into(),
+            n.to_string(),
+            "-dstnodata".into(),
+            n.to_string(),
+        ]);
     }
-    let cargs: Vec<CString> = args.iter().map(|a| CString::new(a.as_str())).collect::<Result<_, _>>().map_err(|e| err(e.to_string()))?;
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(e.to_string()))?;
     let mut argv: Vec<*mut std::ffi::c_char> = cargs.iter().map(|c| c.as_ptr() as *mut _).collect();
     argv.push(null_mut());
     // SAFETY: argv is a NULL-terminated array of valid C strings that outlive
@@ -313,7 +364,14 @@ pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset>
         let mut srcs = [src.c_dataset()];
         let mut usage_error = 0;
         let dest = CString::new("").expect("no NUL");
-        let h = gdal_sys::GDALWarp(dest.as_ptr(), null_mut(), 1, srcs.as_mut_ptr(), opts, &mut usage_error);
+        let h = gdal_sys::GDALWarp(
+            dest.as_ptr(),
+            null_mut(),
+            1,
+            srcs.as_mut_ptr(),
+            opts,
+            &mut usage_error,
+        );
         gdal_sys::GDALWarpAppOptionsFree(opts);
         if h.is_null() {
             return Err(err(last_gdal_error()));

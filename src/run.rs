@@ -23,11 +23,15 @@ pub fn expand_variables(sql: &str, vars: &HashMap<String, String>) -> Result<Str
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
         let Some(j) = after.find('}') else {
-            return Err(DataFusionError::Plan("unterminated '${' in the SQL text".into()));
+            return Err(DataFusionError::Plan(
+                "unterminated '${' in the SQL text".into(),
+            ));
         };
         let key = &after[..j];
         let value = vars.get(key).ok_or_else(|| {
-            DataFusionError::Plan(format!("the SQL uses ${{{key}}} but it is not defined; pass -D {key}=VALUE"))
+            DataFusionError::Plan(format!(
+                "the SQL uses ${{{key}}} but it is not defined; pass -D {key}=VALUE"
+            ))
         })?;
         out.push_str(value);
         rest = &after[j + 1..];
@@ -38,7 +42,9 @@ pub fn expand_variables(sql: &str, vars: &HashMap<String, String>) -> Result<Str
 
 /// Split SQL text into statements.
 pub fn parse(sql: &str) -> Result<Vec<Statement>> {
-    Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?.into_iter().collect())
+    Ok(DFParser::parse_sql_with_dialect(sql, &GenericDialect {})?
+        .into_iter()
+        .collect())
 }
 
 /// The result of one statement.
@@ -80,16 +86,29 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     let batches = df.collect().await?;
     let written = match pending {
         Some(p) => {
-            p.commit().map_err(|e| DataFusionError::Execution(format!("cannot move the output into {}: {e}", p.target.display())))?;
+            p.commit().map_err(|e| {
+                DataFusionError::Execution(format!(
+                    "cannot move the output into {}: {e}",
+                    p.target.display()
+                ))
+            })?;
             Some(p.target.display().to_string())
         }
         None => None,
     };
-    Ok(Output { schema, batches, written })
+    Ok(Output {
+        schema,
+        batches,
+        written,
+    })
 }
 
 /// Run every statement of `sql` (after variable expansion), returning each output.
-pub async fn run_sql(ctx: &SessionContext, sql: &str, vars: &HashMap<String, String>) -> Result<Vec<Output>> {
+pub async fn run_sql(
+    ctx: &SessionContext,
+    sql: &str,
+    vars: &HashMap<String, String>,
+) -> Result<Vec<Output>> {
     let sql = expand_variables(sql, vars)?;
     let mut outputs = Vec::new();
     for statement in parse(&sql)? {
@@ -115,8 +134,13 @@ mod tests {
     #[test]
     fn variables_expand_and_undefined_ones_are_errors() {
         let vars = HashMap::from([("archive".to_string(), "/data/a".to_string())]);
-        assert_eq!(expand_variables("LOCATION '${archive}/'", &vars).unwrap(), "LOCATION '/data/a/'");
-        let e = expand_variables("TO '${out}'", &vars).unwrap_err().to_string();
+        assert_eq!(
+            expand_variables("LOCATION '${archive}/'", &vars).unwrap(),
+            "LOCATION '/data/a/'"
+        );
+        let e = expand_variables("TO '${out}'", &vars)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("-D out=VALUE"), "{e}");
     }
 }

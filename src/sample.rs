@@ -40,27 +40,43 @@ pub fn write_geotiff<T: GdalType + Copy>(
     nodata: Option<f64>,
     tile: usize,
 ) -> Result<()> {
-    let err = |m: String| SceneError::Sample { path: path.to_path_buf(), message: m };
+    let err = |m: String| SceneError::Sample {
+        path: path.to_path_buf(),
+        message: m,
+    };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
     }
     let driver = DriverManager::get_driver_by_name("GTiff").map_err(|e| err(e.to_string()))?;
     let mut options = RasterCreationOptions::new();
-    for (k, v) in [("COMPRESS", "DEFLATE"), ("PREDICTOR", "2"), ("TILED", "YES")] {
-        options.add_name_value(k, v).map_err(|e| err(e.to_string()))?;
+    for (k, v) in [
+        ("COMPRESS", "DEFLATE"),
+        ("PREDICTOR", "2"),
+        ("TILED", "YES"),
+    ] {
+        options
+            .add_name_value(k, v)
+            .map_err(|e| err(e.to_string()))?;
     }
-    options.add_name_value("BLOCKXSIZE", &tile.to_string()).map_err(|e| err(e.to_string()))?;
-    options.add_name_value("BLOCKYSIZE", &tile.to_string()).map_err(|e| err(e.to_string()))?;
+    options
+        .add_name_value("BLOCKXSIZE", &tile.to_string())
+        .map_err(|e| err(e.to_string()))?;
+    options
+        .add_name_value("BLOCKYSIZE", &tile.to_string())
+        .map_err(|e| err(e.to_string()))?;
     let mut ds = driver
         .create_with_band_type_with_options::<T, _>(path, size.0, size.1, 1, &options)
         .map_err(|e| err(e.to_string()))?;
-    ds.set_geo_transform(&[origin.0, pixel, 0.0, origin.1, 0.0, -pixel]).map_err(|e| err(e.to_string()))?;
+    ds.set_geo_transform(&[origin.0, pixel, 0.0, origin.1, 0.0, -pixel])
+        .map_err(|e| err(e.to_string()))?;
     let srs = SpatialRef::from_epsg(epsg).map_err(|e| err(e.to_string()))?;
     ds.set_spatial_ref(&srs).map_err(|e| err(e.to_string()))?;
     let mut band = ds.rasterband(1).map_err(|e| err(e.to_string()))?;
-    band.set_no_data_value(nodata).map_err(|e| err(e.to_string()))?;
+    band.set_no_data_value(nodata)
+        .map_err(|e| err(e.to_string()))?;
     let mut buf = Buffer::new(size, data);
-    band.write((0, 0), size, &mut buf).map_err(|e| err(e.to_string()))?;
+    band.write((0, 0), size, &mut buf)
+        .map_err(|e| err(e.to_string()))?;
     Ok(())
 }
 
@@ -75,7 +91,12 @@ pub struct SampleSpec {
 
 impl Default for SampleSpec {
     fn default() -> Self {
-        SampleSpec { size: 512, dates: 24, tile: 256, seed: 1 }
+        SampleSpec {
+            size: 512,
+            dates: 24,
+            tile: 256,
+            seed: 1,
+        }
     }
 }
 
@@ -91,7 +112,9 @@ pub fn planted_ndvi(row: usize, col: usize, size: usize, years: f64) -> f64 {
 }
 
 fn to_dn(reflectance: f64) -> u16 {
-    ((reflectance - SR_OFFSET) / SR_SCALE).round().clamp(1.0, 65535.0) as u16
+    ((reflectance - SR_OFFSET) / SR_SCALE)
+        .round()
+        .clamp(1.0, 65535.0) as u16
 }
 
 /// Generate the archive under `dir`; returns the scene folders written.
@@ -114,9 +137,16 @@ pub fn generate(dir: &Path, spec: &SampleSpec) -> Result<Vec<PathBuf>> {
         };
         let (w, h) = (n - shrink, n - shrink);
         let clouds: Vec<(f64, f64, f64)> = (0..rng.random_range(0..4))
-            .map(|_| (rng.random_range(0.0..n as f64), rng.random_range(0.0..n as f64), rng.random_range(n as f64 / 20.0..n as f64 / 8.0)))
+            .map(|_| {
+                (
+                    rng.random_range(0.0..n as f64),
+                    rng.random_range(0.0..n as f64),
+                    rng.random_range(n as f64 / 20.0..n as f64 / 8.0),
+                )
+            })
             .collect();
-        let (mut red, mut nir, mut qa) = (vec![0u16; w * h], vec![0u16; w * h], vec![QA_FILL; w * h]);
+        let (mut red, mut nir, mut qa) =
+            (vec![0u16; w * h], vec![0u16; w * h], vec![QA_FILL; w * h]);
         for r in 0..h {
             // Slanted nodata border on the left, as on real path/row scenes.
             let border = 2 + r * 3 / h.max(1) + d % 3;
@@ -133,7 +163,8 @@ pub fn generate(dir: &Path, spec: &SampleSpec) -> Result<Vec<PathBuf>> {
                 let (mut q, mut rr, mut nr) = (QA_CLEAR, red_r, nir_r);
                 for &(cy, cx, rad) in &clouds {
                     let dist = ((gr as f64 - cy).powi(2) + (gc as f64 - cx).powi(2)).sqrt();
-                    let shadow = ((gr as f64 - cy - rad).powi(2) + (gc as f64 - cx - rad).powi(2)).sqrt();
+                    let shadow =
+                        ((gr as f64 - cy - rad).powi(2) + (gc as f64 - cx - rad).powi(2)).sqrt();
                     if dist < rad {
                         (q, rr, nr) = (QA_CLOUD, 0.45, 0.47);
                     } else if shadow < rad * 0.6 && q == QA_CLEAR {
@@ -151,9 +182,36 @@ pub fn generate(dir: &Path, spec: &SampleSpec) -> Result<Vec<PathBuf>> {
         let folder = dir.join(&id);
         let origin = (x0 + sx as f64 * pixel, y0 - sy as f64 * pixel);
         let tile = spec.tile;
-        write_geotiff(&folder.join(format!("{id}_SR_B4.TIF")), 32610, origin, pixel, (w, h), red, Some(0.0), tile)?;
-        write_geotiff(&folder.join(format!("{id}_SR_B5.TIF")), 32610, origin, pixel, (w, h), nir, Some(0.0), tile)?;
-        write_geotiff(&folder.join(format!("{id}_QA_PIXEL.TIF")), 32610, origin, pixel, (w, h), qa, Some(QA_FILL as f64), tile)?;
+        write_geotiff(
+            &folder.join(format!("{id}_SR_B4.TIF")),
+            32610,
+            origin,
+            pixel,
+            (w, h),
+            red,
+            Some(0.0),
+            tile,
+        )?;
+        write_geotiff(
+            &folder.join(format!("{id}_SR_B5.TIF")),
+            32610,
+            origin,
+            pixel,
+            (w, h),
+            nir,
+            Some(0.0),
+            tile,
+        )?;
+        write_geotiff(
+            &folder.join(format!("{id}_QA_PIXEL.TIF")),
+            32610,
+            origin,
+            pixel,
+            (w, h),
+            qa,
+            Some(QA_FILL as f64),
+            tile,
+        )?;
         written.push(folder);
     }
     Ok(written)

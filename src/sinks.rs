@@ -60,7 +60,13 @@ pub fn stage(target: &str) -> Option<(String, PendingOutput)> {
     if is_dir {
         temp_str.push('/');
     }
-    Some((temp_str, PendingOutput { target: path.to_path_buf(), temp }))
+    Some((
+        temp_str,
+        PendingOutput {
+            target: path.to_path_buf(),
+            temp,
+        },
+    ))
 }
 
 impl PendingOutput {
@@ -97,13 +103,18 @@ impl Drop for PendingOutput {
 
 /// Add the grid metadata option to a COPY plan reading one scene grid.
 pub fn with_grid_metadata(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let LogicalPlan::Copy(mut copy) = plan else { return Ok(plan) };
+    let LogicalPlan::Copy(mut copy) = plan else {
+        return Ok(plan);
+    };
     let grids = scene_grids(&copy.input);
     let is_parquet = copy.file_type.get_ext().eq_ignore_ascii_case("parquet");
     if let [grid] = grids.as_slice()
         && is_parquet
     {
-        copy.options.insert(format!("format.metadata::{GRID_METADATA_KEY}"), grid.metadata_json());
+        copy.options.insert(
+            format!("format.metadata::{GRID_METADATA_KEY}"),
+            grid.metadata_json(),
+        );
     }
     Ok(LogicalPlan::Copy(copy))
 }

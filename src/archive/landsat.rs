@@ -28,7 +28,10 @@ pub fn match_file(file_name: &str) -> Option<FileMatch> {
         date_text: c["date"].to_string(),
         date_format: Some("%Y%m%d".to_string()),
         sensor: c["sensor"].to_uppercase(),
-        band: BandSpec::Single { name: c["band"].to_lowercase(), index: 1 },
+        band: BandSpec::Single {
+            name: c["band"].to_lowercase(),
+            index: 1,
+        },
     })
 }
 

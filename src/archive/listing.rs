@@ -58,7 +58,9 @@ impl Location {
             return Err(SceneError::BadOption {
                 key: "LOCATION".into(),
                 value: location.into(),
-                reason: format!("'{scheme}://' archives are not supported yet; use a local folder, file or glob"),
+                reason: format!(
+                    "'{scheme}://' archives are not supported yet; use a local folder, file or glob"
+                ),
             });
         }
         let location = location.strip_prefix("file://").unwrap_or(location);
@@ -67,19 +69,39 @@ impl Location {
         let (base, glob) = match abs.find(GLOB_CHARS) {
             None => (abs.clone(), None),
             Some(i) => {
-                let base = abs[..i].rsplit_once('/').map(|(b, _)| b.to_string()).unwrap_or_default();
+                let base = abs[..i]
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or_default();
                 let g = GlobBuilder::new(&abs)
                     .literal_separator(true)
                     .build()
-                    .map_err(|e| SceneError::BadOption { key: "LOCATION".into(), value: abs.clone(), reason: e.to_string() })?;
-                (if base.is_empty() { "/".to_string() } else { base }, Some(g.compile_matcher()))
+                    .map_err(|e| SceneError::BadOption {
+                        key: "LOCATION".into(),
+                        value: abs.clone(),
+                        reason: e.to_string(),
+                    })?;
+                (
+                    if base.is_empty() {
+                        "/".to_string()
+                    } else {
+                        base
+                    },
+                    Some(g.compile_matcher()),
+                )
             }
         };
-        let prefix = Path::from_filesystem_path(FsPath::new(&base)).map_err(|e| SceneError::Listing {
-            location: abs.clone(),
-            source: object_store::Error::InvalidPath { source: e },
-        })?;
-        Ok(Location { display: abs, store: Arc::new(LocalFileSystem::new()), prefix, glob })
+        let prefix =
+            Path::from_filesystem_path(FsPath::new(&base)).map_err(|e| SceneError::Listing {
+                location: abs.clone(),
+                source: object_store::Error::InvalidPath { source: e },
+            })?;
+        Ok(Location {
+            display: abs,
+            store: Arc::new(LocalFileSystem::new()),
+            prefix,
+            glob,
+        })
     }
 
     fn gdal_path(&self, p: &Path) -> String {
@@ -104,13 +126,24 @@ impl Location {
 
     /// Every file below the location (recursively), sorted by path.
     pub async fn list(&self) -> Result<Vec<ListedFile>> {
-        let err = |source| SceneError::Listing { location: self.display.clone(), source };
+        let err = |source| SceneError::Listing {
+            location: self.display.clone(),
+            source,
+        };
         // A location naming one file lists that file.
         let metas: Vec<_> = match self.store.head(&self.prefix).await {
             Ok(meta) if self.glob.is_none() => vec![meta],
-            _ => self.store.list(Some(&self.prefix)).try_collect().await.map_err(err)?,
+            _ => self
+                .store
+                .list(Some(&self.prefix))
+                .try_collect()
+                .await
+                .map_err(err)?,
         };
-        if metas.is_empty() && self.glob.is_none() && !FsPath::new(&self.gdal_path(&self.prefix)).is_dir() {
+        if metas.is_empty()
+            && self.glob.is_none()
+            && !FsPath::new(&self.gdal_path(&self.prefix)).is_dir()
+        {
             return Err(err(object_store::Error::NotFound {
                 path: self.display.clone(),
                 source: "no such file or folder".into(),
@@ -121,9 +154,20 @@ impl Location {
             .filter(|m| self.matches(&m.location))
             .map(|m| {
                 let parts: Vec<_> = m.location.parts().collect();
-                let file_name = parts.last().map(|p| p.as_ref().to_string()).unwrap_or_default();
-                let parent_name = if parts.len() >= 2 { parts[parts.len() - 2].as_ref().to_string() } else { String::new() };
-                ListedFile { gdal_path: self.gdal_path(&m.location), file_name, parent_name }
+                let file_name = parts
+                    .last()
+                    .map(|p| p.as_ref().to_string())
+                    .unwrap_or_default();
+                let parent_name = if parts.len() >= 2 {
+                    parts[parts.len() - 2].as_ref().to_string()
+                } else {
+                    String::new()
+                };
+                ListedFile {
+                    gdal_path: self.gdal_path(&m.location),
+                    file_name,
+                    parent_name,
+                }
             })
             .collect();
         files.sort_by(|a, b| a.gdal_path.cmp(&b.gdal_path));

@@ -79,7 +79,11 @@ impl Scene {
 pub fn parse_time(text: &str, format: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, format)
         .ok()
-        .or_else(|| NaiveDate::parse_from_str(text, format).ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, format)
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })
 }
 
 /// Discover and inspect every scene under `location`.
@@ -88,7 +92,11 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
     let files = loc.list().await?;
     let pattern = match &opts.pattern {
         Some(p) => Some(pattern::Pattern::new(
-            Regex::new(p).map_err(|e| SceneError::BadOption { key: "pattern".into(), value: p.clone(), reason: e.to_string() })?,
+            Regex::new(p).map_err(|e| SceneError::BadOption {
+                key: "pattern".into(),
+                value: p.clone(),
+                reason: e.to_string(),
+            })?,
             opts.date_format.as_deref(),
         )),
         None => None,
@@ -98,7 +106,8 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
     for f in &files {
         let m = match &pattern {
             Some(p) => p.match_file(&f.file_name),
-            None => landsat::match_file(&f.file_name).or_else(|| sentinel2::match_file(&f.parent_name, &f.file_name)),
+            None => landsat::match_file(&f.file_name)
+                .or_else(|| sentinel2::match_file(&f.parent_name, &f.file_name)),
         };
         match m {
             Some(m) => matched.push((f.gdal_path.clone(), m)),
@@ -113,14 +122,24 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
         let hint = if pattern.is_some() {
             "; check OPTIONS ('pattern' ...) against the file names".to_string()
         } else {
-            "; for other layouts set OPTIONS ('pattern' '(?P<date>\\d{8})_(?P<band>\\w+)\\.tif')".to_string()
+            "; for other layouts set OPTIONS ('pattern' '(?P<date>\\d{8})_(?P<band>\\w+)\\.tif')"
+                .to_string()
         };
-        return Err(SceneError::NoScenes { location: loc.display.clone(), skipped, hint });
+        return Err(SceneError::NoScenes {
+            location: loc.display.clone(),
+            skipped,
+            hint,
+        });
     }
     let opts = opts.clone();
     tokio::task::spawn_blocking(move || inspect_all(matched, &opts))
         .await
-        .map_err(|e| SceneError::Io("inspection task failed".into(), std::io::Error::other(e.to_string())))?
+        .map_err(|e| {
+            SceneError::Io(
+                "inspection task failed".into(),
+                std::io::Error::other(e.to_string()),
+            )
+        })?
 }
 
 /// Group matched files into scenes and inspect every file with GDAL.
@@ -128,17 +147,24 @@ fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result
     let mut scenes: BTreeMap<String, Scene> = BTreeMap::new();
     let mut geoms: Vec<Arc<RasterGeom>> = Vec::new();
     for (path, m) in matched {
-        let format = opts.date_format.clone().or(m.date_format.clone()).unwrap_or_else(|| "%Y%m%d".into());
+        let format = opts
+            .date_format
+            .clone()
+            .or(m.date_format.clone())
+            .unwrap_or_else(|| "%Y%m%d".into());
         let time = parse_time(&m.date_text, &format).ok_or_else(|| SceneError::BadDate {
             path: path.clone(),
             text: m.date_text.clone(),
             format: format.clone(),
         })?;
-        let time_ns = time.and_utc().timestamp_nanos_opt().ok_or_else(|| SceneError::BadDate {
-            path: path.clone(),
-            text: m.date_text.clone(),
-            format: format.clone(),
-        })?;
+        let time_ns = time
+            .and_utc()
+            .timestamp_nanos_opt()
+            .ok_or_else(|| SceneError::BadDate {
+                path: path.clone(),
+                text: m.date_text.clone(),
+                format: format.clone(),
+            })?;
         let info = raster::inspect(&path)?;
         // Share one geometry per distinct file geometry (S2 has three).
         let geom = match geoms.iter().find(|g| ***g == info.geom) {
@@ -160,16 +186,28 @@ fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result
             BandSpec::Single { name, index } => vec![(name.clone(), *index)],
             BandSpec::Multi => (1..=info.bands.len())
                 .map(|i| {
-                    let name = opts.band_names.as_ref().and_then(|n| n.get(i - 1).cloned()).unwrap_or_else(|| format!("b{i}"));
+                    let name = opts
+                        .band_names
+                        .as_ref()
+                        .and_then(|n| n.get(i - 1).cloned())
+                        .unwrap_or_else(|| format!("b{i}"));
                     (name, i)
                 })
                 .collect(),
         };
         for (name, index) in entries {
             let Some(meta) = info.bands.get(index - 1).cloned() else {
-                return Err(SceneError::Unreadable { path: path.clone(), message: format!("the file has no band {index}") });
+                return Err(SceneError::Unreadable {
+                    path: path.clone(),
+                    message: format!("the file has no band {index}"),
+                });
             };
-            let band = Band { path: path.clone(), index, geom: geom.clone(), meta };
+            let band = Band {
+                path: path.clone(),
+                index,
+                geom: geom.clone(),
+                meta,
+            };
             if let Some(prev) = scene.bands.get(&name) {
                 return Err(SceneError::DuplicateBand {
                     scene: scene.id.clone(),
@@ -206,7 +244,10 @@ fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()>
     }
     let mut by_sensor: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for s in scenes.iter() {
-        by_sensor.entry(&s.sensor).or_default().extend(s.bands.keys().map(String::as_str));
+        by_sensor
+            .entry(&s.sensor)
+            .or_default()
+            .extend(s.bands.keys().map(String::as_str));
     }
     if let Some(keep) = &opts.bands {
         let all: BTreeSet<&str> = by_sensor.values().flatten().copied().collect();
@@ -214,7 +255,10 @@ fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()>
             return Err(SceneError::BadOption {
                 key: "bands".into(),
                 value: keep.join(","),
-                reason: format!("no scene has a band '{missing}'; bands found: {}", all.into_iter().collect::<Vec<_>>().join(", ")),
+                reason: format!(
+                    "no scene has a band '{missing}'; bands found: {}",
+                    all.into_iter().collect::<Vec<_>>().join(", ")
+                ),
             });
         }
     }
@@ -224,7 +268,12 @@ fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()>
             let common: Vec<&str> = expected
                 .iter()
                 .copied()
-                .filter(|b| scenes.iter().filter(|o| o.sensor == s.sensor).all(|o| o.bands.contains_key(*b)))
+                .filter(|b| {
+                    scenes
+                        .iter()
+                        .filter(|o| o.sensor == s.sensor)
+                        .all(|o| o.bands.contains_key(*b))
+                })
                 .collect();
             return Err(SceneError::MissingBand {
                 scene: format!("{} ({})", s.id, s.reference_band().path),
@@ -249,7 +298,11 @@ fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()>
 /// else the sensor's built-in mapping.
 fn common_names(s: &Scene, opts: &SceneOptions) -> BTreeMap<String, String> {
     if let Some(map) = &opts.common_names {
-        return map.iter().filter(|(_, b)| s.bands.contains_key(*b)).map(|(n, b)| (n.clone(), b.clone())).collect();
+        return map
+            .iter()
+            .filter(|(_, b)| s.bands.contains_key(*b))
+            .map(|(n, b)| (n.clone(), b.clone()))
+            .collect();
     }
     let mut out = BTreeMap::new();
     for band in s.bands.keys() {
@@ -271,17 +324,25 @@ fn common_names(s: &Scene, opts: &SceneOptions) -> BTreeMap<String, String> {
 }
 
 /// The widest sample type each band name (and common name) has across scenes.
-pub fn column_types(scenes: &[Scene]) -> (BTreeMap<String, SampleType>, BTreeMap<String, SampleType>) {
+pub fn column_types(
+    scenes: &[Scene],
+) -> (BTreeMap<String, SampleType>, BTreeMap<String, SampleType>) {
     let mut bands: BTreeMap<String, SampleType> = BTreeMap::new();
     let mut common: BTreeMap<String, SampleType> = BTreeMap::new();
     for s in scenes {
         for (name, b) in &s.bands {
             let t = b.meta.sample.read_as();
-            bands.entry(name.clone()).and_modify(|e| *e = e.widen(t)).or_insert(t);
+            bands
+                .entry(name.clone())
+                .and_modify(|e| *e = e.widen(t))
+                .or_insert(t);
         }
         for (name, band) in &s.common {
             let t = s.bands[band].meta.sample.read_as();
-            common.entry(name.clone()).and_modify(|e| *e = e.widen(t)).or_insert(t);
+            common
+                .entry(name.clone())
+                .and_modify(|e| *e = e.widen(t))
+                .or_insert(t);
         }
     }
     (bands, common)
@@ -293,9 +354,20 @@ mod tests {
 
     #[test]
     fn dates_parse_with_strftime_formats() {
-        assert_eq!(parse_time("20200105", "%Y%m%d").unwrap().to_string(), "2020-01-05 00:00:00");
-        assert_eq!(parse_time("2020005", "%Y%j").unwrap().to_string(), "2020-01-05 00:00:00");
-        assert_eq!(parse_time("2020-01-05T10:30:00", "%Y-%m-%dT%H:%M:%S").unwrap().to_string(), "2020-01-05 10:30:00");
+        assert_eq!(
+            parse_time("20200105", "%Y%m%d").unwrap().to_string(),
+            "2020-01-05 00:00:00"
+        );
+        assert_eq!(
+            parse_time("2020005", "%Y%j").unwrap().to_string(),
+            "2020-01-05 00:00:00"
+        );
+        assert_eq!(
+            parse_time("2020-01-05T10:30:00", "%Y-%m-%dT%H:%M:%S")
+                .unwrap()
+                .to_string(),
+            "2020-01-05 10:30:00"
+        );
         assert!(parse_time("20201345", "%Y%m%d").is_none());
     }
 }

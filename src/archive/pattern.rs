@@ -16,15 +16,24 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(re: Regex, date_format: Option<&str>) -> Self {
-        Pattern { re, date_format: date_format.unwrap_or("%Y%m%d").to_string() }
+        Pattern {
+            re,
+            date_format: date_format.unwrap_or("%Y%m%d").to_string(),
+        }
     }
 
     pub fn match_file(&self, file_name: &str) -> Option<FileMatch> {
         let c = self.re.captures(file_name)?;
         let date_text = c.name("date")?.as_str().to_string();
-        let scene_id = c.name("scene").map(|m| m.as_str().to_string()).unwrap_or_else(|| date_text.clone());
+        let scene_id = c
+            .name("scene")
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| date_text.clone());
         let band = match c.name("band") {
-            Some(b) => BandSpec::Single { name: b.as_str().to_lowercase(), index: 1 },
+            Some(b) => BandSpec::Single {
+                name: b.as_str().to_lowercase(),
+                index: 1,
+            },
             None => BandSpec::Multi,
         };
         Some(FileMatch {

@@ -9,10 +9,12 @@ use regex::Regex;
 use super::{BandSpec, FileMatch};
 
 static FOLDER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(?P<sensor>S2[ABCD])_\d{1,2}[A-Z]{3}_(?P<date>\d{8})_\d+_L2A$").expect("static regex")
+    Regex::new(r"(?i)^(?P<sensor>S2[ABCD])_\d{1,2}[A-Z]{3}_(?P<date>\d{8})_\d+_L2A$")
+        .expect("static regex")
 });
-static FILE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?i)^(?P<band>B\d{2}|B8A|SCL|AOT|WVP)\.tiff?$").expect("static regex"));
+static FILE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(?P<band>B\d{2}|B8A|SCL|AOT|WVP)\.tiff?$").expect("static regex")
+});
 
 /// Recognise a Sentinel-2 L2A band file by its name and folder.
 pub fn match_file(parent: &str, file_name: &str) -> Option<FileMatch> {
@@ -23,7 +25,10 @@ pub fn match_file(parent: &str, file_name: &str) -> Option<FileMatch> {
         date_text: folder["date"].to_string(),
         date_format: Some("%Y%m%d".to_string()),
         sensor: folder["sensor"].to_uppercase(),
-        band: BandSpec::Single { name: file["band"].to_lowercase(), index: 1 },
+        band: BandSpec::Single {
+            name: file["band"].to_lowercase(),
+            index: 1,
+        },
     })
 }
 
@@ -48,7 +53,10 @@ mod tests {
     #[test]
     fn recognises_the_cog_layout() {
         let m = match_file("S2A_10SEG_20200105_0_L2A", "B04.tif").unwrap();
-        assert_eq!((m.sensor.as_str(), m.date_text.as_str()), ("S2A", "20200105"));
+        assert_eq!(
+            (m.sensor.as_str(), m.date_text.as_str()),
+            ("S2A", "20200105")
+        );
         assert!(matches!(m.band, BandSpec::Single { ref name, .. } if name == "b04"));
         assert!(match_file("S2A_10SEG_20200105_0_L2A", "TCI.tif").is_none());
         assert!(match_file("other", "B04.tif").is_none());

@@ -19,7 +19,12 @@ use crate::run::{self, Output};
 use crate::{progress, sample, session};
 
 #[derive(Parser, Debug)]
-#[command(name = "sceneql", version, about = "SQL over satellite scene archives", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "sceneql",
+    version,
+    about = "SQL over satellite scene archives",
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// SQL to run (one or more `;`-separated statements); may repeat.
     #[arg(short = 'c', long = "command", value_name = "SQL")]
@@ -80,7 +85,9 @@ pub enum Format {
 }
 
 fn parse_define(s: &str) -> std::result::Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got '{s}'"))
 }
 
 /// Run the CLI; returns the process exit code.
@@ -101,19 +108,39 @@ fn init_logging(verbose: u8) {
         1 => "warn,sceneql=info",
         _ => "info,sceneql=debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCENEQL_LOG").unwrap_or_else(|_| default.into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCENEQL_LOG")
+        .unwrap_or_else(|_| default.into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
     match &cli.command {
-        Some(Command::GenSample { dir, size, dates, tile, seed }) => {
-            let spec = sample::SampleSpec { size: *size, dates: *dates, tile: *tile, seed: *seed };
+        Some(Command::GenSample {
+            dir,
+            size,
+            dates,
+            tile,
+            seed,
+        }) => {
+            let spec = sample::SampleSpec {
+                size: *size,
+                dates: *dates,
+                tile: *tile,
+                seed: *seed,
+            };
             let dir = dir.clone();
             let scenes = tokio::task::spawn_blocking(move || sample::generate(&dir, &spec))
                 .await
                 .map_err(|e| DataFusionError::Execution(e.to_string()))??;
-            eprintln!("wrote {} scenes ({size}x{size} px, {dates} dates) to {}", scenes.len(), cli_dir(&cli));
+            eprintln!(
+                "wrote {} scenes ({size}x{size} px, {dates} dates) to {}",
+                scenes.len(),
+                cli_dir(&cli)
+            );
             return Ok(());
         }
         Some(Command::Functions) => {
@@ -130,13 +157,17 @@ async fn dispatch(cli: Cli) -> Result<()> {
         ));
     }
     if cli.format == Format::Parquet && cli.output.is_none() {
-        return Err(DataFusionError::Plan("--format parquet needs --output PATH".into()));
+        return Err(DataFusionError::Plan(
+            "--format parquet needs --output PATH".into(),
+        ));
     }
     let vars: HashMap<String, String> = cli.defines.iter().cloned().collect();
     let ctx = session::local_context()?;
     let mut scripts: Vec<String> = cli.commands.clone();
     for f in &cli.files {
-        scripts.push(std::fs::read_to_string(f).map_err(|e| DataFusionError::Execution(format!("cannot read {}: {e}", f.display())))?);
+        scripts.push(std::fs::read_to_string(f).map_err(|e| {
+            DataFusionError::Execution(format!("cannot read {}: {e}", f.display()))
+        })?);
     }
     if scripts.is_empty() {
         return repl(&ctx, &vars, &cli).await;
@@ -150,7 +181,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
     for (i, st) in statements.into_iter().enumerate() {
         let out = run_with_progress(&ctx, st, cli.quiet).await?;
         let last = i + 1 == n;
-        emit(&out, if last { cli.format } else { Format::Table }, if last { cli.output.as_deref() } else { None })?;
+        emit(
+            &out,
+            if last { cli.format } else { Format::Table },
+            if last { cli.output.as_deref() } else { None },
+        )?;
     }
     Ok(())
 }
@@ -162,12 +197,19 @@ fn cli_dir(cli: &Cli) -> String {
     }
 }
 
-async fn run_with_progress(ctx: &SessionContext, st: datafusion::sql::parser::Statement, quiet: bool) -> Result<Output> {
+async fn run_with_progress(
+    ctx: &SessionContext,
+    st: datafusion::sql::parser::Statement,
+    quiet: bool,
+) -> Result<Output> {
     progress::reset();
     let start = Instant::now();
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
-        b.set_style(ProgressStyle::with_template("{spinner} blocks {pos}/{len} [{bar:30}] {elapsed}").expect("valid template"));
+        b.set_style(
+            ProgressStyle::with_template("{spinner} blocks {pos}/{len} [{bar:30}] {elapsed}")
+                .expect("valid template"),
+        );
         b
     });
     let ticker = bar.clone().map(|b| {
@@ -190,8 +232,16 @@ async fn run_with_progress(ctx: &SessionContext, st: datafusion::sql::parser::St
     let out = result?;
     if !quiet {
         match &out.written {
-            Some(path) => eprintln!("wrote {} to {path} in {:.2}s", count_written(&out), start.elapsed().as_secs_f64()),
-            None => eprintln!("{} rows in {:.2}s", out.rows(), start.elapsed().as_secs_f64()),
+            Some(path) => eprintln!(
+                "wrote {} to {path} in {:.2}s",
+                count_written(&out),
+                start.elapsed().as_secs_f64()
+            ),
+            None => eprintln!(
+                "{} rows in {:.2}s",
+                out.rows(),
+                start.elapsed().as_secs_f64()
+            ),
         }
     }
     Ok(out)
@@ -203,7 +253,12 @@ fn count_written(out: &Output) -> String {
     let n: u64 = out
         .batches
         .iter()
-        .filter_map(|b| b.columns().first().and_then(|c| c.as_primitive_opt::<UInt64Type>().map(|a| a.iter().flatten().sum::<u64>())))
+        .filter_map(|b| {
+            b.columns().first().and_then(|c| {
+                c.as_primitive_opt::<UInt64Type>()
+                    .map(|a| a.iter().flatten().sum::<u64>())
+            })
+        })
         .sum();
     let _ = out.batches.first().map(|b| b.column(0).len());
     format!("{n} rows")
@@ -213,7 +268,11 @@ fn emit(out: &Output, format: Format, path: Option<&std::path::Path>) -> Result<
     if out.written.is_some() && path.is_none() {
         return Ok(());
     }
-    if format == Format::Table && path.is_none() && out.batches.iter().all(|b| b.num_rows() == 0) && out.schema.fields().is_empty() {
+    if format == Format::Table
+        && path.is_none()
+        && out.batches.iter().all(|b| b.num_rows() == 0)
+        && out.schema.fields().is_empty()
+    {
         return Ok(());
     }
     output::write(out, format, path)
@@ -224,22 +283,31 @@ async fn repl(ctx: &SessionContext, vars: &HashMap<String, String>, cli: &Cli) -
     if !std::io::stdin().is_terminal() {
         // Piped input: run it as a script.
         let mut sql = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql).map_err(|e| DataFusionError::Execution(e.to_string()))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut sql)
+            .map_err(|e| DataFusionError::Execution(e.to_string()))?;
         for st in run::parse(&run::expand_variables(&sql, vars)?)? {
             let out = run_with_progress(ctx, st, cli.quiet).await?;
             emit(&out, Format::Table, None)?;
         }
         return Ok(());
     }
-    let mut rl = rustyline::DefaultEditor::new().map_err(|e| DataFusionError::Execution(e.to_string()))?;
+    let mut rl =
+        rustyline::DefaultEditor::new().map_err(|e| DataFusionError::Execution(e.to_string()))?;
     let history = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".sceneql_history"));
     if let Some(h) = &history {
         let _ = rl.load_history(h);
     }
-    eprintln!("sceneql {} — end statements with ';', \\q to quit", env!("CARGO_PKG_VERSION"));
+    eprintln!(
+        "sceneql {} — end statements with ';', \\q to quit",
+        env!("CARGO_PKG_VERSION")
+    );
     let mut buffer = String::new();
     loop {
-        let prompt = if buffer.is_empty() { "sceneql> " } else { "      -> " };
+        let prompt = if buffer.is_empty() {
+            "sceneql> "
+        } else {
+            "      -> "
+        };
         match rl.readline(prompt) {
             Ok(line) => {
                 if buffer.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {

@@ -28,7 +28,9 @@ pub fn write(out: &Output, format: Format, path: Option<&Path>) -> Result<()> {
     match format {
         Format::Table => writeln!(sink, "{}", pretty_format_batches(&out.batches)?).map_err(io)?,
         Format::Csv => {
-            let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
+            let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut sink);
             let schema = flat_schema(&out.schema);
             if out.batches.is_empty() {
                 w.write(&RecordBatch::new_empty(schema.clone()))?;
@@ -61,7 +63,11 @@ fn write_parquet(out: &Output, path: &Path) -> Result<()> {
 }
 
 fn flat_fields(prefix: &str, field: &Field, out: &mut Vec<Field>) {
-    let name = if prefix.is_empty() { field.name().clone() } else { format!("{prefix}.{}", field.name()) };
+    let name = if prefix.is_empty() {
+        field.name().clone()
+    } else {
+        format!("{prefix}.{}", field.name())
+    };
     match field.data_type() {
         DataType::Struct(children) => children.iter().for_each(|c| flat_fields(&name, c, out)),
         _ => out.push(Field::new(name, field.data_type().clone(), true)),
@@ -71,7 +77,10 @@ fn flat_fields(prefix: &str, field: &Field, out: &mut Vec<Field>) {
 /// The schema with struct fields flattened into `parent.child` columns.
 pub fn flat_schema(schema: &Schema) -> SchemaRef {
     let mut fields = Vec::new();
-    schema.fields().iter().for_each(|f| flat_fields("", f, &mut fields));
+    schema
+        .fields()
+        .iter()
+        .for_each(|f| flat_fields("", f, &mut fields));
     Arc::new(Schema::new(fields))
 }
 
@@ -82,10 +91,11 @@ fn flat_columns(array: &ArrayRef, out: &mut Vec<ArrayRef>) {
             for c in s.columns() {
                 // A NULL struct makes its fields NULL.
                 let c = match s.nulls() {
-                    Some(n) if n.null_count() > 0 => {
-                        datafusion::arrow::compute::nullif(c, &datafusion::arrow::array::BooleanArray::from(!n.inner()))
-                            .unwrap_or_else(|_| c.clone())
-                    }
+                    Some(n) if n.null_count() > 0 => datafusion::arrow::compute::nullif(
+                        c,
+                        &datafusion::arrow::array::BooleanArray::from(!n.inner()),
+                    )
+                    .unwrap_or_else(|_| c.clone()),
                     _ => c.clone(),
                 };
                 flat_columns(&c, out);
@@ -97,6 +107,9 @@ fn flat_columns(array: &ArrayRef, out: &mut Vec<ArrayRef>) {
 
 pub fn flatten(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
     let mut cols = Vec::new();
-    batch.columns().iter().for_each(|c| flat_columns(c, &mut cols));
+    batch
+        .columns()
+        .iter()
+        .for_each(|c| flat_columns(c, &mut cols));
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }

@@ -76,7 +76,12 @@ impl SceneArchive {
             Ok((scenes, grid, placements))
         })
         .await
-        .map_err(|e| crate::error::SceneError::Io("grid task failed".into(), std::io::Error::other(e.to_string())))??;
+        .map_err(|e| {
+            crate::error::SceneError::Io(
+                "grid task failed".into(),
+                std::io::Error::other(e.to_string()),
+            )
+        })??;
         tracing::info!(
             scenes = scenes.len(),
             width = grid.width,
@@ -85,7 +90,9 @@ impl SceneArchive {
             warped = placements.iter().filter(|p| p.footprint.polygon.is_some()).count(),
             "scene table ready"
         );
-        Ok(Self::from_parts(location, options, scenes, grid, placements))
+        Ok(Self::from_parts(
+            location, options, scenes, grid, placements,
+        ))
     }
 
     pub fn from_parts(
@@ -95,15 +102,41 @@ impl SceneArchive {
         grid: Grid,
         placements: Vec<ScenePlacement>,
     ) -> Self {
-        let (band_types, common_types) = archive::column_types(&scenes);
-        let mut columns =
-            vec![Column::Pixel, Column::Row, Column::Col, Column::X, Column::Y, Column::Time, Column::Scene, Column::Sensor];
-        columns.extend(COMMON_NAMES.iter().filter(|n| common_types.contains_key(**n)).map(|n| Column::Common(n.to_string())));
+        let (band_types, mut common_types) = archive::column_types(&scenes);
+        // A raw band named like a common name (multi-band files named
+        // 'red,nir') is that column already.
+        common_types.retain(|name, _| !band_types.contains_key(name));
+        let mut columns = vec![
+            Column::Pixel,
+            Column::Row,
+            Column::Col,
+            Column::X,
+            Column::Y,
+            Column::Time,
+            Column::Scene,
+            Column::Sensor,
+        ];
+        columns.extend(
+            COMMON_NAMES
+                .iter()
+                .filter(|n| common_types.contains_key(**n))
+                .map(|n| Column::Common(n.to_string())),
+        );
         columns.extend(band_types.keys().map(|b| Column::Band(b.clone())));
         let mut sensors: Vec<String> = scenes.iter().map(|s| s.sensor.clone()).collect();
         sensors.sort();
         sensors.dedup();
-        SceneArchive { location, options, scenes, grid, placements, band_types, common_types, columns, sensors }
+        SceneArchive {
+            location,
+            options,
+            scenes,
+            grid,
+            placements,
+            band_types,
+            common_types,
+            columns,
+            sensors,
+        }
     }
 
     pub fn column_name(c: &Column) -> &str {
@@ -127,7 +160,9 @@ impl SceneArchive {
             Column::Pixel => Field::new(name, DataType::Int64, false),
             Column::Row | Column::Col => Field::new(name, DataType::Int32, false),
             Column::X | Column::Y => Field::new(name, DataType::Float64, false),
-            Column::Time => Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Column::Time => {
+                Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, None), false)
+            }
             Column::Scene | Column::Sensor => Field::new(name, dict, false),
             Column::Common(n) => Field::new(name, self.common_types[n].arrow(), true),
             Column::Band(n) => Field::new(name, self.band_types[n].arrow(), true),
@@ -135,12 +170,19 @@ impl SceneArchive {
     }
 
     pub fn schema(&self) -> SchemaRef {
-        Arc::new(Schema::new(self.columns.iter().map(|c| self.field(c)).collect::<Vec<_>>()))
+        Arc::new(Schema::new(
+            self.columns
+                .iter()
+                .map(|c| self.field(c))
+                .collect::<Vec<_>>(),
+        ))
     }
 
     /// The `scene` dictionary's values: every scene id, by scene index.
     pub fn scene_ids(&self) -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(self.scenes.iter().map(|s| s.id.as_str())))
+        Arc::new(StringArray::from_iter_values(
+            self.scenes.iter().map(|s| s.id.as_str()),
+        ))
     }
 }
 
@@ -172,13 +214,20 @@ impl TableProvider for SceneTable {
         TableType::Base
     }
 
-    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> DfResult<Vec<TableProviderFilterPushDown>> {
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Filters prune scenes and windows; DataFusion still applies them
         // row by row, so pruning only has to be conservative.
         Ok(filters
             .iter()
             .map(|f| {
-                if pruning::is_prunable(f) { TableProviderFilterPushDown::Inexact } else { TableProviderFilterPushDown::Unsupported }
+                if pruning::is_prunable(f) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
             })
             .collect())
     }

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampNanosecondArray, UInt64Array,
+    ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampNanosecondArray, UInt64Array,
 };
 use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
 use datafusion::catalog::Session;
@@ -44,26 +45,52 @@ fn prune(
     state: &dyn Session,
     stats: &dyn PruningStatistics,
 ) -> Result<Option<Vec<bool>>> {
-    let Some(expr) = conjunction(filters.iter().filter(|f| only_uses(f, names)).cloned()) else { return Ok(None) };
+    let Some(expr) = conjunction(filters.iter().filter(|f| only_uses(f, names)).cloned()) else {
+        return Ok(None);
+    };
     let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
     let physical = state.create_physical_expr(expr, &df_schema)?;
-    let Some(predicate) = PruningPredicateBuilder::new().with_file_schema(schema.clone()).build(physical) else { return Ok(None) };
+    let Some(predicate) = PruningPredicateBuilder::new()
+        .with_file_schema(schema.clone())
+        .build(physical)
+    else {
+        return Ok(None);
+    };
     Ok(Some(predicate.prune(stats)?))
 }
 
 /// Indices of the scenes the filters may keep.
-pub fn prune_scenes(archive: &SceneArchive, schema: &SchemaRef, filters: &[Expr], state: &dyn Session) -> Result<Vec<usize>> {
+pub fn prune_scenes(
+    archive: &SceneArchive,
+    schema: &SchemaRef,
+    filters: &[Expr],
+    state: &dyn Session,
+) -> Result<Vec<usize>> {
     let all = (0..archive.scenes.len()).collect();
-    let Some(keep) = prune(filters, SCENE_COLUMNS, schema, state, &SceneStats(archive))? else { return Ok(all) };
-    Ok(keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect())
+    let Some(keep) = prune(filters, SCENE_COLUMNS, schema, state, &SceneStats(archive))? else {
+        return Ok(all);
+    };
+    Ok(keep
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k)
+        .map(|(i, _)| i)
+        .collect())
 }
 
 /// The window of grid pixels the filters may keep.
-pub fn prune_window(archive: &SceneArchive, schema: &SchemaRef, filters: &[Expr], state: &dyn Session) -> Result<Window> {
+pub fn prune_window(
+    archive: &SceneArchive,
+    schema: &SchemaRef,
+    filters: &[Expr],
+    state: &dyn Session,
+) -> Result<Window> {
     let grid = &archive.grid;
     let cell = grid.width.max(grid.height).div_ceil(256).max(1);
     let cells = CellStats::new(archive, cell);
-    let Some(keep) = prune(filters, PIXEL_COLUMNS, schema, state, &cells)? else { return Ok(grid.window()) };
+    let Some(keep) = prune(filters, PIXEL_COLUMNS, schema, state, &cells)? else {
+        return Ok(grid.window());
+    };
     let (mut r0, mut c0, mut r1, mut c1) = (i64::MAX, i64::MAX, i64::MIN, i64::MIN);
     for (i, k) in keep.iter().enumerate() {
         if *k {
@@ -75,13 +102,26 @@ pub fn prune_window(archive: &SceneArchive, schema: &SchemaRef, filters: &[Expr]
         }
     }
     if r0 > r1 {
-        return Ok(Window { row: 0, col: 0, rows: 0, cols: 0 });
+        return Ok(Window {
+            row: 0,
+            col: 0,
+            rows: 0,
+            cols: 0,
+        });
     }
-    Ok(Window { row: r0, col: c0, rows: (r1 - r0) as usize, cols: (c1 - c0) as usize })
+    Ok(Window {
+        row: r0,
+        col: c0,
+        rows: (r1 - r0) as usize,
+        cols: (c1 - c0) as usize,
+    })
 }
 
 fn dictionary(keys: impl Iterator<Item = i32>, values: ArrayRef) -> ArrayRef {
-    Arc::new(DictionaryArray::<Int32Type>::new(Int32Array::from_iter_values(keys), values))
+    Arc::new(DictionaryArray::<Int32Type>::new(
+        Int32Array::from_iter_values(keys),
+        values,
+    ))
 }
 
 /// Scenes as containers: time, scene and sensor are constant per scene.
@@ -91,10 +131,14 @@ impl PruningStatistics for SceneStats<'_> {
     fn min_values(&self, column: &DfColumn) -> Option<ArrayRef> {
         let a = self.0;
         match column.name.as_str() {
-            "time" => Some(Arc::new(TimestampNanosecondArray::from_iter_values(a.scenes.iter().map(|s| s.time_ns)))),
+            "time" => Some(Arc::new(TimestampNanosecondArray::from_iter_values(
+                a.scenes.iter().map(|s| s.time_ns),
+            ))),
             "scene" => Some(dictionary(0..a.scenes.len() as i32, a.scene_ids())),
             "sensor" => Some(dictionary(
-                a.scenes.iter().map(|s| a.sensors.iter().position(|x| *x == s.sensor).unwrap_or(0) as i32),
+                a.scenes
+                    .iter()
+                    .map(|s| a.sensors.iter().position(|x| *x == s.sensor).unwrap_or(0) as i32),
                 Arc::new(StringArray::from(a.sensors.clone())),
             )),
             _ => None,
@@ -131,11 +175,25 @@ impl<'a> CellStats<'a> {
     fn new(archive: &'a SceneArchive, cell: usize) -> Self {
         let cols = archive.grid.width.div_ceil(cell);
         let rows = archive.grid.height.div_ceil(cell);
-        CellStats { archive, cell, cols, count: cols * rows }
+        CellStats {
+            archive,
+            cell,
+            cols,
+            count: cols * rows,
+        }
     }
     fn cell(&self, i: usize) -> Window {
-        let (r, c) = ((i / self.cols * self.cell) as i64, (i % self.cols * self.cell) as i64);
-        Window { row: r, col: c, rows: self.cell, cols: self.cell }.intersect(&self.archive.grid.window())
+        let (r, c) = (
+            (i / self.cols * self.cell) as i64,
+            (i % self.cols * self.cell) as i64,
+        );
+        Window {
+            row: r,
+            col: c,
+            rows: self.cell,
+            cols: self.cell,
+        }
+        .intersect(&self.archive.grid.window())
     }
     fn stat(&self, column: &str, max: bool) -> Option<ArrayRef> {
         let g = &self.archive.grid;
@@ -144,8 +202,12 @@ impl<'a> CellStats<'a> {
         // Last row / column of a cell (inclusive).
         let last = |v: &Window| (v.row_end() - 1, v.col_end() - 1);
         Some(match column {
-            "row" => Arc::new(Int32Array::from_iter_values(cells.map(|v| if max { last(&v).0 } else { v.row } as i32))),
-            "col" => Arc::new(Int32Array::from_iter_values(cells.map(|v| if max { last(&v).1 } else { v.col } as i32))),
+            "row" => Arc::new(Int32Array::from_iter_values(
+                cells.map(|v| if max { last(&v).0 } else { v.row } as i32),
+            )),
+            "col" => Arc::new(Int32Array::from_iter_values(
+                cells.map(|v| if max { last(&v).1 } else { v.col } as i32),
+            )),
             "pixel" => Arc::new(Int64Array::from_iter_values(cells.map(|v| {
                 if max {
                     let (r, c) = last(&v);
@@ -178,7 +240,9 @@ impl PruningStatistics for CellStats<'_> {
         self.count
     }
     fn null_counts(&self, column: &DfColumn) -> Option<ArrayRef> {
-        PIXEL_COLUMNS.contains(&column.name.as_str()).then(|| Arc::new(UInt64Array::from(vec![0; self.count])) as ArrayRef)
+        PIXEL_COLUMNS
+            .contains(&column.name.as_str())
+            .then(|| Arc::new(UInt64Array::from(vec![0; self.count])) as ArrayRef)
     }
     fn row_counts(&self) -> Option<ArrayRef> {
         None

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch, RecordBatchOptions,
-    TimestampNanosecondArray, new_null_array,
+    Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+    RecordBatchOptions, TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::compute::{cast, interleave};
 use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
@@ -64,7 +64,9 @@ impl BlockBatches {
                 match band_of(bs).and_then(|b| bs.bands.get(&b)) {
                     Some(a) if a.data_type() == t => arrays.push(a.clone()),
                     Some(a) => arrays.push(cast(a, t)?),
-                    None => arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone()),
+                    None => {
+                        arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone())
+                    }
                 }
             }
             sources.push(Some(arrays));
@@ -72,7 +74,13 @@ impl BlockBatches {
         let sensor_of_scene = archive
             .scenes
             .iter()
-            .map(|s| archive.sensors.iter().position(|x| *x == s.sensor).unwrap_or(0) as i32)
+            .map(|s| {
+                archive
+                    .sensors
+                    .iter()
+                    .position(|x| *x == s.sensor)
+                    .unwrap_or(0) as i32
+            })
             .collect();
         Ok(BlockBatches {
             archive,
@@ -123,22 +131,34 @@ impl BlockBatches {
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for (c, source) in self.columns.iter().zip(&self.sources) {
             let a: ArrayRef = match c {
-                Column::Pixel => {
-                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|&(_, p)| grid_row(p) * grid.width as i64 + grid_col(p))))
-                }
-                Column::Row => Arc::new(Int32Array::from_iter_values(rows.iter().map(|&(_, p)| grid_row(p) as i32))),
-                Column::Col => Arc::new(Int32Array::from_iter_values(rows.iter().map(|&(_, p)| grid_col(p) as i32))),
-                Column::X => Arc::new(Float64Array::from_iter_values(rows.iter().map(|&(_, p)| grid.x(grid_col(p))))),
-                Column::Y => Arc::new(Float64Array::from_iter_values(rows.iter().map(|&(_, p)| grid.y(grid_row(p))))),
+                Column::Pixel => Arc::new(Int64Array::from_iter_values(
+                    rows.iter()
+                        .map(|&(_, p)| grid_row(p) * grid.width as i64 + grid_col(p)),
+                )),
+                Column::Row => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|&(_, p)| grid_row(p) as i32),
+                )),
+                Column::Col => Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|&(_, p)| grid_col(p) as i32),
+                )),
+                Column::X => Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|&(_, p)| grid.x(grid_col(p))),
+                )),
+                Column::Y => Arc::new(Float64Array::from_iter_values(
+                    rows.iter().map(|&(_, p)| grid.y(grid_row(p))),
+                )),
                 Column::Time => Arc::new(TimestampNanosecondArray::from_iter_values(
-                    rows.iter().map(|&(k, _)| self.archive.scenes[scene(k)].time_ns),
+                    rows.iter()
+                        .map(|&(k, _)| self.archive.scenes[scene(k)].time_ns),
                 )),
                 Column::Scene => Arc::new(DictionaryArray::<Int32Type>::try_new(
                     Int32Array::from_iter_values(rows.iter().map(|&(k, _)| scene(k) as i32)),
                     self.scene_ids.clone(),
                 )?),
                 Column::Sensor => Arc::new(DictionaryArray::<Int32Type>::try_new(
-                    Int32Array::from_iter_values(rows.iter().map(|&(k, _)| self.sensor_of_scene[scene(k)])),
+                    Int32Array::from_iter_values(
+                        rows.iter().map(|&(k, _)| self.sensor_of_scene[scene(k)]),
+                    ),
                     self.sensor_ids.clone(),
                 )?),
                 Column::Band(_) | Column::Common(_) => {
@@ -150,7 +170,11 @@ impl BlockBatches {
             arrays.push(a);
         }
         let options = RecordBatchOptions::new().with_row_count(Some(rows.len()));
-        Ok(RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            arrays,
+            &options,
+        )?)
     }
 }
 
@@ -165,4 +189,3 @@ impl Iterator for BlockBatches {
         Some(self.build(&rows))
     }
 }
-

@@ -21,11 +21,20 @@ use datafusion::common::{ScalarValue, SplitPoint};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::expressions::col;
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr, RangePartitioning};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, ReplaceChildrenOptions};
-use datafusion::physical_plan::metrics::{BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr,
+    RangePartitioning,
+};
+use datafusion::physical_plan::execution_plan::{
+    Boundedness, EmissionType, ReplaceChildrenOptions,
+};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream};
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
 use futures::StreamExt;
 
 use crate::grid::Window;
@@ -66,23 +75,47 @@ impl SceneScanExec {
         ));
         let window = window.intersect(&archive.grid.window());
         // Only scenes with pixels in the window, and only the bands asked for.
-        let scenes: Vec<usize> =
-            scenes.into_iter().filter(|&i| !archive.placements[i].footprint.window.intersect(&window).is_empty()).collect();
+        let scenes: Vec<usize> = scenes
+            .into_iter()
+            .filter(|&i| {
+                !archive.placements[i]
+                    .footprint
+                    .window
+                    .intersect(&window)
+                    .is_empty()
+            })
+            .collect();
         let mut bands = BTreeSet::new();
         for c in &columns {
             match c {
                 Column::Band(b) => {
                     bands.insert(b.clone());
                 }
-                Column::Common(n) => bands.extend(scenes.iter().filter_map(|&i| archive.scenes[i].common.get(n).cloned())),
+                Column::Common(n) => bands.extend(
+                    scenes
+                        .iter()
+                        .filter_map(|&i| archive.scenes[i].common.get(n).cloned()),
+                ),
                 _ => {}
             }
         }
         let bands: Vec<String> = bands.into_iter().collect();
-        let blocks = if scenes.is_empty() { Vec::new() } else { plan_blocks(&archive, &scenes, &bands, window) };
+        let blocks = if scenes.is_empty() {
+            Vec::new()
+        } else {
+            plan_blocks(&archive, &scenes, &bands, window)
+        };
         let n = blocks.len().min(target_partitions.max(1)).max(1);
-        let partitions: Vec<_> = (0..n).map(|p| (p * blocks.len() / n)..((p + 1) * blocks.len() / n)).collect();
-        let properties = Arc::new(Self::properties_for(&schema, &columns, &archive, &blocks, &partitions)?);
+        let partitions: Vec<_> = (0..n)
+            .map(|p| (p * blocks.len() / n)..((p + 1) * blocks.len() / n))
+            .collect();
+        let properties = Arc::new(Self::properties_for(
+            &schema,
+            &columns,
+            &archive,
+            &blocks,
+            &partitions,
+        )?);
         Ok(SceneScanExec {
             archive,
             columns,
@@ -111,7 +144,10 @@ impl SceneScanExec {
             let pixel = PhysicalSortExpr::new(col("pixel", schema)?, SortOptions::default());
             let mut ordering = vec![pixel.clone()];
             if columns.contains(&Column::Time) {
-                ordering.push(PhysicalSortExpr::new(col("time", schema)?, SortOptions::default()));
+                ordering.push(PhysicalSortExpr::new(
+                    col("time", schema)?,
+                    SortOptions::default(),
+                ));
             }
             eq = EquivalenceProperties::new_with_orderings(schema.clone(), [ordering]);
             let width = archive.grid.width as i64;
@@ -123,12 +159,18 @@ impl SceneScanExec {
                     SplitPoint::new(vec![ScalarValue::Int64(Some(first_row * width))])
                 })
                 .collect();
-            let lex = LexOrdering::new([pixel]).ok_or_else(|| DataFusionError::Internal("empty ordering".into()))?;
+            let lex = LexOrdering::new([pixel])
+                .ok_or_else(|| DataFusionError::Internal("empty ordering".into()))?;
             Partitioning::Range(RangePartitioning::try_new(lex, splits)?)
         } else {
             Partitioning::UnknownPartitioning(partitions.len())
         };
-        Ok(PlanProperties::new(eq, partitioning, EmissionType::Incremental, Boundedness::Bounded))
+        Ok(PlanProperties::new(
+            eq,
+            partitioning,
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ))
     }
 
     pub fn archive(&self) -> &Arc<SceneArchive> {
@@ -147,7 +189,12 @@ impl SceneScanExec {
 
 /// Split `window` into blocks: strips of whole grid rows, as tall as the
 /// files' tiles when that fits `block_bytes`, else halved until it does.
-pub fn plan_blocks(archive: &SceneArchive, scenes: &[usize], bands: &[String], window: Window) -> Vec<Window> {
+pub fn plan_blocks(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    window: Window,
+) -> Vec<Window> {
     if window.is_empty() {
         return Vec::new();
     }
@@ -158,7 +205,11 @@ pub fn plan_blocks(archive: &SceneArchive, scenes: &[usize], bands: &[String], w
         for b in bands {
             if let Some(band) = archive.scenes[i].bands.get(b) {
                 let (bw, bh) = band.meta.block;
-                let h = if bw < band.geom.width && bh > 1 { bh } else { 256 };
+                let h = if bw < band.geom.width && bh > 1 {
+                    bh
+                } else {
+                    256
+                };
                 *heights.entry(h).or_default() += 1;
                 // Values plus the validity bitmap and the output row they become.
                 bytes_per_pixel += band.meta.sample.bytes() + 1;
@@ -166,7 +217,11 @@ pub fn plan_blocks(archive: &SceneArchive, scenes: &[usize], bands: &[String], w
         }
         bytes_per_pixel += 16;
     }
-    let tile = heights.into_iter().max_by_key(|(h, n)| (*n, *h)).map(|(h, _)| h).unwrap_or(256);
+    let tile = heights
+        .into_iter()
+        .max_by_key(|(h, n)| (*n, *h))
+        .map(|(h, _)| h)
+        .unwrap_or(256);
     let budget = archive.options.block_bytes();
     let mut h = tile;
     while h > 1 && h * window.cols * bytes_per_pixel > budget {
@@ -177,7 +232,12 @@ pub fn plan_blocks(archive: &SceneArchive, scenes: &[usize], bands: &[String], w
     while r < window.row_end() {
         // Block boundaries on multiples of h in grid rows, so blocks follow the tiling.
         let end = ((r.div_euclid(h as i64) + 1) * h as i64).min(window.row_end());
-        blocks.push(Window { row: r, col: window.col, rows: (end - r) as usize, cols: window.cols });
+        blocks.push(Window {
+            row: r,
+            col: window.col,
+            rows: (end - r) as usize,
+            cols: window.cols,
+        });
         r = end;
     }
     blocks
@@ -200,7 +260,12 @@ impl DisplayAs for SceneScanExec {
                 self.blocks.len(),
                 self.partitions.len()
             ),
-            DisplayFormatType::TreeRender => write!(f, "scenes={}\nblocks={}", self.scenes.len(), self.blocks.len()),
+            DisplayFormatType::TreeRender => write!(
+                f,
+                "scenes={}\nblocks={}",
+                self.scenes.len(),
+                self.blocks.len()
+            ),
         }
     }
 }
@@ -225,11 +290,18 @@ impl ExecutionPlan for SceneScanExec {
         Ok(TreeNodeRecursion::Continue)
     }
 
-    fn replace_children(self: Arc<Self>, _: Vec<Arc<dyn ExecutionPlan>>, _: ReplaceChildrenOptions) -> Result<Arc<dyn ExecutionPlan>> {
+    fn replace_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+        _: ReplaceChildrenOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
-    fn with_new_children(self: Arc<Self>, _: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+    fn with_new_children(
+        self: Arc<Self>,
+        _: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(self)
     }
 
@@ -237,12 +309,14 @@ impl ExecutionPlan for SceneScanExec {
         Some(self.metrics.clone_inner())
     }
 
-    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let range = self
-            .partitions
-            .get(partition)
-            .cloned()
-            .ok_or_else(|| DataFusionError::Internal(format!("SceneScanExec has no partition {partition}")))?;
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let range = self.partitions.get(partition).cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!("SceneScanExec has no partition {partition}"))
+        })?;
         let blocks: Vec<Window> = self.blocks[range].to_vec();
         progress::add_total(blocks.len());
         let m = ScanMetrics::new(&self.metrics, partition);
@@ -251,21 +325,36 @@ impl ExecutionPlan for SceneScanExec {
         let bands = Arc::new(self.bands.clone());
         let columns = self.columns.clone();
         let schema = self.schema.clone();
-        let batch_size = context.session_config().batch_size().min(self.batch_size.max(1));
+        let batch_size = context
+            .session_config()
+            .batch_size()
+            .min(self.batch_size.max(1));
         let scene_ids = archive.scene_ids();
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let stream = futures::stream::iter(blocks)
             .then(move |block| {
-                let (archive, scenes, bands, m) = (archive.clone(), scenes.clone(), bands.clone(), m.clone());
-                let (columns, schema, scene_ids, sensor_ids) = (columns.clone(), schema.clone(), scene_ids.clone(), sensor_ids.clone());
+                let (archive, scenes, bands, m) =
+                    (archive.clone(), scenes.clone(), bands.clone(), m.clone());
+                let (columns, schema, scene_ids, sensor_ids) = (
+                    columns.clone(),
+                    schema.clone(),
+                    scene_ids.clone(),
+                    sensor_ids.clone(),
+                );
                 async move {
                     let a = archive.clone();
-                    let (data, stats) = tokio::task::spawn_blocking(move || read::read_block(&a, &scenes, &bands, block))
-                        .await
-                        .map_err(|e| DataFusionError::Execution(format!("block read task failed: {e}")))??;
+                    let (data, stats) = tokio::task::spawn_blocking(move || {
+                        read::read_block(&a, &scenes, &bands, block)
+                    })
+                    .await
+                    .map_err(|e| {
+                        DataFusionError::Execution(format!("block read task failed: {e}"))
+                    })??;
                     m.record(&stats);
                     progress::add_done(1);
-                    let batches = BlockBatches::try_new(archive, columns, schema, data, batch_size, scene_ids, sensor_ids)?;
+                    let batches = BlockBatches::try_new(
+                        archive, columns, schema, data, batch_size, scene_ids, sensor_ids,
+                    )?;
                     let baseline = m.baseline.clone();
                     Ok::<_, DataFusionError>(futures::stream::iter(batches).map(move |b| {
                         if let Ok(b) = &b {
@@ -280,7 +369,10 @@ impl ExecutionPlan for SceneScanExec {
                 Err(e) => futures::stream::once(async { Err(e) }).boxed(),
             })
             .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
     }
 }
 
@@ -311,6 +403,7 @@ impl ScanMetrics {
         self.scenes_read.add(s.scenes_read);
         self.bytes_decoded.add(s.bytes_decoded);
         self.blocks.add(1);
-        self.read_time.add_duration(std::time::Duration::from_nanos(s.nanos));
+        self.read_time
+            .add_duration(std::time::Duration::from_nanos(s.nanos));
     }
 }

@@ -45,7 +45,12 @@ pub struct ReadStats {
 }
 
 /// Read `bands` of `scenes` over `window`.
-pub fn read_block(archive: &SceneArchive, scenes: &[usize], bands: &[String], window: Window) -> Result<(BlockData, ReadStats)> {
+pub fn read_block(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    window: Window,
+) -> Result<(BlockData, ReadStats)> {
     let start = Instant::now();
     let mut stats = ReadStats::default();
     let mut out = Vec::new();
@@ -71,7 +76,9 @@ pub fn read_block(archive: &SceneArchive, scenes: &[usize], bands: &[String], wi
         let mut arrays = BTreeMap::new();
         let mut opened: BTreeMap<&str, Dataset> = BTreeMap::new();
         for name in bands {
-            let Some(band) = scene.bands.get(name) else { continue };
+            let Some(band) = scene.bands.get(name) else {
+                continue;
+            };
             let ds = match opened.remove(band.path.as_str()) {
                 Some(ds) => ds,
                 None => {
@@ -81,7 +88,12 @@ pub fn read_block(archive: &SceneArchive, scenes: &[usize], bands: &[String], wi
             };
             let (array, bytes) = match &placement.bands[name] {
                 Placement::Aligned { row_off, col_off } => {
-                    let file = Window { row: *row_off, col: *col_off, rows: band.geom.height, cols: band.geom.width };
+                    let file = Window {
+                        row: *row_off,
+                        col: *col_off,
+                        rows: band.geom.height,
+                        cols: band.geom.width,
+                    };
                     read_band(&ds, band, file, window)?
                 }
                 Placement::Warped => {
@@ -106,10 +118,20 @@ pub fn read_block(archive: &SceneArchive, scenes: &[usize], bands: &[String], wi
             arrays.insert(name.clone(), array);
             opened.insert(band.path.as_str(), ds);
         }
-        out.push(BlockScene { scene: si, spans, bands: arrays });
+        out.push(BlockScene {
+            scene: si,
+            spans,
+            bands: arrays,
+        });
     }
     stats.nanos = start.elapsed().as_nanos() as u64;
-    Ok((BlockData { window, scenes: out }, stats))
+    Ok((
+        BlockData {
+            window,
+            scenes: out,
+        },
+        stats,
+    ))
 }
 
 /// Read the part of `window` covered by `file` (the dataset's pixels placed
@@ -120,18 +142,47 @@ fn read_band(ds: &Dataset, band: &Band, file: Window, window: Window) -> Result<
     let mut buf = MutableBuffer::from_len_zeroed(len * sample.bytes());
     let cover = file.intersect(&window);
     if !cover.is_empty() {
-        let offset = ((cover.row - window.row) as usize * window.cols + (cover.col - window.col) as usize) * sample.bytes();
-        let src = ((cover.col - file.col) as usize, (cover.row - file.row) as usize, cover.cols, cover.rows);
-        raster::read_window(ds, band.index, src, sample, &mut buf.as_slice_mut()[offset..], window.cols).map_err(|message| {
-            SceneError::Read { path: band.path.clone(), what: format!("band {} window {:?}", band.index, src), message }
+        let offset = ((cover.row - window.row) as usize * window.cols
+            + (cover.col - window.col) as usize)
+            * sample.bytes();
+        let src = (
+            (cover.col - file.col) as usize,
+            (cover.row - file.row) as usize,
+            cover.cols,
+            cover.rows,
+        );
+        raster::read_window(
+            ds,
+            band.index,
+            src,
+            sample,
+            &mut buf.as_slice_mut()[offset..],
+            window.cols,
+        )
+        .map_err(|message| SceneError::Read {
+            path: band.path.clone(),
+            what: format!("band {} window {:?}", band.index, src),
+            message,
         })?;
     }
-    let rel = Window { row: cover.row - window.row, col: cover.col - window.col, rows: cover.rows, cols: cover.cols };
+    let rel = Window {
+        row: cover.row - window.row,
+        col: cover.col - window.col,
+        rows: cover.rows,
+        cols: cover.cols,
+    };
     let array = to_array(buf, sample, len, rel, window.cols, band.meta.nodata);
     Ok((array, cover.rows * cover.cols * sample.bytes()))
 }
 
-fn to_array(buf: MutableBuffer, sample: SampleType, len: usize, cover: Window, stride: usize, nodata: Option<f64>) -> ArrayRef {
+fn to_array(
+    buf: MutableBuffer,
+    sample: SampleType,
+    len: usize,
+    cover: Window,
+    stride: usize,
+    nodata: Option<f64>,
+) -> ArrayRef {
     macro_rules! typed {
         ($t:ty) => {
             typed_array::<$t>(buf, len, cover, stride, nodata)
@@ -159,14 +210,25 @@ macro_rules! as_f64 {
 }
 as_f64!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
 
-fn typed_array<T>(buf: MutableBuffer, len: usize, cover: Window, stride: usize, nodata: Option<f64>) -> ArrayRef
+fn typed_array<T>(
+    buf: MutableBuffer,
+    len: usize,
+    cover: Window,
+    stride: usize,
+    nodata: Option<f64>,
+) -> ArrayRef
 where
     T: ArrowPrimitiveType,
     T::Native: AsF64,
 {
     let values = ScalarBuffer::<T::Native>::new(buf.into(), 0, len);
     let v: &[T::Native] = &values;
-    let (r0, r1, c0, c1) = (cover.row as usize, cover.row_end() as usize, cover.col as usize, cover.col_end() as usize);
+    let (r0, r1, c0, c1) = (
+        cover.row as usize,
+        cover.row_end() as usize,
+        cover.col as usize,
+        cover.col_end() as usize,
+    );
     let valid = BooleanBuffer::collect_bool(len, |i| {
         let (r, c) = (i / stride, i % stride);
         if r < r0 || r >= r1 || c < c0 || c >= c1 {
@@ -179,5 +241,8 @@ where
             None => !x.is_nan(),
         }
     });
-    Arc::new(PrimitiveArray::<T>::new(values, Some(NullBuffer::new(valid))))
+    Arc::new(PrimitiveArray::<T>::new(
+        values,
+        Some(NullBuffer::new(valid)),
+    ))
 }

@@ -26,8 +26,18 @@ pub async fn explain(ctx: &SessionContext, sql: &str) -> String {
 }
 
 /// Run a query and return its batches and the scan's summed metric `name`.
-pub async fn run_with_metric(ctx: &SessionContext, sql: &str, name: &str) -> (Vec<RecordBatch>, usize) {
-    let plan = ctx.sql(sql).await.unwrap().create_physical_plan().await.unwrap();
+pub async fn run_with_metric(
+    ctx: &SessionContext,
+    sql: &str,
+    name: &str,
+) -> (Vec<RecordBatch>, usize) {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
     let batches = collect(plan.clone(), ctx.task_ctx()).await.unwrap();
     fn find(p: &Arc<dyn ExecutionPlan>, name: &str) -> usize {
         let own = (p.as_ref() as &dyn ExecutionPlan)
@@ -36,7 +46,11 @@ pub async fn run_with_metric(ctx: &SessionContext, sql: &str, name: &str) -> (Ve
             .and_then(|m| m.sum_by_name(name))
             .map(|v| v.as_usize())
             .unwrap_or(0);
-        own + p.children().into_iter().map(|c| find(c, name)).sum::<usize>()
+        own + p
+            .children()
+            .into_iter()
+            .map(|c| find(c, name))
+            .sum::<usize>()
     }
     let n = find(&plan, name);
     (batches, n)
@@ -60,13 +74,15 @@ pub fn landsat_band<T: gdal::raster::GdalType + Copy>(
     nodata: Option<f64>,
 ) {
     let path = dir.join(id).join(format!("{id}_{band}.TIF"));
-    sceneql::sample::write_geotiff(&path, epsg, origin, pixel, size, data, nodata, 16).expect("write test raster");
+    sceneql::sample::write_geotiff(&path, epsg, origin, pixel, size, data, nodata, 16)
+        .expect("write test raster");
 }
 
 /// A column as strings (any string or dictionary type).
 pub fn strings(a: &datafusion::arrow::array::ArrayRef) -> Vec<String> {
     use datafusion::arrow::array::{Array, AsArray};
-    let s = datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+    let s =
+        datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
     let s = s.as_string::<i32>();
     (0..s.len()).map(|i| s.value(i).to_string()).collect()
 }

@@ -8,19 +8,35 @@ use std::process::Command;
 use super::common::*;
 
 fn sceneql(dir: &Path, sql: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sceneql")).current_dir(dir).args(["-q", "-c", sql]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sceneql"))
+        .current_dir(dir)
+        .args(["-q", "-c", sql])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
     (out.status.success(), stderr)
 }
 
 fn create(location: &str, options: &str) -> String {
-    format!("CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{location}' {options}; SELECT count(*) FROM obs")
+    format!(
+        "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{location}' {options}; SELECT count(*) FROM obs"
+    )
 }
 
 fn scene(dir: &Path, id: &str, bands: &[&str], epsg: u32) {
     for b in bands {
-        landsat_band(dir, id, b, epsg, (500_025.0, 4_100_025.0), 30.0, (20, 20), vec![500u16; 400], Some(0.0));
+        landsat_band(
+            dir,
+            id,
+            b,
+            epsg,
+            (500_025.0, 4_100_025.0),
+            30.0,
+            (20, 20),
+            vec![500u16; 400],
+            Some(0.0),
+        );
     }
 }
 
@@ -39,7 +55,11 @@ const ID_B: &str = "LC08_L2SP_044034_20200121_20200130_02_T1";
 fn empty_folder() {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir(d.path().join("empty")).unwrap();
-    assert_fails(d.path(), &create("empty/", ""), &["no scenes found", "empty", "'pattern'"]);
+    assert_fails(
+        d.path(),
+        &create("empty/", ""),
+        &["no scenes found", "empty", "'pattern'"],
+    );
 }
 
 #[test]
@@ -49,21 +69,37 @@ fn corrupt_tiff() {
     let bad = d.path().join(ID_B).join(format!("{ID_B}_SR_B4.TIF"));
     std::fs::create_dir_all(bad.parent().unwrap()).unwrap();
     std::fs::write(&bad, b"II*\0 this is not a TIFF at all").unwrap();
-    assert_fails(d.path(), &create("./", ""), &[&format!("{ID_B}_SR_B4.TIF"), "remove or replace"]);
+    assert_fails(
+        d.path(),
+        &create("./", ""),
+        &[&format!("{ID_B}_SR_B4.TIF"), "remove or replace"],
+    );
 }
 
 #[test]
 fn truncated_tiff_leaves_no_output() {
     let d = tempfile::tempdir().unwrap();
-    let spec = sceneql::sample::SampleSpec { size: 64, dates: 2, tile: 16, seed: 9 };
+    let spec = sceneql::sample::SampleSpec {
+        size: 64,
+        dates: 2,
+        tile: 16,
+        seed: 9,
+    };
     let folders = sceneql::sample::generate(&d.path().join("a"), &spec).unwrap();
-    let victim = std::fs::read_dir(&folders[1]).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().ends_with("SR_B5.TIF")).unwrap();
+    let victim = std::fs::read_dir(&folders[1])
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("SR_B5.TIF"))
+        .unwrap();
     let bytes = std::fs::read(&victim).unwrap();
     std::fs::write(&victim, &bytes[..bytes.len() / 2]).unwrap();
     let sql = "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 'a/'; COPY (SELECT pixel, avg(nir) FROM obs GROUP BY pixel) TO 'out.parquet'";
     let name = victim.file_name().unwrap().to_string_lossy().to_string();
     assert_fails(d.path(), sql, &[&name]);
-    let left: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
     assert_eq!(left, vec!["a".to_string()], "no partial output may be left");
 }
 
@@ -72,7 +108,11 @@ fn scene_missing_a_band() {
     let d = tempfile::tempdir().unwrap();
     scene(d.path(), ID_A, &["SR_B4", "QA_PIXEL"], 32610);
     scene(d.path(), ID_B, &["SR_B4"], 32610);
-    assert_fails(d.path(), &create("./", ""), &[ID_B, "no band 'qa_pixel'", "OPTIONS ('bands' 'sr_b4')"]);
+    assert_fails(
+        d.path(),
+        &create("./", ""),
+        &[ID_B, "no band 'qa_pixel'", "OPTIONS ('bands' 'sr_b4')"],
+    );
     // The suggested fix works.
     let (ok, stderr) = sceneql(d.path(), &create("./", "OPTIONS ('bands' 'sr_b4')"));
     assert!(ok, "{stderr}");
@@ -81,16 +121,37 @@ fn scene_missing_a_band() {
 #[test]
 fn unparsable_date() {
     let d = tempfile::tempdir().unwrap();
-    scene(d.path(), "LC08_L2SP_044034_20201345_20200114_02_T1", &["SR_B4"], 32610);
-    assert_fails(d.path(), &create("./", ""), &["20201345", "LC08_L2SP_044034_20201345_20200114_02_T1_SR_B4.TIF", "date_format"]);
+    scene(
+        d.path(),
+        "LC08_L2SP_044034_20201345_20200114_02_T1",
+        &["SR_B4"],
+        32610,
+    );
+    assert_fails(
+        d.path(),
+        &create("./", ""),
+        &[
+            "20201345",
+            "LC08_L2SP_044034_20201345_20200114_02_T1_SR_B4.TIF",
+            "date_format",
+        ],
+    );
 }
 
 #[test]
 fn unknown_option() {
     let d = tempfile::tempdir().unwrap();
     scene(d.path(), ID_A, &["SR_B4"], 32610);
-    assert_fails(d.path(), &create("./", "OPTIONS ('resolutoin' '30')"), &["unknown option 'resolutoin'", "resolution"]);
-    assert_fails(d.path(), "SELECT count(*) FROM scenes('./', 'bbox', '1,2,3')", &["bbox", "minx,miny,maxx,maxy"]);
+    assert_fails(
+        d.path(),
+        &create("./", "OPTIONS ('resolutoin' '30')"),
+        &["unknown option 'resolutoin'", "resolution"],
+    );
+    assert_fails(
+        d.path(),
+        "SELECT count(*) FROM scenes('./', 'bbox', '1,2,3')",
+        &["bbox", "minx,miny,maxx,maxy"],
+    );
 }
 
 #[test]
@@ -98,7 +159,20 @@ fn scenes_split_between_two_crs_need_a_target_grid() {
     let d = tempfile::tempdir().unwrap();
     scene(d.path(), ID_A, &["SR_B4"], 32610);
     scene(d.path(), ID_B, &["SR_B4"], 32611);
-    assert_fails(d.path(), &create("./", ""), &["no target grid dominates", "EPSG:32610", "EPSG:32611", "'crs'", "'resolution'"]);
-    let (ok, stderr) = sceneql(d.path(), &create("./", "OPTIONS ('crs' 'EPSG:32610', 'resolution' '30')"));
+    assert_fails(
+        d.path(),
+        &create("./", ""),
+        &[
+            "no target grid dominates",
+            "EPSG:32610",
+            "EPSG:32611",
+            "'crs'",
+            "'resolution'",
+        ],
+    );
+    let (ok, stderr) = sceneql(
+        d.path(),
+        &create("./", "OPTIONS ('crs' 'EPSG:32610', 'resolution' '30')"),
+    );
     assert!(ok, "{stderr}");
 }

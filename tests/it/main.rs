@@ -3,6 +3,7 @@
 mod cli;
 mod common;
 mod errors;
+mod layouts;
 mod plan;
 mod realdata;
 mod timeseries;

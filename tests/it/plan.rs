@@ -9,10 +9,22 @@ use super::common::*;
 
 async fn sample_table(dates: usize) -> (tempfile::TempDir, datafusion::prelude::SessionContext) {
     let dir = tempfile::tempdir().unwrap();
-    let spec = sceneql::sample::SampleSpec { size: 64, dates, tile: 16, seed: 3 };
+    let spec = sceneql::sample::SampleSpec {
+        size: 64,
+        dates,
+        tile: 16,
+        seed: 3,
+    };
     sceneql::sample::generate(dir.path(), &spec).unwrap();
     let ctx = ctx();
-    query(&ctx, &format!("CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'", location(dir.path()))).await;
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            location(dir.path())
+        ),
+    )
+    .await;
     (dir, ctx)
 }
 
@@ -25,8 +37,16 @@ async fn group_by_pixel_streams_without_a_shuffle() {
     assert!(!plan.contains("RepartitionExec"), "{plan}");
     assert!(!plan.contains("SortExec"), "{plan}");
     // Results of the shuffle-free plan equal a plan with a full shuffle.
-    let a = query(&ctx, "SELECT pixel, count(nir) AS n FROM obs GROUP BY pixel ORDER BY pixel").await;
-    let b = query(&ctx, "SELECT pixel + 0 AS pixel, count(nir) AS n FROM obs GROUP BY pixel + 0 ORDER BY pixel").await;
+    let a = query(
+        &ctx,
+        "SELECT pixel, count(nir) AS n FROM obs GROUP BY pixel ORDER BY pixel",
+    )
+    .await;
+    let b = query(
+        &ctx,
+        "SELECT pixel + 0 AS pixel, count(nir) AS n FROM obs GROUP BY pixel + 0 ORDER BY pixel",
+    )
+    .await;
     assert_eq!(a, b);
 }
 
@@ -35,13 +55,29 @@ async fn time_filters_open_only_matching_scenes() {
     let (_dir, ctx) = sample_table(6).await;
     let (_, all) = run_with_metric(&ctx, "SELECT count(sr_b4) FROM obs", "files_opened").await;
     let times = query(&ctx, "SELECT DISTINCT time FROM obs ORDER BY time").await;
-    let t2 = times[0].column(0).as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>().value(2);
+    let t2 = times[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
+        .value(2);
     let t2 = chrono::DateTime::from_timestamp_nanos(t2).naive_utc();
-    let (b, one) = run_with_metric(&ctx, &format!("SELECT count(sr_b4) FROM obs WHERE time = TIMESTAMP '{t2}'"), "files_opened").await;
+    let (b, one) = run_with_metric(
+        &ctx,
+        &format!("SELECT count(sr_b4) FROM obs WHERE time = TIMESTAMP '{t2}'"),
+        "files_opened",
+    )
+    .await;
     assert!(b[0].column(0).as_primitive::<Int64Type>().value(0) > 0);
     // Files are opened once per block and scene: one scene is 1/6 of all.
-    assert!(all > 0 && one * 6 == all, "time filter: {one} files opened of {all}");
-    let (_, two) = run_with_metric(&ctx, &format!("SELECT count(*) FROM obs WHERE time > TIMESTAMP '{t2}' AND sensor = 'LC08'"), "scenes_read").await;
+    assert!(
+        all > 0 && one * 6 == all,
+        "time filter: {one} files opened of {all}"
+    );
+    let (_, two) = run_with_metric(
+        &ctx,
+        &format!("SELECT count(*) FROM obs WHERE time > TIMESTAMP '{t2}' AND sensor = 'LC08'"),
+        "scenes_read",
+    )
+    .await;
     let (_, six) = run_with_metric(&ctx, "SELECT count(*) FROM obs", "scenes_read").await;
     assert_eq!(two * 6, six * 3, "scenes after the third of six");
 }
@@ -50,7 +86,8 @@ async fn time_filters_open_only_matching_scenes() {
 async fn projections_open_only_the_bands_used() {
     let (_dir, ctx) = sample_table(3).await;
     let (_, one_band) = run_with_metric(&ctx, "SELECT sum(sr_b4) FROM obs", "files_opened").await;
-    let (_, two_bands) = run_with_metric(&ctx, "SELECT sum(red), sum(nir) FROM obs", "files_opened").await;
+    let (_, two_bands) =
+        run_with_metric(&ctx, "SELECT sum(red), sum(nir) FROM obs", "files_opened").await;
     let (_, three) = run_with_metric(&ctx, "SELECT * FROM obs", "files_opened").await;
     let (_, none) = run_with_metric(&ctx, "SELECT count(*) FROM obs", "files_opened").await;
     assert!(one_band > 0);
@@ -63,8 +100,19 @@ async fn projections_open_only_the_bands_used() {
 async fn pixel_filters_shrink_the_window() {
     let (_dir, ctx) = sample_table(2).await;
     let (_, all) = run_with_metric(&ctx, "SELECT count(sr_b4) FROM obs", "bytes_decoded").await;
-    let (b, some) = run_with_metric(&ctx, "SELECT count(sr_b4) FROM obs WHERE row BETWEEN 10 AND 12 AND col < 20", "bytes_decoded").await;
+    let (b, some) = run_with_metric(
+        &ctx,
+        "SELECT count(sr_b4) FROM obs WHERE row BETWEEN 10 AND 12 AND col < 20",
+        "bytes_decoded",
+    )
+    .await;
     let (c, _) = run_with_metric(&ctx, "SELECT count(*) FROM (SELECT sr_b4 FROM obs WHERE row + 0 BETWEEN 10 AND 12 AND col + 0 < 20 AND sr_b4 IS NOT NULL)", "bytes_decoded").await;
-    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), c[0].column(0).as_primitive::<Int64Type>().value(0));
-    assert!(some * 4 < all, "window pruning: {some} bytes decoded of {all}");
+    assert_eq!(
+        b[0].column(0).as_primitive::<Int64Type>().value(0),
+        c[0].column(0).as_primitive::<Int64Type>().value(0)
+    );
+    assert!(
+        some * 4 < all,
+        "window pruning: {some} bytes decoded of {all}"
+    );
 }

@@ -52,7 +52,14 @@ fn scenes() -> Vec<TestScene> {
                     qa[i] = if cloud { 22280 } else { 21824 };
                 }
             }
-            TestScene { id, date: chrono::NaiveDate::parse_from_str(date, "%Y%m%d").unwrap(), off: (r0, c0), size: (w, h), red, qa }
+            TestScene {
+                id,
+                date: chrono::NaiveDate::parse_from_str(date, "%Y%m%d").unwrap(),
+                off: (r0, c0),
+                size: (w, h),
+                red,
+                qa,
+            }
         })
         .collect()
 }
@@ -63,8 +70,28 @@ async fn series_match_the_written_arrays_for_every_pixel_and_date() {
     let scenes = scenes();
     for s in &scenes {
         let origin = (X0 + s.off.1 as f64 * PX, Y0 - s.off.0 as f64 * PX);
-        landsat_band(dir.path(), &s.id, "SR_B4", 32610, origin, PX, s.size, s.red.clone(), Some(0.0));
-        landsat_band(dir.path(), &s.id, "QA_PIXEL", 32610, origin, PX, s.size, s.qa.clone(), Some(1.0));
+        landsat_band(
+            dir.path(),
+            &s.id,
+            "SR_B4",
+            32610,
+            origin,
+            PX,
+            s.size,
+            s.red.clone(),
+            Some(0.0),
+        );
+        landsat_band(
+            dir.path(),
+            &s.id,
+            "QA_PIXEL",
+            32610,
+            origin,
+            PX,
+            s.size,
+            s.qa.clone(),
+            Some(1.0),
+        );
     }
     // Union grid: rows 0..40 (scene 4 reaches row 40), cols 0..40.
     let (gw, gh) = (40usize, 40usize);
@@ -80,7 +107,13 @@ async fn series_match_the_written_arrays_for_every_pixel_and_date() {
     // Expected rows from the arrays: (pixel, time, scene) -> (red, qa).
     let mut expected: BTreeMap<(i64, i64, String), (Option<u16>, Option<u16>)> = BTreeMap::new();
     for s in &scenes {
-        let t = s.date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_nanos_opt().unwrap();
+        let t = s
+            .date
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_nanos_opt()
+            .unwrap();
         for r in 0..s.size.1 {
             for c in 0..s.size.0 {
                 let i = r * s.size.0 + c;
@@ -97,32 +130,71 @@ async fn series_match_the_written_arrays_for_every_pixel_and_date() {
         let pixel = b.column(0).as_primitive::<Int64Type>();
         let row = b.column(1).as_primitive::<Int32Type>();
         let col = b.column(2).as_primitive::<Int32Type>();
-        let x = b.column(3).as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        let y = b.column(4).as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let x = b
+            .column(3)
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let y = b
+            .column(4)
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         let time = b.column(5).as_primitive::<TimestampNanosecondType>();
-        let scene = datafusion::arrow::compute::cast(b.column(6), &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+        let scene = datafusion::arrow::compute::cast(
+            b.column(6),
+            &datafusion::arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap();
         let scene = scene.as_string::<i32>();
         let sr = b.column(7).as_primitive::<UInt16Type>();
         let red = b.column(8).as_primitive::<UInt16Type>();
         let qa = b.column(9).as_primitive::<UInt16Type>();
         for i in 0..b.num_rows() {
             let p = pixel.value(i);
-            assert_eq!(p, row.value(i) as i64 * gw as i64 + col.value(i) as i64, "pixel = row * width + col");
-            assert_eq!(x.value(i), X0 + (col.value(i) as f64 + 0.5) * PX, "x is the pixel centre");
-            assert_eq!(y.value(i), Y0 - (row.value(i) as f64 + 0.5) * PX, "y is the pixel centre");
-            let v = |a: &datafusion::arrow::array::PrimitiveArray<UInt16Type>| (!a.is_null(i)).then(|| a.value(i));
+            assert_eq!(
+                p,
+                row.value(i) as i64 * gw as i64 + col.value(i) as i64,
+                "pixel = row * width + col"
+            );
+            assert_eq!(
+                x.value(i),
+                X0 + (col.value(i) as f64 + 0.5) * PX,
+                "x is the pixel centre"
+            );
+            assert_eq!(
+                y.value(i),
+                Y0 - (row.value(i) as f64 + 0.5) * PX,
+                "y is the pixel centre"
+            );
+            let v = |a: &datafusion::arrow::array::PrimitiveArray<UInt16Type>| {
+                (!a.is_null(i)).then(|| a.value(i))
+            };
             assert_eq!(v(sr), v(red), "red is sr_b4 on Landsat 8");
             let key = (p, time.value(i), scene.value(i).to_string());
-            assert!(got.insert(key, (v(sr), v(qa))).is_none(), "duplicate row for pixel {p}");
+            assert!(
+                got.insert(key, (v(sr), v(qa))).is_none(),
+                "duplicate row for pixel {p}"
+            );
         }
     }
-    assert_eq!(got.len(), expected.len(), "one row per (pixel, scene) inside the footprints");
+    assert_eq!(
+        got.len(),
+        expected.len(),
+        "one row per (pixel, scene) inside the footprints"
+    );
     for (k, v) in &expected {
         assert_eq!(got.get(k), Some(v), "pixel/time/scene {k:?}");
     }
     // Ordering holds without ORDER BY inside each partition: check the whole
     // count per pixel and that the grid is the union of the scenes.
-    let dims = query(&ctx, "SELECT CAST(max(row) + 1 AS INT), CAST(max(col) + 1 AS INT) FROM obs").await;
-    assert_eq!(dims[0].column(0).as_primitive::<Int32Type>().value(0) as usize, gh);
-    assert_eq!(dims[0].column(1).as_primitive::<Int32Type>().value(0) as usize, gw);
+    let dims = query(
+        &ctx,
+        "SELECT CAST(max(row) + 1 AS INT), CAST(max(col) + 1 AS INT) FROM obs",
+    )
+    .await;
+    assert_eq!(
+        dims[0].column(0).as_primitive::<Int32Type>().value(0) as usize,
+        gh
+    );
+    assert_eq!(
+        dims[0].column(1).as_primitive::<Int32Type>().value(0) as usize,
+        gw
+    );
 }

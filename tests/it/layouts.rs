@@ -1,0 +1,233 @@
+//! Layouts beyond Landsat: a user regex with a year + day-of-year date,
+//! multi-band files with named bands, and Sentinel-2 L2A folders whose 20 m
+//! bands go onto the 10 m grid by nearest neighbour.
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{Int32Type, Int64Type, UInt16Type};
+
+use super::common::*;
+
+fn write(
+    path: &std::path::Path,
+    epsg: u32,
+    origin: (f64, f64),
+    px: f64,
+    size: (usize, usize),
+    data: Vec<u16>,
+) {
+    sceneql::sample::write_geotiff(path, epsg, origin, px, size, data, Some(0.0), 16).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_pattern_with_day_of_year_dates() {
+    let d = tempfile::tempdir().unwrap();
+    for (day, v) in [("2020005", 10u16), ("2020036", 20)] {
+        for (band, k) in [("red", 1u16), ("nir", 2)] {
+            write(
+                &d.path().join(format!("site_{day}_{band}.tif")),
+                32633,
+                (300_000.0, 5_000_000.0),
+                10.0,
+                (4, 3),
+                vec![v * k; 12],
+            );
+        }
+    }
+    std::fs::write(d.path().join("notes.txt"), "not a raster").unwrap();
+    let ctx = ctx();
+    let sql = format!(
+        "SELECT CAST(time AS VARCHAR) AS t, CAST(scene AS VARCHAR) AS s, CAST(sensor AS VARCHAR) AS sensor, count(*) AS n, sum(red) AS red, sum(nir) AS nir \
+         FROM scenes('{}', 'pattern', '^site_(?P<date>\\d{{7}})_(?P<band>\\w+)\\.tif$', 'date_format', '%Y%j') GROUP BY 1, 2, 3 ORDER BY 1",
+        location(d.path())
+    );
+    let b = query(&ctx, &sql).await;
+    assert_eq!(
+        strings(b[0].column(0)),
+        ["2020-01-05T00:00:00", "2020-02-05T00:00:00"]
+    );
+    assert_eq!(
+        strings(b[0].column(1)),
+        ["2020005", "2020036"],
+        "scene defaults to the date text"
+    );
+    assert_eq!(strings(b[0].column(2)), ["unknown", "unknown"]);
+    assert_eq!(
+        b[0].column(3).as_primitive::<Int64Type>().values(),
+        &[12, 12]
+    );
+    assert_eq!(
+        b[0].column(4)
+            .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+            .values(),
+        &[120, 240]
+    );
+    assert_eq!(
+        b[0].column(5)
+            .as_primitive::<datafusion::arrow::datatypes::UInt64Type>()
+            .values(),
+        &[240, 480]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_band_files_with_named_bands_and_common_names() {
+    let d = tempfile::tempdir().unwrap();
+    let driver = gdal::DriverManager::get_driver_by_name("GTiff").unwrap();
+    for (i, date) in ["20210101", "20210201"].iter().enumerate() {
+        let path = d.path().join(format!("stack_{date}.tif"));
+        let mut ds = driver
+            .create_with_band_type::<u16, _>(&path, 3, 2, 3)
+            .unwrap();
+        ds.set_geo_transform(&[0.0, 1.0, 0.0, 6.0, 0.0, -1.0])
+            .unwrap();
+        ds.set_spatial_ref(&gdal::spatial_ref::SpatialRef::from_epsg(3857).unwrap())
+            .unwrap();
+        for b in 1..=3 {
+            let data: Vec<u16> = (0..6).map(|p| (100 * b + 10 * i + p) as u16).collect();
+            ds.rasterband(b)
+                .unwrap()
+                .write((0, 0), (3, 2), &mut gdal::raster::Buffer::new((3, 2), data))
+                .unwrap();
+        }
+    }
+    let ctx = ctx();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE s STORED AS SCENES LOCATION '{}' OPTIONS ('pattern' 'stack_(?P<date>\\d{{8}})\\.tif', 'band_names' 'green,red,nir', 'common_names' 'red=red,nir=nir')",
+            location(d.path())
+        ),
+    )
+    .await;
+    let b = query(&ctx, "SELECT row, col, green, red, nir FROM s WHERE time = TIMESTAMP '2021-02-01' ORDER BY pixel").await;
+    let red = b[0].column(3).as_primitive::<UInt16Type>();
+    assert_eq!(b[0].num_rows(), 6);
+    assert_eq!(
+        b[0].column(1).as_primitive::<Int32Type>().values(),
+        &[0, 1, 2, 0, 1, 2]
+    );
+    assert_eq!(
+        b[0].column(2).as_primitive::<UInt16Type>().values(),
+        &[110, 111, 112, 113, 114, 115]
+    );
+    assert_eq!(red.values(), &[210, 211, 212, 213, 214, 215]);
+    assert_eq!(
+        b[0].column(4).as_primitive::<UInt16Type>().values(),
+        &[310, 311, 312, 313, 314, 315]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel2_20m_bands_go_onto_the_10m_grid_by_nearest_neighbour() {
+    let d = tempfile::tempdir().unwrap();
+    let folder = d.path().join("S2A_10SEG_20200105_0_L2A");
+    let (x0, y0) = (600_000.0, 4_200_000.0);
+    write(
+        &folder.join("B04.tif"),
+        32610,
+        (x0, y0),
+        10.0,
+        (6, 4),
+        (1..=24).collect(),
+    );
+    write(
+        &folder.join("B11.tif"),
+        32610,
+        (x0, y0),
+        20.0,
+        (3, 2),
+        vec![7, 8, 9, 17, 18, 19],
+    );
+    write(
+        &folder.join("SCL.tif"),
+        32610,
+        (x0, y0),
+        20.0,
+        (3, 2),
+        vec![4, 4, 9, 4, 5, 6],
+    );
+    let ctx = ctx();
+    let sql = format!(
+        "SELECT row, col, b04, red, b11, swir1, qa, CAST(sensor AS VARCHAR) FROM scenes('{}') ORDER BY pixel",
+        location(d.path())
+    );
+    let b = query(&ctx, &sql).await;
+    assert_eq!(
+        b.iter().map(|b| b.num_rows()).sum::<usize>(),
+        24,
+        "the grid is the 10 m one"
+    );
+    let b = &b[0];
+    for i in 0..24 {
+        let (r, c) = (
+            b.column(0).as_primitive::<Int32Type>().value(i) as usize,
+            b.column(1).as_primitive::<Int32Type>().value(i) as usize,
+        );
+        assert_eq!(
+            b.column(2).as_primitive::<UInt16Type>().value(i) as usize,
+            1 + r * 6 + c
+        );
+        assert_eq!(
+            b.column(3).as_primitive::<UInt16Type>().value(i),
+            b.column(2).as_primitive::<UInt16Type>().value(i),
+            "red is b04"
+        );
+        let want = [7, 8, 9, 17, 18, 19][(r / 2) * 3 + c / 2];
+        assert_eq!(
+            b.column(4).as_primitive::<UInt16Type>().value(i),
+            want,
+            "b11 at ({r}, {c})"
+        );
+        assert_eq!(
+            b.column(5).as_primitive::<UInt16Type>().value(i),
+            want,
+            "swir1 is b11"
+        );
+        assert_eq!(
+            b.column(6).as_primitive::<UInt16Type>().value(i),
+            [4, 4, 9, 4, 5, 6][(r / 2) * 3 + c / 2],
+            "qa is scl"
+        );
+    }
+    assert_eq!(strings(b.column(7))[0], "S2A");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_partitioned_by_writes_one_folder_per_value() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = sceneql::sample::SampleSpec {
+        size: 32,
+        dates: 3,
+        tile: 16,
+        seed: 2,
+    };
+    sceneql::sample::generate(&d.path().join("a"), &spec).unwrap();
+    let ctx = ctx();
+    let out = d.path().join("by_year");
+    let outputs = sceneql::run::run_sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'; \
+             COPY (SELECT pixel, sr_b4, CAST(date_part('year', time) AS INT) AS year FROM obs) TO '{}/' STORED AS PARQUET PARTITIONED BY (year)",
+            location(&d.path().join("a")),
+            out.display()
+        ),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outputs[1].written.as_deref(), Some(out.to_str().unwrap()));
+    let mut years: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    years.sort();
+    assert_eq!(years.len(), 3, "{years:?}");
+    assert!(years.iter().all(|y| y.starts_with("year=20")), "{years:?}");
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains("tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
