@@ -298,7 +298,7 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             None => groups.push((l, vec![s])),
         }
     }
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
     let dominant = match groups.as_slice() {
         [] => None,
         [only] => Some(only),

@@ -14,6 +14,9 @@ const PX: f64 = 30.0;
 const X0: f64 = 600_015.0;
 const Y0: f64 = 4_000_035.0;
 
+/// (pixel, time in ns, scene id).
+type RowKey = (i64, i64, String);
+
 struct TestScene {
     id: String,
     date: chrono::NaiveDate,
@@ -105,7 +108,7 @@ async fn series_match_the_written_arrays_for_every_pixel_and_date() {
     let batches = query(&ctx, "SELECT pixel, row, col, x, y, time, scene, sr_b4, red, qa_pixel FROM obs ORDER BY pixel, time, scene").await;
 
     // Expected rows from the arrays: (pixel, time, scene) -> (red, qa).
-    let mut expected: BTreeMap<(i64, i64, String), (Option<u16>, Option<u16>)> = BTreeMap::new();
+    let mut expected: BTreeMap<RowKey, (Option<u16>, Option<u16>)> = BTreeMap::new();
     for s in &scenes {
         let t = s
             .date
