@@ -7,8 +7,15 @@
 //! glance. The CLI's `sceneql functions` and `docs/functions.md` are generated
 //! from that list ([`docs`]).
 
+pub(crate) mod agg_common;
 pub mod docs;
+pub mod harmonic;
+pub mod linreg;
+pub mod mann_kendall;
+pub(crate) mod normal_equations;
+pub(crate) mod pairs;
 pub mod register;
+pub mod theil_sen;
 pub mod time;
 
 pub use register::{aggregate_udfs, register_all, scalar_udfs};

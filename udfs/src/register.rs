@@ -14,6 +14,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
     vec![
         // indices.rs, scaling.rs, qa.rs, time.rs ... (one line per function)
+        crate::harmonic::harmonic_predict_udf(),
     ]
 }
 
@@ -21,6 +22,10 @@ pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
 pub fn aggregate_udfs() -> Vec<Arc<AggregateUDF>> {
     vec![
         // trend.rs, harmonic.rs, linreg.rs, theil_sen.rs, mann_kendall.rs, series.rs
+        crate::harmonic::harmonic_fit_udaf(),
+        crate::linreg::linreg_udaf(),
+        crate::theil_sen::theil_sen_udaf(),
+        crate::mann_kendall::mann_kendall_udaf(),
     ]
 }
 
