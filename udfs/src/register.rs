@@ -41,11 +41,11 @@ pub fn aggregate_udfs() -> Vec<Arc<AggregateUDF>> {
     vec![
         // trend.rs, harmonic.rs, linreg.rs, theil_sen.rs, mann_kendall.rs, series.rs
         crate::trend::trend(),
-        crate::series::series(),
         crate::harmonic::harmonic_fit_udaf(),
         crate::linreg::linreg_udaf(),
         crate::theil_sen::theil_sen_udaf(),
         crate::mann_kendall::mann_kendall_udaf(),
+        crate::series::series(),
     ]
 }
 
