@@ -397,13 +397,21 @@ pub(crate) mod test_util {
         rt.block_on(async { ctx().sql(sql).await?.collect().await })
     }
 
-    /// The planning error of a query (fails the test if it plans).
+    /// The planning error of a query (fails the test if it plans, or if
+    /// the error is not a planning error).
     pub fn planning_error(sql: &str) -> String {
         let rt = tokio_runtime();
         rt.block_on(async {
             match ctx().sql(sql).await {
                 Ok(_) => panic!("expected a planning error for {sql}"),
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(
+                        matches!(e.find_root(), datafusion::error::DataFusionError::Plan(_)),
+                        "not a planning error: {text}"
+                    );
+                    text
+                }
             }
         })
     }

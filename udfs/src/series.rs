@@ -5,7 +5,7 @@
 //! SQL, in one row per pixel, sorted, without a separate ORDER BY + array_agg
 //! pair per column (which would need two sorts and could disagree on ties).
 //!
-//! Semantics: rows whose value or time is NULL (or NaN) are skipped, like in
+//! Semantics: rows whose value or time is NULL, NaN or infinite are skipped, like in
 //! every sceneql time-series aggregate, so both lists have the same length
 //! and hold no NULLs. Sorted by time; equal times are ordered by value, so
 //! the output does not depend on how partitions were merged. Times keep
@@ -179,7 +179,7 @@ fn documentation() -> Documentation {
     Documentation::builder(
         TIME_SERIES_AGGREGATES,
         "A group's observations as STRUCT<times LIST, values LIST<DOUBLE>>, sorted by time. Rows where \
-         value or time is NULL (or NaN) are skipped, so both lists have the same length and no NULLs; \
+         value or time is NULL, NaN or infinite are skipped, so both lists have the same length and no NULLs; \
          equal times are ordered by value, so the result does not depend on the input order. `times` \
          keeps the time's type (TIMESTAMP / DATE as given, integers as BIGINT, other numbers as \
          DOUBLE). A group without rows gives two empty lists; the struct is never NULL.",
@@ -309,7 +309,7 @@ fn for_each_row<T: ArrowPrimitiveType>(
     let v = values.values();
     let t = times.values();
     let mut row = |i: usize| {
-        if !v[i].is_nan() && !t[i].is_nan() {
+        if v[i].is_finite() && t[i].is_finite() {
             f(i, t[i], v[i]);
         }
     };

@@ -66,10 +66,11 @@ pub trait TimeNative: Copy + PartialOrd + Send + Sync + std::fmt::Debug + 'stati
     /// `self - base` as f64, exact for integer times whose difference fits
     /// in 53 bits (no rounding of the large absolute values first).
     fn offset_from(self, base: Self) -> f64;
-    /// NaN (only possible for DOUBLE times; such rows are skipped).
+    /// False for NaN and ±infinity (only possible for DOUBLE times; such
+    /// rows are skipped by the aggregates).
     #[inline(always)]
-    fn is_nan(self) -> bool {
-        false
+    fn is_finite(self) -> bool {
+        true
     }
 }
 impl TimeNative for i32 {
@@ -105,8 +106,8 @@ impl TimeNative for f64 {
         self - base
     }
     #[inline(always)]
-    fn is_nan(self) -> bool {
-        f64::is_nan(self)
+    fn is_finite(self) -> bool {
+        f64::is_finite(self)
     }
 }
 

@@ -21,7 +21,7 @@
 //!   or allocation), and has a fast path for batches without NULLs or
 //!   filter. The plain `Accumulator` runs the same arithmetic in the same
 //!   row order, so both give identical results.
-//! - Rows whose value or time is NULL (or NaN) are skipped, as in the other
+//! - Rows whose value or time is NULL (or NaN / infinite) are skipped, as in the other
 //!   time-series aggregates of this crate.
 
 use std::marker::PhantomData;
@@ -193,7 +193,7 @@ fn documentation() -> Documentation {
          STRUCT<slope, intercept, r2, stderr, t_stat, p_value, rmse, n, first, last>. TIMESTAMP / DATE \
          times are decimal years since 1970-01-01 (365.25-day years): slope is per year and intercept \
          is the value at 1970-01-01; numeric times are used as they are (intercept at time 0). \
-         Rows where value or time is NULL (or NaN) are skipped.\n\n\
+         Rows where value or time is NULL, NaN or infinite are skipped.\n\n\
          Fields: `slope`, `intercept` (DOUBLE; NULL when n < 2 or all times are equal); `r2` \
          (coefficient of determination; NULL when n < 3, times are constant or values are constant); \
          `stderr` (standard error of the slope, sqrt(SSE / (n - 2) / Σ(t - t̄)²), as \
@@ -352,7 +352,7 @@ where
 }
 
 /// The rows of a batch that count: value and time non-NULL and the filter
-/// true (NaN is checked per row). None means every row.
+/// true (NaN / infinity are checked per row). None means every row.
 fn valid_rows(
     values: &Float64Array,
     times: &dyn Array,
@@ -411,7 +411,7 @@ struct GroupState<N> {
 }
 
 impl<N: TimeNative + Default> GroupState<N> {
-    /// Add one row (the caller has checked it counts: non-NULL, non-NaN).
+    /// Add one row (the caller has checked it counts: non-NULL, finite).
     #[inline(always)]
     fn update(&mut self, t: N, v: f64, scale: f64) {
         if self.m.n == 0 {
@@ -680,10 +680,10 @@ where
         self.last[g] = s.last;
     }
 
-    /// Add one row to group g (NaN value or time: skipped).
+    /// Add one row to group g (NaN / infinite value or time: skipped).
     #[inline(always)]
     fn update_row(&mut self, g: usize, t: T::Native, v: f64) {
-        if v.is_nan() || t.is_nan() {
+        if !v.is_finite() || !t.is_finite() {
             return;
         }
         let mut s = self.load(g);
@@ -808,7 +808,7 @@ where
         Ok(state_arrays::<T>(&self.time_type, scale, v.len(), |i| {
             // Each row is its own group, updated exactly as in update_batch.
             let mut s = GroupState::default();
-            if valid.as_ref().is_none_or(|b| b.value(i)) && !v[i].is_nan() && !t[i].is_nan() {
+            if valid.as_ref().is_none_or(|b| b.value(i)) && v[i].is_finite() && t[i].is_finite() {
                 s.update(t[i], v[i], scale);
             }
             s
@@ -873,7 +873,7 @@ where
         let valid = valid_rows(values, times, None);
         let (v, t) = (values.values(), times.values());
         for i in 0..v.len() {
-            if valid.as_ref().is_none_or(|b| b.value(i)) && !v[i].is_nan() && !t[i].is_nan() {
+            if valid.as_ref().is_none_or(|b| b.value(i)) && v[i].is_finite() && t[i].is_finite() {
                 self.state.update(t[i], v[i], self.scale);
             }
         }
@@ -1548,6 +1548,43 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_rows_are_skipped() {
+        let with: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![
+                1.0,
+                f64::INFINITY,
+                3.0,
+                4.5,
+                2.0,
+                f64::NAN,
+            ])),
+            Arc::new(Float64Array::from(vec![
+                1.0,
+                2.0,
+                3.0,
+                4.0,
+                f64::NEG_INFINITY,
+                6.0,
+            ])),
+        ];
+        let without: Vec<ArrayRef> = vec![
+            Arc::new(Float64Array::from(vec![1.0, 3.0, 4.5])),
+            Arc::new(Float64Array::from(vec![1.0, 3.0, 4.0])),
+        ];
+        let h = harness(&with);
+        let mut want = h.plain();
+        want.update_batch(&without).unwrap();
+        let want = want.evaluate().unwrap();
+        let mut plain = h.plain();
+        plain.update_batch(&with).unwrap();
+        assert_eq!(plain.evaluate().unwrap(), want);
+        let mut groups = h.groups();
+        groups.update_batch(&with, &[0; 6], None, 1).unwrap();
+        let got = ScalarValue::try_from_array(&groups.evaluate(EmitTo::All).unwrap(), 0).unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn first_last_keep_the_time_type_exactly() {
         let ts = TimestampNanosecondArray::from(vec![
             Some(1_600_000_000_123_456_789),
@@ -1740,6 +1777,82 @@ mod tests {
             .unwrap();
         assert_eq!(out[0].column(0).as_primitive::<Int64Type>().value(0), 0);
         assert!(out[0].column(1).is_null(0));
+    }
+
+    /// Timing against DataFusion's `regr_slope` on the same GROUP BY (run
+    /// with `cargo test -p sceneql-udfs --release -- --ignored --nocapture
+    /// trend_vs_regr_slope`; debug timings mostly measure unoptimised code).
+    #[test]
+    #[ignore]
+    fn trend_vs_regr_slope() {
+        let rows: usize = std::env::var("BENCH_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000_000);
+        let groups: i64 = 50_000;
+        let mut lcg = Lcg(1);
+        let mut g = Vec::with_capacity(rows);
+        let mut t = Vec::with_capacity(rows);
+        let mut v = Vec::with_capacity(rows);
+        for i in 0..rows {
+            g.push(((lcg.next_u64() >> 33) % groups as u64) as i64);
+            t.push(1_500_000_000_000_000_000i64 + (i as i64) * 1_000_000_000_000);
+            v.push(lcg.uniform());
+        }
+        let years: Vec<f64> = t
+            .iter()
+            .map(|&x| x as f64 * 1e-9 / crate::time::SECONDS_PER_YEAR)
+            .collect();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Int64, false),
+            Field::new("t", DataType::Timestamp(TimeUnit::Nanosecond, None), false),
+            Field::new("y", DataType::Float64, false),
+            Field::new("v", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(g)),
+                Arc::new(TimestampNanosecondArray::from(t)),
+                Arc::new(Float64Array::from(years)),
+                Arc::new(Float64Array::from(v)),
+            ],
+        )
+        .unwrap();
+        let batches: Vec<RecordBatch> = (0..batch.num_rows())
+            .step_by(8192)
+            .map(|s| batch.slice(s, 8192.min(rows - s)))
+            .collect();
+        let ctx = crate::indices::test_util::ctx();
+        let table =
+            datafusion::datasource::MemTable::try_new(batch.schema(), vec![batches]).unwrap();
+        ctx.register_table("obs", Arc::new(table)).unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let time = |sql: &str| {
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let start = std::time::Instant::now();
+                let out = rt
+                    .block_on(async { ctx.sql(sql).await?.collect().await })
+                    .unwrap();
+                assert_eq!(
+                    out.iter().map(|b| b.num_rows()).sum::<usize>(),
+                    groups as usize
+                );
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            best
+        };
+        let regr = time("SELECT g, regr_slope(v, y) FROM obs GROUP BY g");
+        let trend_f64 = time("SELECT g, trend(v, y) FROM obs GROUP BY g");
+        let trend_ts = time("SELECT g, trend(v, t) FROM obs GROUP BY g");
+        println!(
+            "{rows} rows, {groups} groups: regr_slope {regr:.3} s, trend(DOUBLE time) {trend_f64:.3} s, \
+             trend(TIMESTAMP) {trend_ts:.3} s"
+        );
     }
 
     #[test]
