@@ -1,21 +1,16 @@
 -- Per-pixel OLS trend of cloud-masked NDVI (per year) over a Landsat C2 L2 archive.
--- Run: sceneql -f sql/ndvi_trend.sql -D archive=sample/ -D out=trend.parquet
+-- Run: sceneql -f sql/ndvi_trend.sql -D archive=sample/archive/ -D out=trend.parquet
 CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '${archive}';
 
 COPY (
-  SELECT pixel,
-         regr_slope(ndvi, years) AS slope,
-         regr_intercept(ndvi, years) AS intercept,
-         regr_count(ndvi, years) AS n
+  SELECT pixel, t.slope AS slope, t.intercept AS intercept, t.r2 AS r2,
+         t.stderr AS stderr, t.p_value AS p_value, t.n AS n, t.first AS first, t.last AS last
   FROM (
-    SELECT pixel,
-           CAST(time AS BIGINT) / 1e9 / 31557600.0 AS years,
-           ((nir * 0.0000275 - 0.2) - (red * 0.0000275 - 0.2))
-             / ((nir * 0.0000275 - 0.2) + (red * 0.0000275 - 0.2)) AS ndvi
+    SELECT pixel, trend(ndvi(landsat_sr(nir), landsat_sr(red)), time) AS t
     FROM obs
-    WHERE (qa & 31) = 0
+    WHERE landsat_clear(qa)
+    GROUP BY pixel
   )
-  GROUP BY pixel
 ) TO '${out}';
 
 -- Summary of the written trends.
@@ -24,5 +19,6 @@ SELECT count(*) AS pixels,
        round(avg(slope), 5) AS mean_slope_per_year,
        round(min(slope), 5) AS min_slope,
        round(max(slope), 5) AS max_slope,
-       round(avg(n), 1) AS mean_clear_obs
+       round(avg(n), 1) AS mean_clear_obs,
+       sum(CASE WHEN p_value < 0.05 THEN 1 ELSE 0 END) AS significant_pixels
 FROM trend;

@@ -7,8 +7,21 @@
 //! glance. The CLI's `sceneql functions` and `docs/functions.md` are generated
 //! from that list ([`docs`]).
 
+pub(crate) mod agg_common;
 pub mod docs;
+pub mod harmonic;
+pub mod indices;
+pub mod linreg;
+pub mod mann_kendall;
+pub(crate) mod normal_equations;
+pub mod ols;
+pub(crate) mod pairs;
+pub mod qa;
 pub mod register;
+pub mod scaling;
+pub mod series;
+pub mod theil_sen;
 pub mod time;
+pub mod trend;
 
 pub use register::{aggregate_udfs, register_all, scalar_udfs};

@@ -14,6 +14,25 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
     vec![
         // indices.rs, scaling.rs, qa.rs, time.rs ... (one line per function)
+        crate::indices::ndvi(),
+        crate::indices::nbr(),
+        crate::indices::ndwi(),
+        crate::indices::ndmi(),
+        crate::indices::savi(),
+        crate::indices::evi(),
+        crate::indices::normalized_difference(),
+        crate::scaling::landsat_sr(),
+        crate::scaling::landsat_st(),
+        crate::scaling::s2_sr(),
+        crate::scaling::scale_offset(),
+        crate::qa::bit_set(),
+        crate::qa::bits(),
+        crate::qa::landsat_clear(),
+        crate::qa::landsat_c1_clear(),
+        crate::qa::s2_clear(),
+        crate::time::decimal_year(),
+        crate::time::doy(),
+        crate::harmonic::harmonic_predict_udf(),
     ]
 }
 
@@ -21,6 +40,12 @@ pub fn scalar_udfs() -> Vec<Arc<ScalarUDF>> {
 pub fn aggregate_udfs() -> Vec<Arc<AggregateUDF>> {
     vec![
         // trend.rs, harmonic.rs, linreg.rs, theil_sen.rs, mann_kendall.rs, series.rs
+        crate::trend::trend(),
+        crate::harmonic::harmonic_fit_udaf(),
+        crate::linreg::linreg_udaf(),
+        crate::theil_sen::theil_sen_udaf(),
+        crate::mann_kendall::mann_kendall_udaf(),
+        crate::series::series(),
     ]
 }
 

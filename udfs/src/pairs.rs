@@ -1,0 +1,272 @@
+//! Accumulators that keep a group's `(time, value)` pairs and compute a
+//! statistic over all of them at the end: the engine of `theil_sen` and
+//! `mann_kendall`, whose rank statistics have no small mergeable state.
+//!
+//! Arguments are `(value, time)`; `time` goes through [`time::to_years`].
+//! Rows with a NULL or non-finite argument, or not passing the `FILTER`
+//! clause, are skipped. The state exchanged between partitions is two
+//! `LARGE LIST<DOUBLE>` columns (`time`, `value`), one row per group; merging
+//! concatenates. Memory is O(n) per group (16 bytes per pair); the statistic
+//! decides the cost of the final computation.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
+use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::utils::format_state_name;
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::scalar::ScalarValue;
+
+use crate::agg_common::{as_f64, f64_large_list, f64_large_list_type, for_each_valid_row};
+use crate::time;
+
+/// A statistic over a group's `(time, value)` pairs.
+pub(crate) trait PairStatistic: Send + Sync + std::fmt::Debug + 'static {
+    /// One group's result.
+    type Output;
+    /// The SQL signature, for error messages.
+    const SIGNATURE: &'static str;
+    /// The result type.
+    fn output_type() -> DataType;
+    /// Compute a group's result; may reorder `pairs` and use `scratch`.
+    fn compute(pairs: &mut [(f64, f64)], scratch: &mut Vec<f64>) -> Self::Output;
+    /// Build the result array.
+    fn output(results: Vec<Self::Output>) -> Result<ArrayRef>;
+}
+
+/// State fields: `time` and `value`, LARGE LIST<DOUBLE>.
+pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
+    vec![
+        Arc::new(Field::new(
+            format_state_name(name, "time"),
+            f64_large_list_type(),
+            true,
+        )),
+        Arc::new(Field::new(
+            format_state_name(name, "value"),
+            f64_large_list_type(),
+            true,
+        )),
+    ]
+}
+
+/// Feed the valid `(time, value)` rows of an argument batch to `f(row, t, v)`.
+fn for_each_pair(
+    signature: &str,
+    values: &[ArrayRef],
+    filter: Option<&BooleanArray>,
+    mut f: impl FnMut(usize, f64, f64),
+) -> Result<()> {
+    let [value, t, ..] = values else {
+        return Err(DataFusionError::Internal(format!(
+            "{signature}: expected 2 argument arrays, got {}",
+            values.len()
+        )));
+    };
+    let value = as_f64(signature, value)?;
+    let t = time::to_years(t)?;
+    for_each_valid_row(&[value, t.as_ref()], filter, |row| {
+        f(row, t.value(row), value.value(row))
+    });
+    Ok(())
+}
+
+/// Call `f(row, times, values)` for each state row (NULL rows are empty).
+fn for_each_state(
+    signature: &str,
+    states: &[ArrayRef],
+    mut f: impl FnMut(usize, &[f64], &[f64]),
+) -> Result<()> {
+    let bad = |what: &str| {
+        DataFusionError::Internal(format!("{signature}: malformed partial state ({what})"))
+    };
+    let [times, values] = states else {
+        return Err(bad("expected 2 columns"));
+    };
+    let (Some(times), Some(values)) = (times.as_list_opt::<i64>(), values.as_list_opt::<i64>())
+    else {
+        return Err(bad("expected LARGE LIST columns"));
+    };
+    let (Some(tv), Some(vv)) = (
+        times.values().as_primitive_opt::<Float64Type>(),
+        values.values().as_primitive_opt::<Float64Type>(),
+    ) else {
+        return Err(bad("expected DOUBLE items"));
+    };
+    let (to, vo) = (times.value_offsets(), values.value_offsets());
+    for row in 0..times.len() {
+        if times.is_null(row) || values.is_null(row) {
+            continue;
+        }
+        let (ts, te) = (to[row] as usize, to[row + 1] as usize);
+        let (vs, ve) = (vo[row] as usize, vo[row + 1] as usize);
+        if te - ts != ve - vs {
+            return Err(bad("time and value lists differ in length"));
+        }
+        f(row, &tv.values()[ts..te], &vv.values()[vs..ve]);
+    }
+    Ok(())
+}
+
+/// Encode groups of pairs as the two state columns.
+fn encode<'a>(groups: impl Iterator<Item = &'a [(f64, f64)]>) -> Vec<ArrayRef> {
+    let mut lengths = Vec::new();
+    let mut times = Vec::new();
+    let mut values = Vec::new();
+    for g in groups {
+        lengths.push(g.len());
+        times.extend(g.iter().map(|p| p.0));
+        values.extend(g.iter().map(|p| p.1));
+    }
+    vec![
+        Arc::new(f64_large_list(&lengths, times)),
+        Arc::new(f64_large_list(&lengths, values)),
+    ]
+}
+
+/// Plain (single group) accumulator.
+#[derive(Debug)]
+pub(crate) struct PairsAccumulator<S: PairStatistic> {
+    pairs: Vec<(f64, f64)>,
+    _statistic: PhantomData<S>,
+}
+
+impl<S: PairStatistic> Default for PairsAccumulator<S> {
+    fn default() -> Self {
+        Self {
+            pairs: Vec::new(),
+            _statistic: PhantomData,
+        }
+    }
+}
+
+impl<S: PairStatistic> Accumulator for PairsAccumulator<S> {
+    fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
+        let pairs = &mut self.pairs;
+        for_each_pair(S::SIGNATURE, values, None, |_, t, v| pairs.push((t, v)))
+    }
+
+    fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
+        let pairs = &mut self.pairs;
+        for_each_state(S::SIGNATURE, states, |_, t, v| {
+            pairs.extend(t.iter().copied().zip(v.iter().copied()))
+        })
+    }
+
+    fn state(&mut self) -> Result<Vec<ScalarValue>> {
+        encode(std::iter::once(self.pairs.as_slice()))
+            .iter()
+            .map(|c| ScalarValue::try_from_array(c, 0))
+            .collect()
+    }
+
+    fn evaluate(&mut self) -> Result<ScalarValue> {
+        let result = S::compute(&mut self.pairs, &mut Vec::new());
+        ScalarValue::try_from_array(&S::output(vec![result])?, 0)
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self) + self.pairs.capacity() * size_of::<(f64, f64)>()
+    }
+}
+
+/// Vectorised accumulator: one `Vec` of pairs per group.
+#[derive(Debug)]
+pub(crate) struct PairsGroupsAccumulator<S: PairStatistic> {
+    groups: Vec<Vec<(f64, f64)>>,
+    /// Pairs held over all groups (for `size`, which must not walk the groups).
+    held: usize,
+    _statistic: PhantomData<S>,
+}
+
+impl<S: PairStatistic> Default for PairsGroupsAccumulator<S> {
+    fn default() -> Self {
+        Self {
+            groups: Vec::new(),
+            held: 0,
+            _statistic: PhantomData,
+        }
+    }
+}
+
+impl<S: PairStatistic> PairsGroupsAccumulator<S> {
+    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(f64, f64)>> {
+        let taken = emit_to.take_needed(&mut self.groups);
+        self.held -= taken.iter().map(Vec::len).sum::<usize>();
+        taken
+    }
+}
+
+impl<S: PairStatistic> GroupsAccumulator for PairsGroupsAccumulator<S> {
+    fn update_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        opt_filter: Option<&BooleanArray>,
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let Self { groups, held, .. } = self;
+        for_each_pair(S::SIGNATURE, values, opt_filter, |row, t, v| {
+            groups[group_indices[row]].push((t, v));
+            *held += 1;
+        })
+    }
+
+    fn merge_batch(
+        &mut self,
+        values: &[ArrayRef],
+        group_indices: &[usize],
+        total_num_groups: usize,
+    ) -> Result<()> {
+        self.groups.resize_with(total_num_groups, Vec::new);
+        let Self { groups, held, .. } = self;
+        for_each_state(S::SIGNATURE, values, |row, t, v| {
+            groups[group_indices[row]].extend(t.iter().copied().zip(v.iter().copied()));
+            *held += t.len();
+        })
+    }
+
+    fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
+        let mut scratch = Vec::new();
+        let results = self
+            .take(emit_to)
+            .into_iter()
+            .map(|mut g| S::compute(&mut g, &mut scratch))
+            .collect();
+        S::output(results)
+    }
+
+    fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
+        let taken = self.take(emit_to);
+        Ok(encode(taken.iter().map(Vec::as_slice)))
+    }
+
+    fn convert_to_state(
+        &self,
+        values: &[ArrayRef],
+        opt_filter: Option<&BooleanArray>,
+    ) -> Result<Vec<ArrayRef>> {
+        let rows = values.first().map_or(0, |v| v.len());
+        let mut lengths = vec![0usize; rows];
+        let mut times = Vec::with_capacity(rows);
+        let mut vals = Vec::with_capacity(rows);
+        for_each_pair(S::SIGNATURE, values, opt_filter, |row, t, v| {
+            lengths[row] = 1;
+            times.push(t);
+            vals.push(v);
+        })?;
+        Ok(vec![
+            Arc::new(f64_large_list(&lengths, times)),
+            Arc::new(f64_large_list(&lengths, vals)),
+        ])
+    }
+
+    fn size(&self) -> usize {
+        size_of_val(self)
+            + self.groups.capacity() * size_of::<Vec<(f64, f64)>>()
+            + self.held * size_of::<(f64, f64)>()
+    }
+}
