@@ -144,8 +144,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
             return Ok(());
         }
         Some(Command::Functions) => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
             for (name, doc) in sceneql_udfs::docs::listing() {
-                println!("{name:<24} {doc}");
+                // A closed pipe (`| head`) ends the listing quietly.
+                if writeln!(out, "{name:<24} {doc}").is_err() {
+                    break;
+                }
             }
             return Ok(());
         }
