@@ -55,7 +55,7 @@ pub const TIME_SERIES_AGGREGATES: DocSection = DocSection {
     label: "sceneql: time-series aggregates",
     description: Some(
         "Aggregates over the observations of one pixel (use with `GROUP BY pixel`). Rows whose value \
-         or time is NULL are skipped. TIMESTAMP and DATE times are converted to decimal years since \
+         or time is NULL, NaN or infinite are skipped. TIMESTAMP and DATE times are converted to decimal years since \
          1970-01-01 with 365.25-day years, so rates are per year; numeric times are used as they are.",
     ),
 };
