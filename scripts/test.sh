@@ -6,4 +6,11 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 SCENEQL_REAL_DATA="$(scripts/fetch-real-data.sh)"
 export SCENEQL_REAL_DATA
+# numpy for the pipelines' reference computations (tests/reference/models.py).
+venv="${SCENEQL_CACHE:-$HOME/.cache/sceneql}/venv-test"
+if ! "$venv/bin/python" -c 'import numpy' >/dev/null 2>&1; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet -r tests/reference/requirements.txt
+fi
+export SCENEQL_PYTHON="$venv/bin/python"
 cargo test --workspace --locked

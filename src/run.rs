@@ -78,6 +78,8 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
         }
         _ => {}
     }
+    // `trend(v, t).slope`: DataFusion 55 only plans `['slope']` on a call.
+    sceneql_udfs::trend::rewrite_struct_field_access(&mut statement);
     let state = ctx.state();
     let plan = state.statement_to_plan(statement).await?;
     let plan = sinks::with_grid_metadata(plan)?;

@@ -6,85 +6,18 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
-use std::process::Command;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 
-fn sceneql(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sceneql"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "sceneql {args:?} failed: {stderr}");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
+use super::common::*;
 
-/// Per-pixel OLS slope of clear-sky NDVI against decimal years since 1970,
-/// from the band files themselves (GDAL reads, integer offsets from the
-/// geotransforms): the reference for the SQL pipeline.
+/// Per-pixel OLS slope (closed form) of the clear-sky NDVI series: the
+/// reference for `trend` in the SQL pipeline.
 fn reference_slopes(archive: &Path) -> (HashMap<i64, f64>, usize) {
-    let mut scenes = Vec::new();
-    for entry in std::fs::read_dir(archive).unwrap() {
-        let folder = entry.unwrap().path();
-        let id = folder.file_name().unwrap().to_string_lossy().to_string();
-        let read = |band: &str| {
-            let ds = gdal::Dataset::open(folder.join(format!("{id}_{band}.TIF"))).unwrap();
-            let gt = ds.geo_transform().unwrap();
-            let (w, h) = ds.raster_size();
-            let data = ds
-                .rasterband(1)
-                .unwrap()
-                .read_as::<u16>((0, 0), (w, h), (w, h), None)
-                .unwrap()
-                .data()
-                .to_vec();
-            (gt, w, h, data)
-        };
-        let date = chrono::NaiveDate::parse_from_str(&id[17..25], "%Y%m%d").unwrap();
-        let years = date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp() as f64 / 31_557_600.0;
-        scenes.push((years, read("SR_B4"), read("SR_B5"), read("QA_PIXEL")));
-    }
-    let x0 = scenes
-        .iter()
-        .map(|s| s.1.0[0])
-        .fold(f64::INFINITY, f64::min);
-    let y0 = scenes
-        .iter()
-        .map(|s| s.1.0[3])
-        .fold(f64::NEG_INFINITY, f64::max);
-    let width = scenes
-        .iter()
-        .map(|s| ((s.1.0[0] - x0) / 30.0).round() as usize + s.1.1)
-        .max()
-        .unwrap();
-    let mut series: HashMap<i64, Vec<(f64, f64)>> = HashMap::new();
-    for (t, (gt, w, h, red), (_, _, _, nir), (_, _, _, qa)) in &scenes {
-        let (c0, r0) = (
-            ((gt[0] - x0) / 30.0).round() as usize,
-            ((y0 - gt[3]) / 30.0).round() as usize,
-        );
-        for r in 0..*h {
-            for c in 0..*w {
-                let i = r * w + c;
-                if red[i] == 0 || nir[i] == 0 || qa[i] == 1 || qa[i] & 31 != 0 {
-                    continue;
-                }
-                let (rr, nn) = (
-                    red[i] as f64 * 0.0000275 - 0.2,
-                    nir[i] as f64 * 0.0000275 - 0.2,
-                );
-                series
-                    .entry(((r + r0) * width + c + c0) as i64)
-                    .or_default()
-                    .push((*t, (nn - rr) / (nn + rr)));
-            }
-        }
-    }
+    let (series, width) = clear_ndvi_series(archive);
     let slopes = series
         .into_iter()
         .filter(|(_, s)| s.len() >= 2)
@@ -105,7 +38,7 @@ fn reference_slopes(archive: &Path) -> (HashMap<i64, f64>, usize) {
 #[test]
 fn ndvi_trend_pipeline_matches_an_independent_ols() {
     let d = tempfile::tempdir().unwrap();
-    sceneql(
+    sceneql_cli(
         d.path(),
         &[
             "gen-sample",
@@ -122,7 +55,7 @@ fn ndvi_trend_pipeline_matches_an_independent_ols() {
     );
     let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/ndvi_trend.sql");
     // Relative paths are resolved against the client's working directory.
-    sceneql(
+    sceneql_cli(
         d.path(),
         &[
             "-f",
@@ -188,7 +121,7 @@ fn ndvi_trend_pipeline_matches_an_independent_ols() {
 #[test]
 fn formats_variables_and_struct_flattening() {
     let d = tempfile::tempdir().unwrap();
-    let csv = sceneql(
+    let csv = sceneql_cli(
         d.path(),
         &[
             "-q",
@@ -204,7 +137,19 @@ fn formats_variables_and_struct_flattening() {
     assert_eq!(lines.remove(0), "t.slope,t.n,s");
     lines.sort();
     assert_eq!(lines, vec![",,b", "1.5,3,a"]);
-    let json = sceneql(
+    // Dot access on an aggregate's struct result.
+    let dot = sceneql_cli(
+        d.path(),
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT trend(v, t).slope AS slope FROM (VALUES (1.0, 1.0), (3.0, 2.0), (5.0, 3.0)) AS x(v, t)",
+        ],
+    );
+    assert_eq!(dot.lines().collect::<Vec<_>>(), ["slope", "2.0"]);
+    let json = sceneql_cli(
         d.path(),
         &[
             "-q",
@@ -222,7 +167,7 @@ fn formats_variables_and_struct_flattening() {
         json.contains("{\"b\":2}"),
         "the last statement goes to --format: {json}"
     );
-    sceneql(
+    sceneql_cli(
         d.path(),
         &[
             "-q",

@@ -86,3 +86,86 @@ pub fn strings(a: &datafusion::arrow::array::ArrayRef) -> Vec<String> {
     let s = s.as_string::<i32>();
     (0..s.len()).map(|i| s.value(i).to_string()).collect()
 }
+
+/// Per-pixel series of clear-sky NDVI against decimal years since 1970, read
+/// from a generated Landsat-style archive's band files directly with GDAL
+/// (integer offsets from the geotransforms), independent of sceneql's scan:
+/// the input of the pipelines' reference computations. Returns the series by
+/// grid pixel and the grid width.
+pub fn clear_ndvi_series(
+    archive: &Path,
+) -> (std::collections::BTreeMap<i64, Vec<(f64, f64)>>, usize) {
+    let mut scenes = Vec::new();
+    for entry in std::fs::read_dir(archive).unwrap() {
+        let folder = entry.unwrap().path();
+        let id = folder.file_name().unwrap().to_string_lossy().to_string();
+        let read = |band: &str| {
+            let ds = gdal::Dataset::open(folder.join(format!("{id}_{band}.TIF"))).unwrap();
+            let gt = ds.geo_transform().unwrap();
+            let (w, h) = ds.raster_size();
+            let data = ds
+                .rasterband(1)
+                .unwrap()
+                .read_as::<u16>((0, 0), (w, h), (w, h), None)
+                .unwrap()
+                .data()
+                .to_vec();
+            (gt, w, h, data)
+        };
+        let date = chrono::NaiveDate::parse_from_str(&id[17..25], "%Y%m%d").unwrap();
+        let years = date.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp() as f64 / 31_557_600.0;
+        scenes.push((years, read("SR_B4"), read("SR_B5"), read("QA_PIXEL")));
+    }
+    let x0 = scenes
+        .iter()
+        .map(|s| s.1.0[0])
+        .fold(f64::INFINITY, f64::min);
+    let y0 = scenes
+        .iter()
+        .map(|s| s.1.0[3])
+        .fold(f64::NEG_INFINITY, f64::max);
+    let width = scenes
+        .iter()
+        .map(|s| ((s.1.0[0] - x0) / 30.0).round() as usize + s.1.1)
+        .max()
+        .unwrap();
+    let mut series: std::collections::BTreeMap<i64, Vec<(f64, f64)>> = Default::default();
+    for (t, (gt, w, h, red), (_, _, _, nir), (_, _, _, qa)) in &scenes {
+        let (c0, r0) = (
+            ((gt[0] - x0) / 30.0).round() as usize,
+            ((y0 - gt[3]) / 30.0).round() as usize,
+        );
+        for r in 0..*h {
+            for c in 0..*w {
+                let i = r * w + c;
+                if red[i] == 0 || nir[i] == 0 || qa[i] == 1 || qa[i] & 31 != 0 {
+                    continue;
+                }
+                let (rr, nn) = (
+                    red[i] as f64 * 0.0000275 - 0.2,
+                    nir[i] as f64 * 0.0000275 - 0.2,
+                );
+                series
+                    .entry(((r + r0) * width + c + c0) as i64)
+                    .or_default()
+                    .push((*t, (nn - rr) / (nn + rr)));
+            }
+        }
+    }
+    for s in series.values_mut() {
+        s.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    (series, width)
+}
+
+/// Run the sceneql binary in `dir`; panics with its stderr when it fails.
+pub fn sceneql_cli(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sceneql"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sceneql {args:?} failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}

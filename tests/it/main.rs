@@ -4,6 +4,7 @@ mod cli;
 mod common;
 mod errors;
 mod layouts;
+mod pipelines;
 mod plan;
 mod realdata;
 mod timeseries;

@@ -1,0 +1,221 @@
+//! `sql/harmonic.sql` and `sql/mann_kendall.sql` on a generated archive: every
+//! pixel's result equals numpy's computation of the same model
+//! (`tests/reference/models.py`) over the same series, read from the band
+//! files directly.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{Float64Type, Int64Type};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+
+use super::common::*;
+
+/// The Python with numpy: SCENEQL_PYTHON (set by scripts/test.sh) or python3.
+fn python() -> PathBuf {
+    let py = std::env::var_os("SCENEQL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} has no numpy: run scripts/test.sh (it creates the venv) or set SCENEQL_PYTHON",
+        py.display()
+    );
+    py
+}
+
+/// Run a pipeline on a fresh sample and return its rows and numpy's reference.
+fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
+    let d = tempfile::tempdir().unwrap();
+    sceneql_cli(
+        d.path(),
+        &[
+            "gen-sample",
+            "archive",
+            "--size",
+            "24",
+            "--dates",
+            "14",
+            "--tile",
+            "16",
+            "--seed",
+            "11",
+        ],
+    );
+    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(sql);
+    sceneql_cli(
+        d.path(),
+        &[
+            "-q",
+            "-f",
+            sql.to_str().unwrap(),
+            "-D",
+            "archive=archive/",
+            "-D",
+            "out=out.parquet",
+        ],
+    );
+    let reader =
+        ParquetRecordBatchReaderBuilder::try_new(File::open(d.path().join("out.parquet")).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let batches = reader.map(|b| b.unwrap()).collect();
+    let (series, _) = clear_ndvi_series(&d.path().join("archive"));
+    let input: BTreeMap<String, &Vec<(f64, f64)>> =
+        series.iter().map(|(p, s)| (p.to_string(), s)).collect();
+    std::fs::write(
+        d.path().join("series.json"),
+        serde_json::to_string(&input).unwrap(),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/models.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(d.path().join("series.json"))
+        .arg(d.path().join("ref.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reference script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("ref.json")).unwrap()).unwrap();
+    (batches, reference)
+}
+
+fn close(got: f64, want: f64, tol: f64) -> bool {
+    (got - want).abs() <= tol * got.abs().max(want.abs()).max(1.0)
+}
+
+fn column<'a>(b: &'a RecordBatch, name: &str) -> &'a dyn Array {
+    b.column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"))
+        .as_ref()
+}
+
+#[test]
+fn harmonic_pipeline_matches_numpy_lstsq() {
+    let (batches, reference) = run("harmonic.sql");
+    let mut fitted = 0;
+    for b in &batches {
+        let pixel = column(b, "pixel").as_primitive::<Int64Type>();
+        let coefs = column(b, "coefficients").as_list::<i32>();
+        let (rmse, r2, n) = (
+            column(b, "rmse").as_primitive::<Float64Type>(),
+            column(b, "r2").as_primitive::<Float64Type>(),
+            column(b, "n").as_primitive::<Int64Type>(),
+        );
+        let predicted = column(b, "ndvi_2021_07_01").as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let want = &reference[&pixel.value(i).to_string()]["harmonic"];
+            if want.is_null() {
+                assert!(
+                    coefs.is_null(i) || coefs.value(i).null_count() == coefs.value(i).len(),
+                    "pixel {}: underdetermined",
+                    pixel.value(i)
+                );
+                continue;
+            }
+            assert_eq!(n.value(i), want["n"].as_i64().unwrap());
+            let c = coefs.value(i);
+            let c = c.as_primitive::<Float64Type>();
+            let w: Vec<f64> = want["coefficients"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(c.len(), 4);
+            for k in 0..4 {
+                assert!(
+                    close(c.value(k), w[k], 1e-7),
+                    "pixel {} coefficient {k}: {} vs numpy {}",
+                    pixel.value(i),
+                    c.value(k),
+                    w[k]
+                );
+            }
+            if let Some(wr) = want["rmse"].as_f64() {
+                assert!(
+                    close(rmse.value(i), wr, 1e-7),
+                    "pixel {} rmse {} vs {wr}",
+                    pixel.value(i),
+                    rmse.value(i)
+                );
+            }
+            if let Some(wr2) = want["r2"].as_f64() {
+                assert!(
+                    close(r2.value(i), wr2, 1e-7),
+                    "pixel {} r2 {} vs {wr2}",
+                    pixel.value(i),
+                    r2.value(i)
+                );
+            }
+            // harmonic_predict evaluates the same model at 2021-07-01.
+            let t = chrono::NaiveDate::from_ymd_opt(2021, 7, 1)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp() as f64
+                / 31_557_600.0;
+            let tau = 2.0 * std::f64::consts::PI * t;
+            let model = w[0] + w[1] * t + w[2] * tau.cos() + w[3] * tau.sin();
+            assert!(
+                close(predicted.value(i), model, 1e-7),
+                "pixel {} prediction {} vs {model}",
+                pixel.value(i),
+                predicted.value(i)
+            );
+            fitted += 1;
+        }
+    }
+    assert!(fitted > 400, "only {fitted} pixels fitted");
+}
+
+#[test]
+fn mann_kendall_pipeline_matches_numpy() {
+    let (batches, reference) = run("mann_kendall.sql");
+    let mut tested = 0;
+    for b in &batches {
+        let pixel = column(b, "pixel").as_primitive::<Int64Type>();
+        let n = column(b, "n").as_primitive::<Int64Type>();
+        let s = column(b, "s").as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            let want = &reference[&pixel.value(i).to_string()]["mk"];
+            if want.is_null() {
+                continue;
+            }
+            assert_eq!(n.value(i), want["n"].as_i64().unwrap());
+            assert_eq!(
+                s.value(i),
+                want["s"].as_i64().unwrap(),
+                "pixel {} S",
+                pixel.value(i)
+            );
+            for f in ["tau", "var_s", "z", "p_value"] {
+                let got = column(b, f).as_primitive::<Float64Type>().value(i);
+                let w = want[f].as_f64().unwrap();
+                assert!(
+                    close(got, w, 1e-9),
+                    "pixel {} {f}: {got} vs numpy {w}",
+                    pixel.value(i)
+                );
+            }
+            tested += 1;
+        }
+    }
+    assert!(tested > 400, "only {tested} pixels tested");
+}
