@@ -1,4 +1,4 @@
-//! `sql/harmonic.sql` and `sql/mann_kendall.sql` on a generated archive: every
+//! `sql/ndvi_trend.sql`, `sql/harmonic.sql` and `sql/mann_kendall.sql` on a generated archive: every
 //! pixel's result equals numpy's computation of the same model
 //! (`tests/reference/models.py`) over the same series, read from the band
 //! files directly.
@@ -214,6 +214,45 @@ fn mann_kendall_pipeline_matches_numpy() {
                     pixel.value(i)
                 );
             }
+            tested += 1;
+        }
+    }
+    assert!(tested > 400, "only {tested} pixels tested");
+}
+
+#[test]
+fn ndvi_trend_pipeline_matches_numpy_polyfit() {
+    let (batches, reference) = run("ndvi_trend.sql");
+    let mut tested = 0;
+    for b in &batches {
+        let pixel = column(b, "pixel").as_primitive::<Int64Type>();
+        let (slope, intercept) = (
+            column(b, "slope").as_primitive::<Float64Type>(),
+            column(b, "intercept").as_primitive::<Float64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            let want = &reference[&pixel.value(i).to_string()]["trend"];
+            if want.is_null() {
+                assert!(
+                    slope.is_null(i),
+                    "pixel {}: no trend from fewer than 2 times",
+                    pixel.value(i)
+                );
+                continue;
+            }
+            let (ws, wi) = (want[0].as_f64().unwrap(), want[1].as_f64().unwrap());
+            assert!(
+                close(slope.value(i), ws, 1e-8),
+                "pixel {} slope {} vs numpy {ws}",
+                pixel.value(i),
+                slope.value(i)
+            );
+            assert!(
+                close(intercept.value(i), wi, 1e-8),
+                "pixel {} intercept {} vs numpy {wi}",
+                pixel.value(i),
+                intercept.value(i)
+            );
             tested += 1;
         }
     }

@@ -3,7 +3,8 @@
 Reads per-pixel series {"pixel": [[t, v], ...]} (t in decimal years since 1970,
 sorted by t) from argv[1] and writes, per pixel, the harmonic model (k = 1,
 numpy.linalg.lstsq on [1, t, cos 2 pi t, sin 2 pi t]) and the Mann-Kendall
-test (Hipel & McLeod, as pymannkendall.original_test) to argv[2].
+test (Hipel & McLeod, as pymannkendall.original_test) and the OLS trend
+(numpy.polyfit) to argv[2].
 Run by the integration tests with the venv scripts/test.sh creates.
 """
 import json
@@ -49,7 +50,12 @@ def main():
     for pixel, pts in series.items():
         a = np.array(pts, dtype=float)
         t, v = a[:, 0], a[:, 1]
-        out[pixel] = {"harmonic": harmonic(t, v), "mk": mann_kendall(v) if len(v) >= 3 else None}
+        out[pixel] = {
+            "harmonic": harmonic(t, v),
+            "mk": mann_kendall(v) if len(v) >= 3 else None,
+            # OLS trend: numpy.polyfit slope and intercept (years since 1970).
+            "trend": np.polyfit(t, v, 1).tolist() if len(v) >= 2 and np.ptp(t) > 0 else None,
+        }
     json.dump(out, open(sys.argv[2], "w"))
 
 
