@@ -47,6 +47,10 @@ pub struct Cli {
     /// More logging on stderr (-v: info, -vv: debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Write a Chrome trace (chrome://tracing, Perfetto) of statements, scan
+    /// blocks, band decodes and batch building to PATH.
+    #[arg(long, value_name = "PATH")]
+    pub trace: Option<PathBuf>,
     /// Run on a Ballista cluster (df://HOST:PORT).
     #[arg(long, value_name = "URL")]
     pub remote: Option<String>,
@@ -92,7 +96,8 @@ fn parse_define(s: &str) -> std::result::Result<(String, String), String> {
 
 /// Run the CLI; returns the process exit code.
 pub async fn main(cli: Cli) -> i32 {
-    init_logging(cli.verbose);
+    // The trace file is complete when the guard drops, after the run.
+    let _trace = init_logging(cli.verbose, cli.trace.as_deref());
     match dispatch(cli).await {
         Ok(()) => 0,
         Err(e) => {
@@ -102,19 +107,40 @@ pub async fn main(cli: Cli) -> i32 {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(
+    verbose: u8,
+    trace: Option<&std::path::Path>,
+) -> Option<tracing_chrome::FlushGuard> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
     let default = match verbose {
         0 => "warn",
         1 => "warn,sceneql=info",
         _ => "info,sceneql=debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCENEQL_LOG")
-        .unwrap_or_else(|_| default.into());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = EnvFilter::try_from_env("SCENEQL_LOG").unwrap_or_else(|_| default.into());
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_filter(filter);
+    let (chrome, guard) = match trace {
+        Some(path) => {
+            let (layer, guard) = tracing_chrome::ChromeLayerBuilder::new()
+                .file(path)
+                .include_args(true)
+                .build();
+            let spans =
+                tracing_subscriber::filter::filter_fn(|m| m.target().starts_with("sceneql"));
+            (Some(layer.with_filter(spans)), Some(guard))
+        }
+        None => (None, None),
+    };
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(chrome)
         .try_init();
+    guard
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
@@ -227,7 +253,8 @@ async fn run_with_progress(
             }
         })
     });
-    let result = run::run_statement(ctx, st).await;
+    let span = tracing::info_span!("statement", sql = %st);
+    let result = tracing::Instrument::instrument(run::run_statement(ctx, st), span).await;
     if let Some(t) = ticker {
         t.abort();
     }

@@ -186,6 +186,7 @@ impl Iterator for BlockBatches {
         if rows.is_empty() {
             return None;
         }
+        let _span = tracing::info_span!("batch", rows = rows.len()).entered();
         Some(self.build(&rows))
     }
 }

@@ -344,6 +344,9 @@ impl ExecutionPlan for SceneScanExec {
                 async move {
                     let a = archive.clone();
                     let (data, stats) = tokio::task::spawn_blocking(move || {
+                        let _span =
+                            tracing::info_span!("scan_block", row = block.row, rows = block.rows)
+                                .entered();
                         read::read_block(&a, &scenes, &bands, block)
                     })
                     .await

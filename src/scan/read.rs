@@ -86,6 +86,7 @@ pub fn read_block(
                     raster::open(&band.path)?
                 }
             };
+            let _decode = tracing::info_span!("decode", scene = %scene.id, band = %name).entered();
             let (array, bytes) = match &placement.bands[name] {
                 Placement::Aligned { row_off, col_off } => {
                     let file = Window {

@@ -187,3 +187,46 @@ fn formats_variables_and_struct_flattening() {
     let b: Vec<_> = r.map(|b| b.unwrap()).collect();
     assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 42);
 }
+
+#[test]
+fn trace_writes_a_chrome_trace_with_scan_spans() {
+    let d = tempfile::tempdir().unwrap();
+    sceneql_cli(
+        d.path(),
+        &[
+            "gen-sample",
+            "a",
+            "--size",
+            "32",
+            "--dates",
+            "3",
+            "--tile",
+            "16",
+        ],
+    );
+    sceneql_cli(
+        d.path(),
+        &[
+            "-q",
+            "--trace",
+            "trace.json",
+            "-c",
+            "SELECT pixel, avg(nir) FROM scenes('a/') GROUP BY pixel",
+        ],
+    );
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("trace.json")).unwrap())
+            .unwrap();
+    let names: std::collections::BTreeSet<String> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str().map(String::from))
+        .collect();
+    for span in ["statement", "scan_block", "decode", "batch"] {
+        assert!(
+            names.contains(span),
+            "trace lacks '{span}' spans: {names:?}"
+        );
+    }
+}

@@ -116,3 +116,27 @@ async fn pixel_filters_shrink_the_window() {
         "window pruning: {some} bytes decoded of {all}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_analyze_shows_the_scan_metrics() {
+    let (_dir, ctx) = sample_table(2).await;
+    let b = query(
+        &ctx,
+        "EXPLAIN ANALYZE SELECT pixel, avg(nir) FROM obs GROUP BY pixel",
+    )
+    .await;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&b)
+        .unwrap()
+        .to_string();
+    for m in [
+        "SceneScanExec",
+        "files_opened=",
+        "scenes_read=",
+        "bytes_decoded=",
+        "blocks=",
+        "read_time=",
+        "output_rows=",
+    ] {
+        assert!(text.contains(m), "EXPLAIN ANALYZE lacks {m}: {text}");
+    }
+}
