@@ -211,11 +211,11 @@ pub fn plan_blocks(
                     256
                 };
                 *heights.entry(h).or_default() += 1;
-                // Values plus the validity bitmap and the output row they become.
+                // Values plus the validity bitmap (output rows are built
+                // lazily, a batch at a time, so they are not held per block).
                 bytes_per_pixel += band.meta.sample.bytes() + 1;
             }
         }
-        bytes_per_pixel += 16;
     }
     let tile = heights
         .into_iter()
