@@ -138,13 +138,12 @@ fn harmonic_pipeline_matches_numpy_lstsq() {
                 .map(|v| v.as_f64().unwrap())
                 .collect();
             assert_eq!(c.len(), 4);
-            for k in 0..4 {
+            for (k, wk) in w.iter().enumerate() {
                 assert!(
-                    close(c.value(k), w[k], 1e-7),
-                    "pixel {} coefficient {k}: {} vs numpy {}",
+                    close(c.value(k), *wk, 1e-7),
+                    "pixel {} coefficient {k}: {} vs numpy {wk}",
                     pixel.value(i),
-                    c.value(k),
-                    w[k]
+                    c.value(k)
                 );
             }
             if let Some(wr) = want["rmse"].as_f64() {
