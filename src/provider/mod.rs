@@ -62,6 +62,8 @@ pub struct SceneArchive {
     pub columns: Vec<Column>,
     /// Distinct sensors; the `sensor` dictionary's values.
     pub sensors: Vec<String>,
+    /// Per scene, its key into `sensors` (the `sensor` dictionary's keys).
+    pub sensor_keys: Vec<i32>,
 }
 
 impl SceneArchive {
@@ -126,6 +128,10 @@ impl SceneArchive {
         let mut sensors: Vec<String> = scenes.iter().map(|s| s.sensor.clone()).collect();
         sensors.sort();
         sensors.dedup();
+        let sensor_keys = scenes
+            .iter()
+            .map(|s| sensors.binary_search(&s.sensor).unwrap_or(0) as i32)
+            .collect();
         SceneArchive {
             location,
             options,
@@ -136,6 +142,7 @@ impl SceneArchive {
             common_types,
             columns,
             sensors,
+            sensor_keys,
         }
     }
 

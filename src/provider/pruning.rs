@@ -136,9 +136,7 @@ impl PruningStatistics for SceneStats<'_> {
             ))),
             "scene" => Some(dictionary(0..a.scenes.len() as i32, a.scene_ids())),
             "sensor" => Some(dictionary(
-                a.scenes
-                    .iter()
-                    .map(|s| a.sensors.iter().position(|x| *x == s.sensor).unwrap_or(0) as i32),
+                a.sensor_keys.iter().copied(),
                 Arc::new(StringArray::from(a.sensors.clone())),
             )),
             _ => None,

@@ -27,7 +27,6 @@ pub struct BlockBatches {
     sources: Vec<Option<Vec<ArrayRef>>>,
     scene_ids: ArrayRef,
     sensor_ids: ArrayRef,
-    sensor_of_scene: Vec<i32>,
     batch_size: usize,
     row: usize,
     col: usize,
@@ -71,17 +70,6 @@ impl BlockBatches {
             }
             sources.push(Some(arrays));
         }
-        let sensor_of_scene = archive
-            .scenes
-            .iter()
-            .map(|s| {
-                archive
-                    .sensors
-                    .iter()
-                    .position(|x| *x == s.sensor)
-                    .unwrap_or(0) as i32
-            })
-            .collect();
         Ok(BlockBatches {
             archive,
             columns,
@@ -90,7 +78,6 @@ impl BlockBatches {
             sources,
             scene_ids,
             sensor_ids,
-            sensor_of_scene,
             batch_size: batch_size.max(1),
             row: 0,
             col: 0,
@@ -157,7 +144,8 @@ impl BlockBatches {
                 )?),
                 Column::Sensor => Arc::new(DictionaryArray::<Int32Type>::try_new(
                     Int32Array::from_iter_values(
-                        rows.iter().map(|&(k, _)| self.sensor_of_scene[scene(k)]),
+                        rows.iter()
+                            .map(|&(k, _)| self.archive.sensor_keys[scene(k)]),
                     ),
                     self.sensor_ids.clone(),
                 )?),
