@@ -158,14 +158,14 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 tile: *tile,
                 seed: *seed,
             };
-            let dir = dir.clone();
-            let scenes = tokio::task::spawn_blocking(move || sample::generate(&dir, &spec))
+            let target = dir.clone();
+            let scenes = tokio::task::spawn_blocking(move || sample::generate(&target, &spec))
                 .await
                 .map_err(|e| DataFusionError::Execution(e.to_string()))??;
             eprintln!(
                 "wrote {} scenes ({size}x{size} px, {dates} dates) to {}",
                 scenes.len(),
-                cli_dir(&cli)
+                dir.display()
             );
             return Ok(());
         }
@@ -221,13 +221,6 @@ async fn dispatch(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-fn cli_dir(cli: &Cli) -> String {
-    match &cli.command {
-        Some(Command::GenSample { dir, .. }) => dir.display().to_string(),
-        _ => String::new(),
-    }
-}
-
 async fn run_with_progress(
     ctx: &SessionContext,
     st: datafusion::sql::parser::Statement,
@@ -280,7 +273,7 @@ async fn run_with_progress(
 }
 
 fn count_written(out: &Output) -> String {
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::UInt64Type;
     let n: u64 = out
         .batches
@@ -292,7 +285,6 @@ fn count_written(out: &Output) -> String {
             })
         })
         .sum();
-    let _ = out.batches.first().map(|b| b.column(0).len());
     format!("{n} rows")
 }
 
