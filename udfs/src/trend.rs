@@ -961,19 +961,7 @@ pub(crate) mod test_support {
     use rand::{Rng, SeedableRng};
 
     /// Knuth's MMIX LCG, identical to `Lcg` in fixtures/make_fixtures_core.py.
-    pub struct Lcg(pub u64);
-    impl Lcg {
-        pub fn next_u64(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0
-        }
-        pub fn uniform(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / 9007199254740992.0
-        }
-    }
+    pub use crate::agg_common::test_support::Lcg;
 
     /// An aggregate called on columns already of the coerced types.
     pub struct Harness {
