@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod read;
+pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -36,11 +37,27 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
 use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 
 use crate::grid::Window;
 use crate::progress;
 use crate::provider::{Column, SceneArchive};
 use batch::BlockBatches;
+
+/// Everything that defines a planned scan; serializable, so a scan planned
+/// on a cluster's scheduler runs unchanged on its executors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanParts {
+    pub archive: Arc<SceneArchive>,
+    pub columns: Vec<Column>,
+    pub scenes: Vec<usize>,
+    pub bands: Vec<String>,
+    pub window: Window,
+    pub blocks: Vec<Window>,
+    /// Block index ranges, one per partition.
+    pub partitions: Vec<std::ops::Range<usize>>,
+    pub batch_size: usize,
+}
 
 /// The scan plan: which scenes, bands and blocks to read, and how blocks
 /// are grouped into partitions.
@@ -53,8 +70,13 @@ pub struct SceneScanExec {
     bands: Vec<String>,
     window: Window,
     blocks: Vec<Window>,
-    /// Block index ranges, one per partition.
+    /// Block index ranges, one per partition this plan executes.
     partitions: Vec<std::ops::Range<usize>>,
+    /// Every partition of the scan as planned (`partitions` is a selection
+    /// of these once a cluster's scheduler gives each task its own).
+    all_partitions: Vec<std::ops::Range<usize>>,
+    /// On a cluster: the partition tokens ([`shard`]) the scheduler slices.
+    tokens: Option<Arc<dyn ExecutionPlan>>,
     batch_size: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -70,9 +92,6 @@ impl SceneScanExec {
         batch_size: usize,
         _limit: Option<usize>,
     ) -> Result<Self> {
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
-            columns.iter().map(|c| archive.field(c)).collect::<Vec<_>>(),
-        ));
         let window = window.intersect(&archive.grid.window());
         // Only scenes with pixels in the window, and only the bands asked for.
         let scenes: Vec<usize> = scenes
@@ -109,6 +128,40 @@ impl SceneScanExec {
         let partitions: Vec<_> = (0..n)
             .map(|p| (p * blocks.len() / n)..((p + 1) * blocks.len() / n))
             .collect();
+        Self::from_parts(ScanParts {
+            archive,
+            columns,
+            scenes,
+            bands,
+            window,
+            blocks,
+            partitions,
+            batch_size,
+        })
+    }
+
+    /// Rebuild a planned scan from its parts (as shipped to a cluster's
+    /// executors): the same blocks in the same partitions.
+    pub fn from_parts(parts: ScanParts) -> Result<Self> {
+        let ScanParts {
+            archive,
+            columns,
+            scenes,
+            bands,
+            window,
+            blocks,
+            partitions,
+            batch_size,
+        } = parts;
+        if let Some(bad) = partitions.iter().find(|p| p.end > blocks.len()) {
+            return Err(DataFusionError::Internal(format!(
+                "scan partition {bad:?} is outside its {} blocks",
+                blocks.len()
+            )));
+        }
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
+            columns.iter().map(|c| archive.field(c)).collect::<Vec<_>>(),
+        ));
         let properties = Arc::new(Self::properties_for(
             &schema,
             &columns,
@@ -124,11 +177,94 @@ impl SceneScanExec {
             bands,
             window,
             blocks,
+            all_partitions: partitions.clone(),
             partitions,
+            tokens: None,
             batch_size,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// This scan running only the partitions `selected` (indices into all
+    /// partitions), reading them from the partition-token plan `tokens`.
+    fn select(&self, selected: &[usize], tokens: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        let partitions = selected
+            .iter()
+            .map(|&i| {
+                self.all_partitions.get(i).cloned().ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "scan partition token {i} is outside its {} partitions",
+                        self.all_partitions.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let properties = Arc::new(Self::properties_for(
+            &self.schema,
+            &self.columns,
+            &self.archive,
+            &self.blocks,
+            &partitions,
+        )?);
+        Ok(SceneScanExec {
+            archive: self.archive.clone(),
+            columns: self.columns.clone(),
+            schema: self.schema.clone(),
+            scenes: self.scenes.clone(),
+            bands: self.bands.clone(),
+            window: self.window,
+            blocks: self.blocks.clone(),
+            partitions,
+            all_partitions: self.all_partitions.clone(),
+            tokens: Some(tokens),
+            batch_size: self.batch_size,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+
+    /// This scan with a partition-token child (see [`shard`]), so a
+    /// cluster's scheduler can give each task its own partitions.
+    pub fn sharded(&self) -> Result<Self> {
+        let all: Vec<usize> = (0..self.all_partitions.len()).collect();
+        self.select(&all, shard::tokens(self.all_partitions.len())?)
+    }
+
+    pub fn is_sharded(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Rebuild over new children: none, or the partition tokens left after a
+    /// scheduler kept some partitions for a task.
+    pub fn rebuild(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match children.as_slice() {
+            [] => Ok(self),
+            [tokens] => {
+                let selected = shard::token_ids(tokens)?;
+                Ok(Arc::new(self.select(&selected, tokens.clone())?))
+            }
+            _ => Err(DataFusionError::Internal(
+                "SceneScanExec has at most one child (its partition tokens)".into(),
+            )),
+        }
+    }
+
+    /// The parts [`SceneScanExec::from_parts`] rebuilds this scan from.
+    pub fn parts(&self) -> ScanParts {
+        ScanParts {
+            archive: self.archive.clone(),
+            columns: self.columns.clone(),
+            scenes: self.scenes.clone(),
+            bands: self.bands.clone(),
+            window: self.window,
+            blocks: self.blocks.clone(),
+            partitions: self.all_partitions.clone(),
+            batch_size: self.batch_size,
+        }
     }
 
     fn properties_for(
@@ -280,7 +416,7 @@ impl ExecutionPlan for SceneScanExec {
     }
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
+        self.tokens.iter().collect()
     }
 
     fn apply_expressions(
@@ -292,17 +428,17 @@ impl ExecutionPlan for SceneScanExec {
 
     fn replace_children(
         self: Arc<Self>,
-        _: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
         _: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
+        self.rebuild(children)
     }
 
     fn with_new_children(
         self: Arc<Self>,
-        _: Vec<Arc<dyn ExecutionPlan>>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(self)
+        self.rebuild(children)
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
