@@ -82,12 +82,17 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     sceneql_udfs::trend::rewrite_struct_field_access(&mut statement);
     let state = ctx.state();
     let plan = state.statement_to_plan(statement).await?;
-    let plan = sinks::with_grid_metadata(plan)?;
+    let grid = sinks::copy_grid_metadata(&plan);
+    let plan = sinks::with_grid_metadata(plan, &state)?;
     let df = ctx.execute_logical_plan(plan).await?;
     let schema = df.schema().inner().clone();
     let batches = df.collect().await?;
     let written = match pending {
         Some(p) => {
+            if let Some(grid) = &grid {
+                // A cluster's writer drops the grid (see `sinks`): add it.
+                sinks::ensure_parquet_metadata(&p.temp, sinks::GRID_METADATA_KEY, grid)?;
+            }
             p.commit().map_err(|e| {
                 DataFusionError::Execution(format!(
                     "cannot move the output into {}: {e}",

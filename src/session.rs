@@ -15,7 +15,12 @@ use crate::provider::function::ScenesFunction;
 
 /// The session configuration sceneql runs with.
 pub fn config() -> SessionConfig {
-    let mut config = SessionConfig::new().with_information_schema(true);
+    apply_settings(SessionConfig::new())
+}
+
+/// sceneql's settings on top of `config` (local or Ballista).
+pub fn apply_settings(config: SessionConfig) -> SessionConfig {
+    let mut config = config.with_information_schema(true);
     let options = config.options_mut();
     // Keep the scan's partitions (disjoint pixel ranges, sorted) as they are,
     // even when there are fewer of them than target partitions.

@@ -2,18 +2,29 @@
 //! `PARTITIONED BY`). Two things are added to DataFusion's writer:
 //! - a COPY reading a scene table stores the table's grid (CRS WKT,
 //!   geotransform, width, height) as Parquet key-value metadata
-//!   `sceneql.grid`, so per-pixel results stay georeferenced;
+//!   `sceneql.grid`, so per-pixel results stay georeferenced (on a cluster
+//!   the executor's writer loses it on the way, so the client adds it to
+//!   the written footers before the output is moved into place);
 //! - output is written under a temporary name beside the target and renamed
 //!   into place only when the whole statement succeeded, so a failed or
 //!   interrupted query never leaves a partial file that looks complete.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
+use datafusion::common::config::ConfigFileType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::file_format::format_as_file_type;
+use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
 use datafusion::datasource::source_as_provider;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::parquet::file::metadata::{
+    FileMetaData, KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
+    ParquetMetaDataWriter,
+};
 
 use crate::grid::Grid;
 use crate::provider::SceneTable;
@@ -101,20 +112,125 @@ impl Drop for PendingOutput {
     }
 }
 
-/// Add the grid metadata option to a COPY plan reading one scene grid.
-pub fn with_grid_metadata(plan: LogicalPlan) -> Result<LogicalPlan> {
+/// Add the grid metadata option to a COPY plan reading one scene grid, and
+/// resolve a Parquet COPY's options into its file format.
+///
+/// The second step is for clusters: Ballista's plan serialisation keeps the
+/// file format with its options but drops COPY's own option list, so options
+/// left there (the grid metadata, compression, ...) would be lost on the
+/// executor that writes the file.
+pub fn with_grid_metadata(plan: LogicalPlan, state: &SessionState) -> Result<LogicalPlan> {
     let LogicalPlan::Copy(mut copy) = plan else {
         return Ok(plan);
     };
     let grids = scene_grids(&copy.input);
     let is_parquet = copy.file_type.get_ext().eq_ignore_ascii_case("parquet");
-    if let [grid] = grids.as_slice()
-        && is_parquet
-    {
+    if !is_parquet {
+        return Ok(LogicalPlan::Copy(copy));
+    }
+    if let [grid] = grids.as_slice() {
         copy.options.insert(
             format!("format.metadata::{GRID_METADATA_KEY}"),
             grid.metadata_json(),
         );
     }
+    // Options outside `format.` (e.g. `execution.keep_partition_by_columns`)
+    // only the planner reads: leave such COPYs as DataFusion plans them.
+    if copy.options.keys().all(|k| k.starts_with("format.")) {
+        let mut table = state.default_table_options();
+        table.set_config_format(ConfigFileType::PARQUET);
+        table.alter_with_string_hash_map(&copy.options)?;
+        copy.file_type = format_as_file_type(Arc::new(ParquetFormatFactory::new_with_options(
+            table.parquet,
+        )));
+        copy.options.clear();
+    }
     Ok(LogicalPlan::Copy(copy))
+}
+
+/// The grid metadata a COPY plan should write: `Some(json)` for a Parquet
+/// COPY reading exactly one scene grid.
+pub fn copy_grid_metadata(plan: &LogicalPlan) -> Option<String> {
+    let LogicalPlan::Copy(copy) = plan else {
+        return None;
+    };
+    if !copy.file_type.get_ext().eq_ignore_ascii_case("parquet") {
+        return None;
+    }
+    match scene_grids(&copy.input).as_slice() {
+        [grid] => Some(grid.metadata_json()),
+        _ => None,
+    }
+}
+
+/// Make sure every Parquet file at `path` (a file, or a folder of them)
+/// carries the key-value metadata `key = value`, adding it to the footers
+/// that lack it. Only the footer is rewritten; data pages stay in place.
+/// Returns how many files were changed.
+pub fn ensure_parquet_metadata(path: &Path, key: &str, value: &str) -> Result<usize> {
+    let mut changed = 0;
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|e| io_error(path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| io_error(path, e))?;
+            changed += ensure_parquet_metadata(&entry.path(), key, value)?;
+        }
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet"))
+    {
+        changed += usize::from(add_footer_metadata(path, key, value)?);
+    }
+    Ok(changed)
+}
+
+fn io_error(path: &Path, e: std::io::Error) -> DataFusionError {
+    DataFusionError::Execution(format!("cannot update {}: {e}", path.display()))
+}
+
+/// Add `key = value` to one Parquet file's footer; false if it was there.
+fn add_footer_metadata(path: &Path, key: &str, value: &str) -> Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error(path, e))?;
+    // Column and offset indexes stay where they are (before the footer),
+    // so read the footer alone and keep its offsets as written.
+    let metadata = ParquetMetaDataReader::new()
+        .with_page_index_policy(PageIndexPolicy::Skip)
+        .parse_and_finish(&file)?;
+    let old = metadata.file_metadata();
+    let mut pairs = old.key_value_metadata().cloned().unwrap_or_default();
+    if pairs.iter().any(|kv| kv.key == key) {
+        return Ok(false);
+    }
+    pairs.push(KeyValue::new(key.to_string(), value.to_string()));
+    let file_metadata = FileMetaData::new(
+        old.version(),
+        old.num_rows(),
+        old.created_by().map(str::to_string),
+        Some(pairs),
+        old.schema_descr_ptr(),
+        old.column_orders().cloned(),
+    );
+    let updated = ParquetMetaData::new(file_metadata, metadata.row_groups().to_vec());
+    // The footer: FileMetaData, its 4-byte length, then "PAR1".
+    let len = file.metadata().map_err(|e| io_error(path, e))?.len();
+    let mut tail = [0u8; 8];
+    file.seek(SeekFrom::Start(len.saturating_sub(8)))
+        .and_then(|_| std::io::Read::read_exact(&mut file, &mut tail))
+        .map_err(|e| io_error(path, e))?;
+    let footer_len = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as u64;
+    let footer_start = len.checked_sub(8 + footer_len).ok_or_else(|| {
+        DataFusionError::Execution(format!("{} is not a Parquet file", path.display()))
+    })?;
+    file.set_len(footer_start)
+        .and_then(|_| file.seek(SeekFrom::Start(footer_start)).map(|_| ()))
+        .map_err(|e| io_error(path, e))?;
+    let mut out = std::io::BufWriter::new(&mut file);
+    ParquetMetaDataWriter::new(&mut out, &updated).finish()?;
+    std::io::Write::flush(&mut out).map_err(|e| io_error(path, e))?;
+    Ok(true)
 }

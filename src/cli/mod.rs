@@ -7,6 +7,7 @@ pub mod output;
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use datafusion::prelude::SessionContext;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::run::{self, Output};
-use crate::{progress, sample, session};
+use crate::{distributed, progress, sample, session};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -51,10 +52,11 @@ pub struct Cli {
     /// blocks, band decodes and batch building to PATH.
     #[arg(long, value_name = "PATH")]
     pub trace: Option<PathBuf>,
-    /// Run on a Ballista cluster (df://HOST:PORT).
-    #[arg(long, value_name = "URL")]
+    /// Run on a Ballista cluster: the scheduler's address, df://HOST:PORT.
+    /// Archives and COPY targets must be at the same paths on every node.
+    #[arg(long, value_name = "URL", conflicts_with = "standalone")]
     pub remote: Option<String>,
-    /// Run on an in-process Ballista cluster.
+    /// Run on an in-process Ballista cluster (a scheduler and one executor).
     #[arg(long)]
     pub standalone: bool,
     #[command(subcommand)]
@@ -78,6 +80,41 @@ pub enum Command {
     },
     /// List sceneql's SQL functions with their one-line docs.
     Functions,
+    /// Run a Ballista scheduler with sceneql's functions and scene tables
+    /// (REST API on the same port: /api/state, /api/jobs).
+    Scheduler {
+        /// Address to listen on (gRPC and REST).
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: SocketAddr,
+        /// Seconds without a heartbeat before an executor counts as dead.
+        #[arg(long, value_name = "SECS", default_value_t = 180)]
+        executor_timeout: u64,
+    },
+    /// Run a Ballista executor for a sceneql scheduler.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, value_name = "HOST:PORT")]
+        scheduler: String,
+        /// Arrow Flight address (results and shuffle data); port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:50051")]
+        bind: SocketAddr,
+        /// gRPC address; default: a free port on the --bind host.
+        #[arg(long, value_name = "HOST:PORT")]
+        grpc_bind: Option<SocketAddr>,
+        /// Host name others reach this executor by (default: the --bind host,
+        /// or this machine's name when binding 0.0.0.0).
+        #[arg(long, value_name = "HOST")]
+        external_host: Option<String>,
+        /// Concurrent tasks (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
+        /// Folder for shuffle files (default: a temporary one, removed on exit).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Seconds to keep retrying a scheduler that is not up.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        scheduler_timeout: u64,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +159,7 @@ fn init_logging(
     let filter = EnvFilter::try_from_env("SCENEQL_LOG").unwrap_or_else(|_| default.into());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_filter(filter);
     let (chrome, guard) = match trace {
@@ -180,12 +218,37 @@ async fn dispatch(cli: Cli) -> Result<()> {
             }
             return Ok(());
         }
+        Some(Command::Scheduler {
+            bind,
+            executor_timeout,
+        }) => {
+            return distributed::scheduler::run(distributed::scheduler::SchedulerOptions {
+                bind: *bind,
+                executor_timeout: *executor_timeout,
+            })
+            .await;
+        }
+        Some(Command::Executor {
+            scheduler,
+            bind,
+            grpc_bind,
+            external_host,
+            concurrency,
+            work_dir,
+            scheduler_timeout,
+        }) => {
+            return distributed::executor::run(distributed::executor::ExecutorOptions {
+                scheduler: scheduler.clone(),
+                bind: *bind,
+                grpc_bind: *grpc_bind,
+                external_host: external_host.clone(),
+                concurrency: *concurrency,
+                work_dir: work_dir.clone(),
+                scheduler_timeout: *scheduler_timeout,
+            })
+            .await;
+        }
         None => {}
-    }
-    if cli.remote.is_some() || cli.standalone {
-        return Err(DataFusionError::NotImplemented(
-            "--remote / --standalone (Ballista) are not implemented yet; run without them for a local session".into(),
-        ));
     }
     if cli.format == Format::Parquet && cli.output.is_none() {
         return Err(DataFusionError::Plan(
@@ -193,7 +256,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
         ));
     }
     let vars: HashMap<String, String> = cli.defines.iter().cloned().collect();
-    let ctx = session::local_context()?;
+    let ctx = match (&cli.remote, cli.standalone) {
+        (Some(url), _) => distributed::remote_context(url).await?,
+        (None, true) => distributed::standalone_context(0).await?,
+        (None, false) => session::local_context()?,
+    };
     let mut scripts: Vec<String> = cli.commands.clone();
     for f in &cli.files {
         scripts.push(std::fs::read_to_string(f).map_err(|e| {

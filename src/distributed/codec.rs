@@ -1,0 +1,196 @@
+//! Plan codecs for Ballista: Ballista's own codecs, plus what sceneql adds to
+//! a plan. A scene table (logical plans, client -> scheduler) and a planned
+//! scene scan (physical plans, scheduler -> executors) travel as JSON behind
+//! a magic prefix, so the scheduler never re-reads the archive and executors
+//! read exactly the blocks the scheduler planned. sceneql's SQL functions
+//! travel by name and are resolved from `sceneql-udfs` on the other side.
+
+use std::sync::Arc;
+
+use ballista_core::serde::{BallistaLogicalExtensionCodec, BallistaPhysicalExtensionCodec};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::FileFormatFactory;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion_proto::logical_plan::LogicalExtensionCodec;
+use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+
+use crate::provider::{SceneArchive, SceneTable};
+use crate::scan::{ScanParts, SceneScanExec};
+
+/// Prefix of every payload sceneql encodes; anything else is Ballista's.
+const MAGIC: &[u8] = b"sceneql\x01";
+const TABLE: u8 = b'T';
+const SCAN: u8 = b'S';
+
+fn encode_json<T: serde::Serialize>(kind: u8, value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    buf.extend_from_slice(MAGIC);
+    buf.push(kind);
+    serde_json::to_writer(buf, value)
+        .map_err(|e| DataFusionError::Internal(format!("cannot encode a sceneql plan node: {e}")))
+}
+
+/// The payload of a sceneql node of `kind`, or `None` for Ballista's bytes.
+fn ours(buf: &[u8], kind: u8) -> Option<&[u8]> {
+    match buf.strip_prefix(MAGIC) {
+        Some([k, rest @ ..]) if *k == kind => Some(rest),
+        _ => None,
+    }
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(payload: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(payload).map_err(|e| {
+        DataFusionError::Internal(format!(
+            "cannot decode a {what} sent by another sceneql process ({e}); \
+             are the client, scheduler and executors the same sceneql version?"
+        ))
+    })
+}
+
+fn udf_by_name(name: &str) -> Option<Arc<ScalarUDF>> {
+    sceneql_udfs::scalar_udfs()
+        .into_iter()
+        .find(|f| f.name() == name || f.aliases().iter().any(|a| a == name))
+}
+
+fn udaf_by_name(name: &str) -> Option<Arc<AggregateUDF>> {
+    sceneql_udfs::aggregate_udfs()
+        .into_iter()
+        .find(|f| f.name() == name || f.aliases().iter().any(|a| a == name))
+}
+
+/// Logical codec: Ballista's, plus scene tables and sceneql's functions.
+#[derive(Debug, Default)]
+pub struct SceneLogicalCodec {
+    inner: BallistaLogicalExtensionCodec,
+}
+
+impl LogicalExtensionCodec for SceneLogicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[LogicalPlan],
+        ctx: &TaskContext,
+    ) -> Result<Extension> {
+        self.inner.try_decode(buf, inputs, ctx)
+    }
+
+    fn try_encode(&self, node: &Extension, buf: &mut Vec<u8>) -> Result<()> {
+        self.inner.try_encode(node, buf)
+    }
+
+    fn try_decode_table_provider(
+        &self,
+        buf: &[u8],
+        table_ref: &TableReference,
+        schema: SchemaRef,
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn TableProvider>> {
+        match ours(buf, TABLE) {
+            Some(payload) => {
+                let archive: SceneArchive = decode_json(payload, "scene table")?;
+                Ok(Arc::new(SceneTable::new(Arc::new(archive))))
+            }
+            None => self
+                .inner
+                .try_decode_table_provider(buf, table_ref, schema, ctx),
+        }
+    }
+
+    fn try_encode_table_provider(
+        &self,
+        table_ref: &TableReference,
+        node: Arc<dyn TableProvider>,
+        buf: &mut Vec<u8>,
+    ) -> Result<()> {
+        match (node.as_ref() as &dyn TableProvider).downcast_ref::<SceneTable>() {
+            Some(table) => encode_json(TABLE, table.archive().as_ref(), buf),
+            None => self.inner.try_encode_table_provider(table_ref, node, buf),
+        }
+    }
+
+    fn try_decode_file_format(
+        &self,
+        buf: &[u8],
+        ctx: &TaskContext,
+    ) -> Result<Arc<dyn FileFormatFactory>> {
+        self.inner.try_decode_file_format(buf, ctx)
+    }
+
+    fn try_encode_file_format(
+        &self,
+        buf: &mut Vec<u8>,
+        node: Arc<dyn FileFormatFactory>,
+    ) -> Result<()> {
+        self.inner.try_encode_file_format(buf, node)
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        match udf_by_name(name) {
+            Some(f) => Ok(f),
+            None => self.inner.try_decode_udf(name, buf),
+        }
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        match udaf_by_name(name) {
+            Some(f) => Ok(f),
+            None => self.inner.try_decode_udaf(name, buf),
+        }
+    }
+}
+
+/// Physical codec: Ballista's, plus the scene scan and sceneql's functions.
+#[derive(Debug, Default)]
+pub struct ScenePhysicalCodec {
+    inner: BallistaPhysicalExtensionCodec,
+}
+
+impl PhysicalExtensionCodec for ScenePhysicalCodec {
+    fn try_decode(
+        &self,
+        buf: &[u8],
+        inputs: &[Arc<dyn ExecutionPlan>],
+        ctx: &TaskContext,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        match ours(buf, SCAN) {
+            Some(payload) => {
+                let parts: ScanParts = decode_json(payload, "scene scan")?;
+                // With its partition tokens (if sharded), as the scheduler sliced them.
+                Arc::new(SceneScanExec::from_parts(parts)?).rebuild(inputs.to_vec())
+            }
+            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+        }
+    }
+
+    fn try_encode(
+        &self,
+        node: Arc<dyn ExecutionPlan>,
+        buf: &mut Vec<u8>,
+        proto_converter: &dyn PhysicalProtoConverterExtension,
+    ) -> Result<()> {
+        match (node.as_ref() as &dyn ExecutionPlan).downcast_ref::<SceneScanExec>() {
+            Some(scan) => encode_json(SCAN, &scan.parts(), buf),
+            None => self.inner.try_encode(node, buf, proto_converter),
+        }
+    }
+
+    fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
+        match udf_by_name(name) {
+            Some(f) => Ok(f),
+            None => self.inner.try_decode_udf(name, buf),
+        }
+    }
+
+    fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
+        match udaf_by_name(name) {
+            Some(f) => Ok(f),
+            None => self.inner.try_decode_udaf(name, buf),
+        }
+    }
+}
