@@ -2,6 +2,7 @@
 
 mod cli;
 mod common;
+mod distributed;
 mod errors;
 mod layouts;
 mod pipelines;
