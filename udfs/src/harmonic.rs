@@ -369,7 +369,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
     use crate::time::SECONDS_PER_YEAR;
 
     const FIXTURES: &str = include_str!("../fixtures/models_harmonic.json");
@@ -477,7 +477,7 @@ mod tests {
                 )
             };
             let c = call(Arc::new(v), t, 1 + (seed % 3) as i64);
-            check_groups_vs_plain(&c, seed, 1e-7);
+            check_groups_vs_plain(&c, seed, &close(1e-7));
         }
     }
 

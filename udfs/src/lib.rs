@@ -20,6 +20,8 @@ pub mod qa;
 pub mod register;
 pub mod scaling;
 pub mod series;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod theil_sen;
 pub mod time;
 pub mod trend;

@@ -159,7 +159,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
 
     const FIXTURES: &str = include_str!("../fixtures/models_linreg.json");
     const FIELDS: [&str; 3] = ["coefficients", "r2", "n"];
@@ -275,7 +275,7 @@ mod tests {
                     ));
                 }
             }
-            check_groups_vs_plain(&call(Arc::new(y), xs), seed, 1e-7);
+            check_groups_vs_plain(&call(Arc::new(y), xs), seed, &close(1e-7));
         }
     }
 

@@ -311,7 +311,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
 
     const FIXTURES: &str = include_str!("../fixtures/models_mann_kendall.json");
 
@@ -498,7 +498,7 @@ mod tests {
                         .collect::<Date32Array>(),
                 )
             };
-            check_groups_vs_plain(&call(Arc::new(v), t), seed, 1e-12);
+            check_groups_vs_plain(&call(Arc::new(v), t), seed, &close(1e-12));
         }
     }
 

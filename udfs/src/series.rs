@@ -554,7 +554,7 @@ where
 mod tests {
     use super::*;
     use crate::indices::test_util::{planning_error, run};
-    use crate::trend::test_support::{Harness, check_groups_vs_plain};
+    use crate::test_support::{Call, check_groups_vs_plain};
     use datafusion::arrow::array::{Date32Array, Int64Array, TimestampMicrosecondArray};
     use datafusion::arrow::datatypes::{Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
     use rand::rngs::StdRng;
@@ -592,8 +592,8 @@ mod tests {
                 Some(18_000),
             ])),
         ];
-        let h = Harness::new(series(), &args);
-        let mut acc = h.plain();
+        let c = Call::new(series(), &args);
+        let mut acc = c.plain();
         acc.update_batch(&args).unwrap();
         let (times, values) = lists_of(&acc.evaluate().unwrap());
         assert_eq!(times.data_type(), &DataType::Date32);
@@ -603,7 +603,7 @@ mod tests {
         );
         assert_eq!(values, vec![0.1, 0.05, 0.3]);
         // Empty: two empty lists, not NULL.
-        let (times, values) = lists_of(&h.plain().evaluate().unwrap());
+        let (times, values) = lists_of(&c.plain().evaluate().unwrap());
         assert_eq!((times.len(), values.len()), (0, 0));
     }
 
@@ -638,10 +638,10 @@ mod tests {
                 )
             };
             let args: Vec<ArrayRef> = vec![Arc::new(values), time];
-            let h = Harness::new(series(), &args);
+            let c = Call::new(series(), &args);
             let exact =
                 |got: &ScalarValue, want: &ScalarValue, what: &str| assert_eq!(got, want, "{what}");
-            check_groups_vs_plain(&h, &args, round, &exact);
+            check_groups_vs_plain(&c, round, &exact);
         }
     }
 

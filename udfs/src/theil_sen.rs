@@ -366,7 +366,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
 
     const FIXTURES: &str = include_str!("../fixtures/models_theil_sen.json");
     const FIELDS: [&str; 3] = ["slope", "intercept", "n"];
@@ -524,7 +524,7 @@ mod tests {
                         .collect::<TimestampMillisecondArray>(),
                 )
             };
-            check_groups_vs_plain(&call(Arc::new(v), t), seed, 1e-12);
+            check_groups_vs_plain(&call(Arc::new(v), t), seed, &close(1e-12));
         }
     }
 
