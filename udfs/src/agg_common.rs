@@ -1,6 +1,6 @@
 //! Plumbing shared by sceneql's per-pixel model aggregates (`harmonic_fit`,
-//! `linreg`, `theil_sen`, `mann_kendall`) and `harmonic_predict`: argument
-//! coercion with errors that name the function and its SQL signature, the
+//! `linreg`, `theil_sen`, `mann_kendall`) and `harmonic_predict` (their
+//! argument coercion is [`crate::args`]'s, as every function's): the
 //! row-validity rule (a row counts only when no argument is NULL, NaN or
 //! infinite and the `FILTER` clause, if any, is true), literal arguments, and
 //! building the LIST<DOUBLE> arrays the states and results are made of.
@@ -21,74 +21,12 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::scalar::ScalarValue;
 
-use crate::time;
-
 /// Documentation section of the time-series aggregates (and `harmonic_predict`).
 pub(crate) const TIME_SERIES_SECTION: DocSection = DocSection {
     include: true,
     label: "sceneql: time-series aggregates",
     description: None,
 };
-
-/// A planning error that names the function's SQL signature, e.g.
-/// `harmonic_fit(value, time, k): k must be ...`.
-pub(crate) fn call_error(signature: &str, detail: impl std::fmt::Display) -> DataFusionError {
-    DataFusionError::Plan(format!("{signature}: {detail}"))
-}
-
-/// Check the argument count of a call (`min..=max` arguments).
-pub(crate) fn check_arg_count(
-    signature: &str,
-    arg_types: &[DataType],
-    min: usize,
-    max: usize,
-) -> Result<()> {
-    let n = arg_types.len();
-    if n < min || n > max {
-        let expected = if min == max {
-            format!("{min}")
-        } else if max == usize::MAX {
-            format!("at least {min}")
-        } else {
-            format!("{min} to {max}")
-        };
-        return Err(call_error(
-            signature,
-            format!("expected {expected} arguments, got {n}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Coerce a numeric argument (the modelled value, a regressor) to DOUBLE.
-pub(crate) fn coerce_number(signature: &str, name: &str, t: &DataType) -> Result<DataType> {
-    if t.is_numeric() || t == &DataType::Null {
-        Ok(DataType::Float64)
-    } else {
-        Err(call_error(
-            signature,
-            format!("argument `{name}` must be a number, got {t}"),
-        ))
-    }
-}
-
-/// Coerce a time argument: TIMESTAMP / DATE stay as they are (converted to
-/// decimal years by [`time::to_years`] at run time), numbers become DOUBLE.
-pub(crate) fn coerce_time(signature: &str, name: &str, t: &DataType) -> Result<DataType> {
-    if matches!(
-        t,
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-    ) {
-        Ok(t.clone())
-    } else if time::is_time_type(t) || t == &DataType::Null {
-        Ok(DataType::Float64)
-    } else {
-        Err(call_error(
-            signature,
-            format!("argument `{name}` must be a TIMESTAMP, a DATE or a number, got {t}"),
-        ))
-    }
-}
 
 /// The value of a literal argument (`None` when the argument is not a literal).
 pub(crate) fn literal_value(expr: &Arc<dyn PhysicalExpr>) -> Option<&ScalarValue> {

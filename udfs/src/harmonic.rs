@@ -26,10 +26,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-use crate::agg_common::{
-    TIME_SERIES_SECTION, call_error, check_arg_count, coerce_number, coerce_time, f64_list_type,
-    literal_value,
-};
+use crate::agg_common::{TIME_SERIES_SECTION, f64_list_type, literal_value};
+use crate::args::{call_error, check_arity, coerce_number, coerce_time};
 use crate::normal_equations::{Design, OlsAccumulator, OlsGroupsAccumulator, harmonic};
 use crate::time;
 
@@ -144,7 +142,7 @@ impl AggregateUDFImpl for HarmonicFit {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(FIT_SIGNATURE, arg_types, 3, 3)?;
+        check_arity(FIT_SIGNATURE, arg_types, 3, 3)?;
         let k = &arg_types[2];
         if !k.is_integer() {
             return Err(call_error(
@@ -270,7 +268,7 @@ impl ScalarUDFImpl for HarmonicPredict {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(PREDICT_SIGNATURE, arg_types, 2, 2)?;
+        check_arity(PREDICT_SIGNATURE, arg_types, 2, 2)?;
         let list_ok = match &arg_types[0] {
             DataType::Null => true,
             DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
@@ -592,12 +590,12 @@ mod tests {
             (
                 format!("SELECT harmonic_fit(v, t) {from}"),
                 FIT_SIGNATURE,
-                "expected 3 arguments, got 2",
+                "expects 3 arguments, got 2",
             ),
             (
                 format!("SELECT harmonic_fit(v, t, 1, 2) {from}"),
                 FIT_SIGNATURE,
-                "expected 3 arguments, got 4",
+                "expects 3 arguments, got 4",
             ),
             (
                 format!("SELECT harmonic_fit(v, t, 1.5) {from}"),
@@ -622,7 +620,7 @@ mod tests {
             (
                 format!("SELECT harmonic_predict([1.0, 2.0]) {from}"),
                 PREDICT_SIGNATURE,
-                "expected 2 arguments, got 1",
+                "expects 2 arguments, got 1",
             ),
             (
                 format!("SELECT harmonic_predict([1.0, 2.0, 3.0], t) {from}"),

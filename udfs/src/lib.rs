@@ -8,6 +8,7 @@
 //! from that list ([`docs`]).
 
 pub(crate) mod agg_common;
+pub(crate) mod args;
 pub mod docs;
 pub mod harmonic;
 pub mod indices;

@@ -19,9 +19,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::agg_common::{
-    TIME_SERIES_SECTION, call_error, check_arg_count, coerce_number, coerce_time,
-};
+use crate::agg_common::TIME_SERIES_SECTION;
+use crate::args::{call_error, check_arity, coerce_number, coerce_time};
 use crate::normal_equations::{Design, OlsAccumulator, OlsGroupsAccumulator};
 
 const SIGNATURE: &str = "linreg(y DOUBLE, x1 DOUBLE|TIMESTAMP|DATE [, x2, ...])";
@@ -108,7 +107,7 @@ impl AggregateUDFImpl for Linreg {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(SIGNATURE, arg_types, 2, MAX_REGRESSORS + 1)?;
+        check_arity(SIGNATURE, arg_types, 2, MAX_REGRESSORS + 1)?;
         let mut out = vec![coerce_number(SIGNATURE, "y", &arg_types[0])?];
         for (i, t) in arg_types[1..].iter().enumerate() {
             out.push(coerce_time(SIGNATURE, &format!("x{}", i + 1), t)?);
@@ -327,7 +326,7 @@ mod tests {
         let cases = [
             (
                 format!("SELECT linreg(y) {from}"),
-                "expected 2 to 33 arguments, got 1",
+                "expects 2 to 33 arguments, got 1",
             ),
             (
                 format!("SELECT linreg(s, x) {from}"),

@@ -48,7 +48,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::agg_common::{TIME_SERIES_SECTION, check_arg_count, coerce_number, coerce_time};
+use crate::agg_common::TIME_SERIES_SECTION;
+use crate::args::{check_arity, coerce_number, coerce_time};
 use crate::pairs::{self, PairStatistic, PairsAccumulator, PairsGroupsAccumulator};
 
 const SIGNATURE: &str = "mann_kendall(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
@@ -265,7 +266,7 @@ impl AggregateUDFImpl for MannKendall {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(SIGNATURE, arg_types, 2, 2)?;
+        check_arity(SIGNATURE, arg_types, 2, 2)?;
         Ok(vec![
             coerce_number(SIGNATURE, "value", &arg_types[0])?,
             coerce_time(SIGNATURE, "time", &arg_types[1])?,
@@ -548,7 +549,7 @@ mod tests {
         for (q, needle) in [
             (
                 format!("SELECT mann_kendall(v) {from}"),
-                "expected 2 arguments, got 1",
+                "expects 2 arguments, got 1",
             ),
             (
                 format!("SELECT mann_kendall(s, t) {from}"),

@@ -30,7 +30,8 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::agg_common::{TIME_SERIES_SECTION, check_arg_count, coerce_number, coerce_time, median};
+use crate::agg_common::{TIME_SERIES_SECTION, median};
+use crate::args::{check_arity, coerce_number, coerce_time};
 use crate::pairs::{self, PairStatistic, PairsAccumulator, PairsGroupsAccumulator};
 
 const SIGNATURE: &str = "theil_sen(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
@@ -320,7 +321,7 @@ impl AggregateUDFImpl for TheilSen {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(SIGNATURE, arg_types, 2, 2)?;
+        check_arity(SIGNATURE, arg_types, 2, 2)?;
         Ok(vec![
             coerce_number(SIGNATURE, "value", &arg_types[0])?,
             coerce_time(SIGNATURE, "time", &arg_types[1])?,
@@ -574,11 +575,11 @@ mod tests {
         for (q, needle) in [
             (
                 format!("SELECT theil_sen(v) {from}"),
-                "expected 2 arguments, got 1",
+                "expects 2 arguments, got 1",
             ),
             (
                 format!("SELECT theil_sen(v, t, t) {from}"),
-                "expected 2 arguments, got 3",
+                "expects 2 arguments, got 3",
             ),
             (
                 format!("SELECT theil_sen(s, t) {from}"),

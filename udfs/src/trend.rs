@@ -43,10 +43,10 @@ use datafusion::logical_expr::{
     Signature, Volatility,
 };
 
+use crate::args::{check_arity, coerce_exact_time, coerce_number};
 use crate::docs::TIME_SERIES_AGGREGATES;
-use crate::indices::{check_arity, type_list};
 use crate::ols::{Fit, Moments};
-use crate::time::{TimeNative, coerce_aggregate_time, years_scale};
+use crate::time::{TimeNative, years_scale};
 use crate::with_time_type;
 
 const SIGNATURE: &str = "trend(value, time)";
@@ -116,16 +116,9 @@ impl AggregateUDFImpl for Trend {
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         check_arity(SIGNATURE, arg_types, 2, 2)?;
-        let value = &arg_types[0];
-        if !(value.is_numeric() || *value == DataType::Null) {
-            return plan_err!(
-                "{SIGNATURE} expects a numeric value, got {}",
-                type_list(arg_types)
-            );
-        }
         Ok(vec![
-            DataType::Float64,
-            coerce_aggregate_time(SIGNATURE, &arg_types[1])?,
+            coerce_number(SIGNATURE, "value", &arg_types[0])?,
+            coerce_exact_time(SIGNATURE, "time", &arg_types[1])?,
         ])
     }
 
@@ -1551,12 +1544,14 @@ mod tests {
     fn wrong_arguments_are_planning_errors_naming_the_signature() {
         let e = planning_error("SELECT trend('a', 1)");
         assert!(
-            e.contains("trend(value, time) expects a numeric value"),
+            e.contains("trend(value, time): argument `value` must be a number, got Utf8"),
             "{e}"
         );
         let e = planning_error("SELECT trend(1.0, 'x')");
         assert!(
-            e.contains("trend(value, time) expects a TIMESTAMP, DATE or numeric time, got Utf8"),
+            e.contains(
+                "trend(value, time): argument `time` must be a TIMESTAMP, a DATE or a number, got Utf8"
+            ),
             "{e}"
         );
         let e = planning_error("SELECT trend(1.0)");
