@@ -1,13 +1,15 @@
-//! Plumbing shared by sceneql's per-pixel model aggregates (`harmonic_fit`,
-//! `linreg`, `theil_sen`, `mann_kendall`) and `harmonic_predict` (their
-//! argument coercion is [`crate::args`]'s, as every function's): the
-//! row-validity rule (a row counts only when no argument is NULL, NaN or
+//! Plumbing shared by sceneql's aggregates: [`Aggregate`] / [`Udaf`], the
+//! DataFusion `AggregateUDFImpl` scaffolding of all six; and for the
+//! per-pixel model aggregates (`harmonic_fit`, `linreg`, `theil_sen`,
+//! `mann_kendall`) and `harmonic_predict` (their argument coercion is
+//! [`crate::args`]'s, as every function's): the row-validity rule (a row counts only when no argument is NULL, NaN or
 //! infinite and the `FILTER` clause, if any, is true), literal arguments, and
 //! building the LIST<DOUBLE> arrays the states and results are made of.
 //!
 //! Kept in one place so the four aggregates skip exactly the same rows and
 //! report bad calls in the same words.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -16,7 +18,11 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::DocSection;
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::{
+    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator,
+    Signature, Volatility,
+};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::scalar::ScalarValue;
@@ -27,6 +33,88 @@ pub(crate) const TIME_SERIES_SECTION: DocSection = DocSection {
     label: "sceneql: time-series aggregates",
     description: None,
 };
+
+/// What one sceneql aggregate defines. [`Udaf`] makes it a DataFusion
+/// `AggregateUDFImpl` with the parts every sceneql aggregate shares: a
+/// user-defined, immutable signature (the argument checks are
+/// `coerce_types`, see [`crate::args`]), a `GroupsAccumulator` for every
+/// call, and the documentation.
+pub(crate) trait Aggregate:
+    std::fmt::Debug + PartialEq + Eq + std::hash::Hash + Send + Sync + 'static
+{
+    /// The SQL function name.
+    const NAME: &'static str;
+    fn documentation() -> &'static Documentation;
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>>;
+    fn return_type(arg_types: &[DataType]) -> Result<DataType>;
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>>;
+    fn accumulator(args: AccumulatorArgs) -> Result<Box<dyn Accumulator>>;
+    fn groups_accumulator(args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>>;
+    /// The result over no rows (DataFusion's default: NULL).
+    fn default_value(data_type: &DataType) -> Result<ScalarValue> {
+        ScalarValue::try_from(data_type)
+    }
+}
+
+/// The aggregate UDF of an [`Aggregate`].
+pub(crate) fn udaf<A: Aggregate>() -> Arc<AggregateUDF> {
+    Arc::new(AggregateUDF::from(Udaf::<A> {
+        signature: Signature::user_defined(Volatility::Immutable),
+        _aggregate: PhantomData,
+    }))
+}
+
+/// DataFusion's view of an [`Aggregate`].
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Udaf<A: Aggregate> {
+    signature: Signature,
+    _aggregate: PhantomData<A>,
+}
+
+impl<A: Aggregate> AggregateUDFImpl for Udaf<A> {
+    fn name(&self) -> &str {
+        A::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        A::coerce_types(arg_types)
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        A::return_type(arg_types)
+    }
+
+    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        A::accumulator(args)
+    }
+
+    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        A::state_fields(args)
+    }
+
+    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
+        true
+    }
+
+    fn create_groups_accumulator(
+        &self,
+        args: AccumulatorArgs,
+    ) -> Result<Box<dyn GroupsAccumulator>> {
+        A::groups_accumulator(args)
+    }
+
+    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+        A::default_value(data_type)
+    }
+
+    fn documentation(&self) -> Option<&Documentation> {
+        Some(A::documentation())
+    }
+}
 
 /// The value of a literal argument (`None` when the argument is not a literal).
 pub(crate) fn literal_value(expr: &Arc<dyn PhysicalExpr>) -> Option<&ScalarValue> {

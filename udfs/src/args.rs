@@ -89,6 +89,21 @@ pub(crate) fn coerce_exact_time(signature: &str, name: &str, t: &DataType) -> Re
     })
 }
 
+/// Coercion of the `(value, time)` aggregates: two arguments, the value
+/// DOUBLE ([`coerce_number`]) and the time by `coerce_time` ([`coerce_time`]
+/// or [`coerce_exact_time`]).
+pub(crate) fn coerce_value_and_time(
+    signature: &str,
+    arg_types: &[DataType],
+    coerce_time: fn(&str, &str, &DataType) -> Result<DataType>,
+) -> Result<Vec<DataType>> {
+    check_arity(signature, arg_types, 2, 2)?;
+    Ok(vec![
+        coerce_number(signature, "value", &arg_types[0])?,
+        coerce_time(signature, "time", &arg_types[1])?,
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::datatypes::TimeUnit;

@@ -17,18 +17,18 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, FieldRef, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Documentation, GroupsAccumulator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    AggregateUDF, ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::scalar::ScalarValue;
 
-use crate::agg_common::{TIME_SERIES_SECTION, f64_list_type, literal_value};
+use crate::agg_common::{self, TIME_SERIES_SECTION, f64_list_type, literal_value};
 use crate::args::{call_error, check_arity, coerce_number, coerce_time};
-use crate::normal_equations::{Design, OlsAccumulator, OlsGroupsAccumulator, harmonic};
+use crate::normal_equations::{Design, Ols, OlsModel, harmonic};
 use crate::time;
 
 const FIT_SIGNATURE: &str =
@@ -41,7 +41,7 @@ pub const MAX_HARMONICS: i64 = 3;
 
 /// The `harmonic_fit` aggregate.
 pub fn harmonic_fit_udaf() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(HarmonicFit::new()))
+    agg_common::udaf::<Ols<HarmonicFit>>()
 }
 
 /// The `harmonic_predict` scalar function.
@@ -49,24 +49,11 @@ pub fn harmonic_predict_udf() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(HarmonicPredict::new()))
 }
 
+/// `harmonic_fit`, fitted by [`crate::normal_equations`].
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct HarmonicFit {
-    signature: Signature,
-}
-
-impl Default for HarmonicFit {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub(crate) struct HarmonicFit;
 
 impl HarmonicFit {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-
     /// The number of harmonics: the third argument, an integer literal 1..=3.
     fn harmonics(args: &AccumulatorArgs) -> Result<usize> {
         let bad = |got: String| {
@@ -132,16 +119,15 @@ static FIT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-impl AggregateUDFImpl for HarmonicFit {
-    fn name(&self) -> &str {
-        "harmonic_fit"
+impl OlsModel for HarmonicFit {
+    const NAME: &'static str = "harmonic_fit";
+    const SIGNATURE: &'static str = FIT_SIGNATURE;
+
+    fn documentation() -> &'static Documentation {
+        &FIT_DOC
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
         check_arity(FIT_SIGNATURE, arg_types, 3, 3)?;
         let k = &arg_types[2];
         if !k.is_integer() {
@@ -159,39 +145,14 @@ impl AggregateUDFImpl for HarmonicFit {
         ])
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(Design::Harmonic { k: 1 }.output_type())
+    fn design(args: &AccumulatorArgs) -> Result<Design> {
+        Ok(Design::Harmonic {
+            k: Self::harmonics(args)?,
+        })
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let k = Self::harmonics(&args)?;
-        Ok(Box::new(OlsAccumulator::new(
-            Design::Harmonic { k },
-            FIT_SIGNATURE,
-        )))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(Design::state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        let k = Self::harmonics(&args)?;
-        Ok(Box::new(OlsGroupsAccumulator::new(
-            Design::Harmonic { k },
-            FIT_SIGNATURE,
-        )))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&FIT_DOC)
+    fn output_type() -> DataType {
+        Design::Harmonic { k: 1 }.output_type()
     }
 }
 

@@ -18,7 +18,7 @@
 
 use std::cmp::Ordering;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, PrimitiveArray, StructArray,
@@ -33,11 +33,11 @@ use datafusion::common::{
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, Documentation, EmitTo, GroupsAccumulator,
 };
 
-use crate::args::{check_arity, coerce_exact_time, coerce_number};
+use crate::agg_common::{self, Aggregate};
+use crate::args::{coerce_exact_time, coerce_value_and_time};
 use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::time::TimeNative;
 use crate::with_time_type;
@@ -46,30 +46,14 @@ const SIGNATURE: &str = "series(value, time)";
 
 /// The `series` aggregate UDF.
 pub fn series() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::new_from_impl(Series::new()))
+    agg_common::udaf::<Series>()
 }
 
 /// `series(value, time)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Series {
-    signature: Signature,
-    doc: Documentation,
-}
+pub(crate) struct Series;
 
-impl Default for Series {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Series {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            doc: documentation(),
-        }
-    }
-}
+static DOC: LazyLock<Documentation> = LazyLock::new(documentation);
 
 fn list_field(item: &DataType) -> FieldRef {
     Arc::new(Field::new_list_field(item.clone(), true))
@@ -97,37 +81,27 @@ fn time_type_of_return(return_type: &DataType) -> Result<DataType> {
     internal_err!("{SIGNATURE}: unexpected return type {return_type}")
 }
 
-impl AggregateUDFImpl for Series {
-    fn name(&self) -> &str {
-        "series"
+impl Aggregate for Series {
+    const NAME: &'static str = "series";
+
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_value_and_time(SIGNATURE, arg_types, coerce_exact_time)
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(SIGNATURE, arg_types, 2, 2)?;
-        Ok(vec![
-            coerce_number(SIGNATURE, "value", &arg_types[0])?,
-            coerce_exact_time(SIGNATURE, "time", &arg_types[1])?,
-        ])
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(arg_types: &[DataType]) -> Result<DataType> {
         let [_, time] = arg_types else {
             return plan_err!("{SIGNATURE} expects 2 arguments, got {}", arg_types.len());
         };
         Ok(DataType::Struct(result_fields(time)))
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+    fn accumulator(args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(SeriesAccumulator::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         Ok(vec![
             Arc::new(Field::new(
@@ -143,28 +117,21 @@ impl AggregateUDFImpl for Series {
         ])
     }
 
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn groups_accumulator(args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(SeriesGroups::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+    fn default_value(data_type: &DataType) -> Result<ScalarValue> {
         let time_type = time_type_of_return(data_type)?;
         let array = with_time_type!(&time_type, T => result_array::<T>(&time_type, &mut [Vec::new()])?,
             _ => return internal_err!("{SIGNATURE}: unsupported time type {time_type}"));
         Ok(ScalarValue::Struct(Arc::new(array)))
     }
 
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&self.doc)
+    fn documentation() -> &'static Documentation {
+        &DOC
     }
 }
 

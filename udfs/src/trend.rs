@@ -25,7 +25,7 @@
 //!   time-series aggregates of this crate.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StructArray,
@@ -39,11 +39,11 @@ use datafusion::common::{Result, ScalarValue, exec_datafusion_err, internal_err,
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, Documentation, EmitTo, GroupsAccumulator,
 };
 
-use crate::args::{check_arity, coerce_exact_time, coerce_number};
+use crate::agg_common::{self, Aggregate};
+use crate::args::{coerce_exact_time, coerce_value_and_time};
 use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::ols::{Fit, Moments};
 use crate::time::{TimeNative, years_scale};
@@ -53,30 +53,14 @@ const SIGNATURE: &str = "trend(value, time)";
 
 /// The `trend` aggregate UDF.
 pub fn trend() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::new_from_impl(Trend::new()))
+    agg_common::udaf::<Trend>()
 }
 
 /// `trend(value, time)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Trend {
-    signature: Signature,
-    doc: Documentation,
-}
+pub(crate) struct Trend;
 
-impl Default for Trend {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Trend {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            doc: documentation(),
-        }
-    }
-}
+static DOC: LazyLock<Documentation> = LazyLock::new(documentation);
 
 /// The result STRUCT's fields for a (coerced) time type.
 pub fn result_fields(time_type: &DataType) -> Fields {
@@ -105,37 +89,27 @@ fn time_type_of_return(return_type: &DataType) -> Result<DataType> {
     }
 }
 
-impl AggregateUDFImpl for Trend {
-    fn name(&self) -> &str {
-        "trend"
+impl Aggregate for Trend {
+    const NAME: &'static str = "trend";
+
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_value_and_time(SIGNATURE, arg_types, coerce_exact_time)
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(SIGNATURE, arg_types, 2, 2)?;
-        Ok(vec![
-            coerce_number(SIGNATURE, "value", &arg_types[0])?,
-            coerce_exact_time(SIGNATURE, "time", &arg_types[1])?,
-        ])
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(arg_types: &[DataType]) -> Result<DataType> {
         let [_, time] = arg_types else {
             return plan_err!("{SIGNATURE} expects 2 arguments, got {}", arg_types.len());
         };
         Ok(DataType::Struct(result_fields(time)))
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+    fn accumulator(args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(TrendAccumulator::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         let name = |s: &str| format_state_name(args.name, s);
         Ok(vec![
@@ -153,20 +127,13 @@ impl AggregateUDFImpl for Trend {
         .collect())
     }
 
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn groups_accumulator(args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(TrendGroups::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+    fn default_value(data_type: &DataType) -> Result<ScalarValue> {
         // No rows: n = 0 and NULL statistics, never a NULL struct.
         let time_type = time_type_of_return(data_type)?;
         let array = with_time_type!(&time_type, T => result_array::<T>(&time_type, 1, |_| (Moments::default(), None))?,
@@ -174,8 +141,8 @@ impl AggregateUDFImpl for Trend {
         Ok(ScalarValue::Struct(Arc::new(array)))
     }
 
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&self.doc)
+    fn documentation() -> &'static Documentation {
+        &DOC
     }
 }
 
