@@ -17,20 +17,18 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::datatypes::{DataType, FieldRef, Float64Type};
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::error::{DataFusionError, Result};
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
+use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, ColumnarValue, Documentation, GroupsAccumulator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    AggregateUDF, ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::scalar::ScalarValue;
 
-use crate::agg_common::{
-    TIME_SERIES_SECTION, call_error, check_arg_count, coerce_number, coerce_time, f64_list_type,
-    literal_value,
-};
-use crate::normal_equations::{Design, OlsAccumulator, OlsGroupsAccumulator, harmonic};
+use crate::agg_common::{self, TIME_SERIES_SECTION, f64_list_type, literal_value};
+use crate::args::{call_error, check_arity, coerce_number, coerce_time};
+use crate::normal_equations::{Design, Ols, OlsModel, harmonic};
 use crate::time;
 
 const FIT_SIGNATURE: &str =
@@ -43,7 +41,7 @@ pub const MAX_HARMONICS: i64 = 3;
 
 /// The `harmonic_fit` aggregate.
 pub fn harmonic_fit_udaf() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(HarmonicFit::new()))
+    agg_common::udaf::<Ols<HarmonicFit>>()
 }
 
 /// The `harmonic_predict` scalar function.
@@ -51,24 +49,11 @@ pub fn harmonic_predict_udf() -> Arc<ScalarUDF> {
     Arc::new(ScalarUDF::from(HarmonicPredict::new()))
 }
 
+/// `harmonic_fit`, fitted by [`crate::normal_equations`].
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct HarmonicFit {
-    signature: Signature,
-}
-
-impl Default for HarmonicFit {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub(crate) struct HarmonicFit;
 
 impl HarmonicFit {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-
     /// The number of harmonics: the third argument, an integer literal 1..=3.
     fn harmonics(args: &AccumulatorArgs) -> Result<usize> {
         let bad = |got: String| {
@@ -134,17 +119,16 @@ static FIT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-impl AggregateUDFImpl for HarmonicFit {
-    fn name(&self) -> &str {
-        "harmonic_fit"
+impl OlsModel for HarmonicFit {
+    const NAME: &'static str = "harmonic_fit";
+    const SIGNATURE: &'static str = FIT_SIGNATURE;
+
+    fn documentation() -> &'static Documentation {
+        &FIT_DOC
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(FIT_SIGNATURE, arg_types, 3, 3)?;
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        check_arity(FIT_SIGNATURE, arg_types, 3, 3)?;
         let k = &arg_types[2];
         if !k.is_integer() {
             return Err(call_error(
@@ -161,39 +145,14 @@ impl AggregateUDFImpl for HarmonicFit {
         ])
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(Design::Harmonic { k: 1 }.output_type())
+    fn design(args: &AccumulatorArgs) -> Result<Design> {
+        Ok(Design::Harmonic {
+            k: Self::harmonics(args)?,
+        })
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        let k = Self::harmonics(&args)?;
-        Ok(Box::new(OlsAccumulator::new(
-            Design::Harmonic { k },
-            FIT_SIGNATURE,
-        )))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(Design::state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        let k = Self::harmonics(&args)?;
-        Ok(Box::new(OlsGroupsAccumulator::new(
-            Design::Harmonic { k },
-            FIT_SIGNATURE,
-        )))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&FIT_DOC)
+    fn output_type() -> DataType {
+        Design::Harmonic { k: 1 }.output_type()
     }
 }
 
@@ -270,7 +229,7 @@ impl ScalarUDFImpl for HarmonicPredict {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(PREDICT_SIGNATURE, arg_types, 2, 2)?;
+        check_arity(PREDICT_SIGNATURE, arg_types, 2, 2)?;
         let list_ok = match &arg_types[0] {
             DataType::Null => true,
             DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
@@ -369,7 +328,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
     use crate::time::SECONDS_PER_YEAR;
 
     const FIXTURES: &str = include_str!("../fixtures/models_harmonic.json");
@@ -477,7 +436,7 @@ mod tests {
                 )
             };
             let c = call(Arc::new(v), t, 1 + (seed % 3) as i64);
-            check_groups_vs_plain(&c, seed, 1e-7);
+            check_groups_vs_plain(&c, seed, &close(1e-7));
         }
     }
 
@@ -592,12 +551,12 @@ mod tests {
             (
                 format!("SELECT harmonic_fit(v, t) {from}"),
                 FIT_SIGNATURE,
-                "expected 3 arguments, got 2",
+                "expects 3 arguments, got 2",
             ),
             (
                 format!("SELECT harmonic_fit(v, t, 1, 2) {from}"),
                 FIT_SIGNATURE,
-                "expected 3 arguments, got 4",
+                "expects 3 arguments, got 4",
             ),
             (
                 format!("SELECT harmonic_fit(v, t, 1.5) {from}"),
@@ -622,7 +581,7 @@ mod tests {
             (
                 format!("SELECT harmonic_predict([1.0, 2.0]) {from}"),
                 PREDICT_SIGNATURE,
-                "expected 2 arguments, got 1",
+                "expects 2 arguments, got 1",
             ),
             (
                 format!("SELECT harmonic_predict([1.0, 2.0, 3.0], t) {from}"),

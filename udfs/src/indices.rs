@@ -8,9 +8,10 @@
 //! data", not NaN or infinity that would poison aggregates downstream).
 //!
 //! The bottom of this file holds the small plumbing shared by the scalar
-//! families (`indices`, `scaling`, `qa`, `time`): argument checking with
-//! errors that name the function's SQL signature, row-wise evaluation with
-//! NULL propagation, and returning a scalar for all-scalar calls.
+//! families (`indices`, `scaling`, `qa`, `time`): all-numeric argument
+//! coercion (on [`crate::args`]' checks, whose errors name the function's SQL
+//! signature), row-wise evaluation with NULL propagation, and returning a
+//! scalar for all-scalar calls.
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::args::{check_arity, type_list};
 use crate::docs::BAND_MATH;
 
 /// Which index a [`IndexUdf`] computes.
@@ -278,35 +280,6 @@ fn documentation(index: Index) -> Documentation {
 // Shared plumbing of the scalar families (also used by scaling.rs, qa.rs,
 // time.rs).
 // ---------------------------------------------------------------------------
-
-/// A short name for an argument type in error messages.
-pub(crate) fn type_list(arg_types: &[DataType]) -> String {
-    let names: Vec<String> = arg_types.iter().map(|t| t.to_string()).collect();
-    format!("({})", names.join(", "))
-}
-
-/// Check the argument count of a call to `signature` (e.g. "ndvi(nir, red)").
-pub(crate) fn check_arity(
-    signature: &str,
-    arg_types: &[DataType],
-    min: usize,
-    max: usize,
-) -> Result<()> {
-    let n = arg_types.len();
-    if n < min || n > max {
-        let expected = if min == max {
-            format!("{min}")
-        } else {
-            format!("{min} to {max}")
-        };
-        return plan_err!(
-            "{signature} expects {expected} argument{}, got {n}: {}",
-            if max == 1 { "" } else { "s" },
-            type_list(arg_types)
-        );
-    }
-    Ok(())
-}
 
 /// Coercion of functions whose arguments are all numbers: every argument
 /// becomes DOUBLE; strings, timestamps etc. are a planning error naming the

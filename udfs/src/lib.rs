@@ -8,6 +8,7 @@
 //! from that list ([`docs`]).
 
 pub(crate) mod agg_common;
+pub(crate) mod args;
 pub mod docs;
 pub mod harmonic;
 pub mod indices;
@@ -20,6 +21,8 @@ pub mod qa;
 pub mod register;
 pub mod scaling;
 pub mod series;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod theil_sen;
 pub mod time;
 pub mod trend;

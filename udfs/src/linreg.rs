@@ -11,18 +11,14 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::datatypes::{DataType, FieldRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
-    Volatility,
-};
+use datafusion::logical_expr::function::AccumulatorArgs;
+use datafusion::logical_expr::{AggregateUDF, Documentation};
 
-use crate::agg_common::{
-    TIME_SERIES_SECTION, call_error, check_arg_count, coerce_number, coerce_time,
-};
-use crate::normal_equations::{Design, OlsAccumulator, OlsGroupsAccumulator};
+use crate::agg_common::{self, TIME_SERIES_SECTION};
+use crate::args::{call_error, check_arity, coerce_number, coerce_time};
+use crate::normal_equations::{Design, Ols, OlsModel};
 
 const SIGNATURE: &str = "linreg(y DOUBLE, x1 DOUBLE|TIMESTAMP|DATE [, x2, ...])";
 
@@ -31,38 +27,12 @@ pub const MAX_REGRESSORS: usize = 32;
 
 /// The `linreg` aggregate.
 pub fn linreg_udaf() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(Linreg::new()))
+    agg_common::udaf::<Ols<Linreg>>()
 }
 
+/// `linreg`, fitted by [`crate::normal_equations`].
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Linreg {
-    signature: Signature,
-}
-
-impl Default for Linreg {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Linreg {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
-
-    fn design(args: &AccumulatorArgs) -> Result<Design> {
-        let m = args.exprs.len().saturating_sub(1);
-        if !(1..=MAX_REGRESSORS).contains(&m) {
-            return Err(call_error(
-                SIGNATURE,
-                format!("expected 1 to {MAX_REGRESSORS} regressors, got {m}"),
-            ));
-        }
-        Ok(Design::Linear { m })
-    }
-}
+pub(crate) struct Linreg;
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
@@ -98,17 +68,16 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-impl AggregateUDFImpl for Linreg {
-    fn name(&self) -> &str {
-        "linreg"
+impl OlsModel for Linreg {
+    const NAME: &'static str = "linreg";
+    const SIGNATURE: &'static str = SIGNATURE;
+
+    fn documentation() -> &'static Documentation {
+        &DOC
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(SIGNATURE, arg_types, 2, MAX_REGRESSORS + 1)?;
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        check_arity(SIGNATURE, arg_types, 2, MAX_REGRESSORS + 1)?;
         let mut out = vec![coerce_number(SIGNATURE, "y", &arg_types[0])?];
         for (i, t) in arg_types[1..].iter().enumerate() {
             out.push(coerce_time(SIGNATURE, &format!("x{}", i + 1), t)?);
@@ -116,37 +85,19 @@ impl AggregateUDFImpl for Linreg {
         Ok(out)
     }
 
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(Design::Linear { m: 1 }.output_type())
+    fn design(args: &AccumulatorArgs) -> Result<Design> {
+        let m = args.exprs.len().saturating_sub(1);
+        if !(1..=MAX_REGRESSORS).contains(&m) {
+            return Err(call_error(
+                SIGNATURE,
+                format!("expected 1 to {MAX_REGRESSORS} regressors, got {m}"),
+            ));
+        }
+        Ok(Design::Linear { m })
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(OlsAccumulator::new(
-            Self::design(&args)?,
-            SIGNATURE,
-        )))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(Design::state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(OlsGroupsAccumulator::new(
-            Self::design(&args)?,
-            SIGNATURE,
-        )))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
+    fn output_type() -> DataType {
+        Design::Linear { m: 1 }.output_type()
     }
 }
 
@@ -159,7 +110,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
 
     const FIXTURES: &str = include_str!("../fixtures/models_linreg.json");
     const FIELDS: [&str; 3] = ["coefficients", "r2", "n"];
@@ -275,7 +226,7 @@ mod tests {
                     ));
                 }
             }
-            check_groups_vs_plain(&call(Arc::new(y), xs), seed, 1e-7);
+            check_groups_vs_plain(&call(Arc::new(y), xs), seed, &close(1e-7));
         }
     }
 
@@ -327,7 +278,7 @@ mod tests {
         let cases = [
             (
                 format!("SELECT linreg(y) {from}"),
-                "expected 2 to 33 arguments, got 1",
+                "expects 2 to 33 arguments, got 1",
             ),
             (
                 format!("SELECT linreg(s, x) {from}"),

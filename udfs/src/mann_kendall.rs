@@ -40,41 +40,18 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
-    Volatility,
-};
+use datafusion::logical_expr::{AggregateUDF, Documentation};
 
-use crate::agg_common::{TIME_SERIES_SECTION, check_arg_count, coerce_number, coerce_time};
-use crate::pairs::{self, PairStatistic, PairsAccumulator, PairsGroupsAccumulator};
+use crate::agg_common::{self, TIME_SERIES_SECTION};
+use crate::pairs::{PairStatistic, Pairs};
 
 const SIGNATURE: &str = "mann_kendall(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
 
 /// The `mann_kendall` aggregate.
 pub fn mann_kendall_udaf() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(MannKendall::new()))
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct MannKendall {
-    signature: Signature,
-}
-
-impl Default for MannKendall {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MannKendall {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
+    agg_common::udaf::<Pairs<MannKendallStatistic>>()
 }
 
 /// One group's test result.
@@ -89,7 +66,7 @@ pub(crate) struct Test {
 }
 
 /// The statistic plugged into the pair accumulators.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct MannKendallStatistic;
 
 fn output_fields() -> Fields {
@@ -105,7 +82,12 @@ fn output_fields() -> Fields {
 
 impl PairStatistic for MannKendallStatistic {
     type Output = Test;
+    const NAME: &'static str = "mann_kendall";
     const SIGNATURE: &'static str = SIGNATURE;
+
+    fn documentation() -> &'static Documentation {
+        &DOC
+    }
 
     fn output_type() -> DataType {
         DataType::Struct(output_fields())
@@ -255,53 +237,6 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-impl AggregateUDFImpl for MannKendall {
-    fn name(&self) -> &str {
-        "mann_kendall"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(SIGNATURE, arg_types, 2, 2)?;
-        Ok(vec![
-            coerce_number(SIGNATURE, "value", &arg_types[0])?,
-            coerce_time(SIGNATURE, "time", &arg_types[1])?,
-        ])
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(MannKendallStatistic::output_type())
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PairsAccumulator::<MannKendallStatistic>::default()))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(pairs::state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(
-            PairsGroupsAccumulator::<MannKendallStatistic>::default(),
-        ))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array};
@@ -311,7 +246,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
 
     const FIXTURES: &str = include_str!("../fixtures/models_mann_kendall.json");
 
@@ -498,7 +433,7 @@ mod tests {
                         .collect::<Date32Array>(),
                 )
             };
-            check_groups_vs_plain(&call(Arc::new(v), t), seed, 1e-12);
+            check_groups_vs_plain(&call(Arc::new(v), t), seed, &close(1e-12));
         }
     }
 
@@ -548,7 +483,7 @@ mod tests {
         for (q, needle) in [
             (
                 format!("SELECT mann_kendall(v) {from}"),
-                "expected 2 arguments, got 1",
+                "expects 2 arguments, got 1",
             ),
             (
                 format!("SELECT mann_kendall(s, t) {from}"),

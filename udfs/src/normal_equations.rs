@@ -54,8 +54,12 @@
 //! `n, y0, c_1..c_m, y'y, b (p), S (upper triangle, row-major)`. Exchanged
 //! between partitions as two columns, `n` (UINT64) and `moments`
 //! (LIST<DOUBLE>, the rest; empty when `n = 0`).
+//!
+//! [`Ols`] is the [`Aggregate`] of any [`OlsModel`]: the model brings its
+//! name, documentation, argument coercion and [`Design`].
 
 use std::f64::consts::TAU;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -63,11 +67,12 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, UInt64Type};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{Accumulator, Documentation, EmitTo, GroupsAccumulator};
 use datafusion::scalar::ScalarValue;
 
-use crate::agg_common::{as_f64, f64_list, f64_list_type, for_each_valid_row};
+use crate::agg_common::{Aggregate, as_f64, f64_list, f64_list_type, for_each_valid_row};
 use crate::time;
 
 /// Smallest accepted Cholesky pivot of the equilibrated normal equations
@@ -509,6 +514,63 @@ fn for_each_input_row(
         f(row, xs, y.value(row));
     });
     Ok(())
+}
+
+/// A model fitted by this engine (`harmonic_fit`, `linreg`).
+pub(crate) trait OlsModel:
+    Send + Sync + std::fmt::Debug + PartialEq + Eq + std::hash::Hash + 'static
+{
+    /// The SQL function name.
+    const NAME: &'static str;
+    /// The SQL signature, for error messages.
+    const SIGNATURE: &'static str;
+    /// The function's documentation.
+    fn documentation() -> &'static Documentation;
+    /// Argument coercion (see [`crate::args`]).
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>>;
+    /// The design of a call (e.g. from its number of arguments or a literal
+    /// argument); an error for a bad call.
+    fn design(args: &AccumulatorArgs) -> Result<Design>;
+    /// The result type (the same for every design of the model).
+    fn output_type() -> DataType;
+}
+
+/// The aggregate fitting `M` per group.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Ols<M: OlsModel>(PhantomData<M>);
+
+impl<M: OlsModel> Aggregate for Ols<M> {
+    const NAME: &'static str = M::NAME;
+
+    fn documentation() -> &'static Documentation {
+        M::documentation()
+    }
+
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        M::coerce_types(arg_types)
+    }
+
+    fn return_type(_arg_types: &[DataType]) -> Result<DataType> {
+        Ok(M::output_type())
+    }
+
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(Design::state_fields(args.name))
+    }
+
+    fn accumulator(args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(OlsAccumulator::new(
+            M::design(&args)?,
+            M::SIGNATURE,
+        )))
+    }
+
+    fn groups_accumulator(args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(OlsGroupsAccumulator::new(
+            M::design(&args)?,
+            M::SIGNATURE,
+        )))
+    }
 }
 
 /// Plain (single group) accumulator.

@@ -8,6 +8,9 @@
 //! `LARGE LIST<DOUBLE>` columns (`time`, `value`), one row per group; merging
 //! concatenates. Memory is O(n) per group (16 bytes per pair); the statistic
 //! decides the cost of the final computation.
+//!
+//! [`Pairs`] is the [`Aggregate`] of any [`PairStatistic`]: the statistic
+//! brings its name, documentation, result type and computation.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -15,19 +18,30 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type};
 use datafusion::error::{DataFusionError, Result};
+use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
-use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
+use datafusion::logical_expr::{Accumulator, Documentation, EmitTo, GroupsAccumulator};
 use datafusion::scalar::ScalarValue;
 
-use crate::agg_common::{as_f64, f64_large_list, f64_large_list_type, for_each_valid_row};
+use crate::agg_common::{
+    Aggregate, as_f64, f64_large_list, f64_large_list_type, for_each_valid_row,
+};
+use crate::args::{coerce_time, coerce_value_and_time};
 use crate::time;
 
-/// A statistic over a group's `(time, value)` pairs.
-pub(crate) trait PairStatistic: Send + Sync + std::fmt::Debug + 'static {
+/// A statistic over a group's `(time, value)` pairs, called as
+/// `name(value, time)`.
+pub(crate) trait PairStatistic:
+    Send + Sync + std::fmt::Debug + PartialEq + Eq + std::hash::Hash + 'static
+{
     /// One group's result.
     type Output;
+    /// The SQL function name.
+    const NAME: &'static str;
     /// The SQL signature, for error messages.
     const SIGNATURE: &'static str;
+    /// The function's documentation.
+    fn documentation() -> &'static Documentation;
     /// The result type.
     fn output_type() -> DataType;
     /// Compute a group's result; may reorder `pairs` and use `scratch`.
@@ -36,8 +50,41 @@ pub(crate) trait PairStatistic: Send + Sync + std::fmt::Debug + 'static {
     fn output(results: Vec<Self::Output>) -> Result<ArrayRef>;
 }
 
+/// The aggregate of a pair statistic: `S::NAME(value, time)`, value DOUBLE,
+/// time a TIMESTAMP, DATE or number (decimal years via [`time::to_years`]).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Pairs<S: PairStatistic>(PhantomData<S>);
+
+impl<S: PairStatistic> Aggregate for Pairs<S> {
+    const NAME: &'static str = S::NAME;
+
+    fn documentation() -> &'static Documentation {
+        S::documentation()
+    }
+
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_value_and_time(S::SIGNATURE, arg_types, coerce_time)
+    }
+
+    fn return_type(_arg_types: &[DataType]) -> Result<DataType> {
+        Ok(S::output_type())
+    }
+
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+        Ok(state_fields(args.name))
+    }
+
+    fn accumulator(_args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+        Ok(Box::new(PairsAccumulator::<S>::default()))
+    }
+
+    fn groups_accumulator(_args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
+        Ok(Box::new(PairsGroupsAccumulator::<S>::default()))
+    }
+}
+
 /// State fields: `time` and `value`, LARGE LIST<DOUBLE>.
-pub(crate) fn state_fields(name: &str) -> Vec<FieldRef> {
+fn state_fields(name: &str) -> Vec<FieldRef> {
     vec![
         Arc::new(Field::new(
             format_state_name(name, "time"),

@@ -37,8 +37,9 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::args::{check_arity, type_list};
 use crate::docs::QA_MASKS;
-use crate::indices::{check_arity, finish, type_list};
+use crate::indices::finish;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Qa {

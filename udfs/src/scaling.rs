@@ -26,8 +26,9 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::args::{check_arity, type_list};
 use crate::docs::SCALING;
-use crate::indices::{check_arity, coerce_numeric, f64_arg, finish, map_f64, type_list};
+use crate::indices::{coerce_numeric, f64_arg, finish, map_f64};
 use crate::time::epoch_instants;
 
 /// Landsat Collection 2 Level-2 surface reflectance scale.

@@ -18,7 +18,7 @@
 
 use std::cmp::Ordering;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, PrimitiveArray, StructArray,
@@ -33,43 +33,27 @@ use datafusion::common::{
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, Documentation, EmitTo, GroupsAccumulator,
 };
 
+use crate::agg_common::{self, Aggregate};
+use crate::args::{coerce_exact_time, coerce_value_and_time};
 use crate::docs::TIME_SERIES_AGGREGATES;
-use crate::indices::{check_arity, type_list};
-use crate::time::{TimeNative, coerce_aggregate_time};
+use crate::time::TimeNative;
 use crate::with_time_type;
 
 const SIGNATURE: &str = "series(value, time)";
 
 /// The `series` aggregate UDF.
 pub fn series() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::new_from_impl(Series::new()))
+    agg_common::udaf::<Series>()
 }
 
 /// `series(value, time)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Series {
-    signature: Signature,
-    doc: Documentation,
-}
+pub(crate) struct Series;
 
-impl Default for Series {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Series {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            doc: documentation(),
-        }
-    }
-}
+static DOC: LazyLock<Documentation> = LazyLock::new(documentation);
 
 fn list_field(item: &DataType) -> FieldRef {
     Arc::new(Field::new_list_field(item.clone(), true))
@@ -97,44 +81,27 @@ fn time_type_of_return(return_type: &DataType) -> Result<DataType> {
     internal_err!("{SIGNATURE}: unexpected return type {return_type}")
 }
 
-impl AggregateUDFImpl for Series {
-    fn name(&self) -> &str {
-        "series"
+impl Aggregate for Series {
+    const NAME: &'static str = "series";
+
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_value_and_time(SIGNATURE, arg_types, coerce_exact_time)
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(SIGNATURE, arg_types, 2, 2)?;
-        let value = &arg_types[0];
-        if !(value.is_numeric() || *value == DataType::Null) {
-            return plan_err!(
-                "{SIGNATURE} expects a numeric value, got {}",
-                type_list(arg_types)
-            );
-        }
-        Ok(vec![
-            DataType::Float64,
-            coerce_aggregate_time(SIGNATURE, &arg_types[1])?,
-        ])
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(arg_types: &[DataType]) -> Result<DataType> {
         let [_, time] = arg_types else {
             return plan_err!("{SIGNATURE} expects 2 arguments, got {}", arg_types.len());
         };
         Ok(DataType::Struct(result_fields(time)))
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+    fn accumulator(args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(SeriesAccumulator::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         Ok(vec![
             Arc::new(Field::new(
@@ -150,28 +117,21 @@ impl AggregateUDFImpl for Series {
         ])
     }
 
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn groups_accumulator(args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(SeriesGroups::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+    fn default_value(data_type: &DataType) -> Result<ScalarValue> {
         let time_type = time_type_of_return(data_type)?;
         let array = with_time_type!(&time_type, T => result_array::<T>(&time_type, &mut [Vec::new()])?,
             _ => return internal_err!("{SIGNATURE}: unsupported time type {time_type}"));
         Ok(ScalarValue::Struct(Arc::new(array)))
     }
 
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&self.doc)
+    fn documentation() -> &'static Documentation {
+        &DOC
     }
 }
 
@@ -554,7 +514,7 @@ where
 mod tests {
     use super::*;
     use crate::indices::test_util::{planning_error, run};
-    use crate::trend::test_support::{Harness, check_groups_vs_plain};
+    use crate::test_support::{Call, check_groups_vs_plain};
     use datafusion::arrow::array::{Date32Array, Int64Array, TimestampMicrosecondArray};
     use datafusion::arrow::datatypes::{Date32Type, Int64Type, TimeUnit, TimestampMicrosecondType};
     use rand::rngs::StdRng;
@@ -592,8 +552,8 @@ mod tests {
                 Some(18_000),
             ])),
         ];
-        let h = Harness::new(series(), &args);
-        let mut acc = h.plain();
+        let c = Call::new(series(), &args);
+        let mut acc = c.plain();
         acc.update_batch(&args).unwrap();
         let (times, values) = lists_of(&acc.evaluate().unwrap());
         assert_eq!(times.data_type(), &DataType::Date32);
@@ -603,7 +563,7 @@ mod tests {
         );
         assert_eq!(values, vec![0.1, 0.05, 0.3]);
         // Empty: two empty lists, not NULL.
-        let (times, values) = lists_of(&h.plain().evaluate().unwrap());
+        let (times, values) = lists_of(&c.plain().evaluate().unwrap());
         assert_eq!((times.len(), values.len()), (0, 0));
     }
 
@@ -638,10 +598,10 @@ mod tests {
                 )
             };
             let args: Vec<ArrayRef> = vec![Arc::new(values), time];
-            let h = Harness::new(series(), &args);
+            let c = Call::new(series(), &args);
             let exact =
                 |got: &ScalarValue, want: &ScalarValue, what: &str| assert_eq!(got, want, "{what}");
-            check_groups_vs_plain(&h, &args, round, &exact);
+            check_groups_vs_plain(&c, round, &exact);
         }
     }
 
@@ -689,7 +649,9 @@ mod tests {
     fn wrong_arguments_are_planning_errors_naming_the_signature() {
         let e = planning_error("SELECT series(1.0, 'x')");
         assert!(
-            e.contains("series(value, time) expects a TIMESTAMP, DATE or numeric time, got Utf8"),
+            e.contains(
+                "series(value, time): argument `time` must be a TIMESTAMP, a DATE or a number, got Utf8"
+            ),
             "{e}"
         );
         let e = planning_error("SELECT series(1.0, 2, 3)");

@@ -22,16 +22,12 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
-use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
-    Volatility,
-};
+use datafusion::logical_expr::{AggregateUDF, Documentation};
 
-use crate::agg_common::{TIME_SERIES_SECTION, check_arg_count, coerce_number, coerce_time, median};
-use crate::pairs::{self, PairStatistic, PairsAccumulator, PairsGroupsAccumulator};
+use crate::agg_common::{self, TIME_SERIES_SECTION, median};
+use crate::pairs::{PairStatistic, Pairs};
 
 const SIGNATURE: &str = "theil_sen(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
 
@@ -59,26 +55,7 @@ pub(crate) const SELECTION: Selection = Selection {
 
 /// The `theil_sen` aggregate.
 pub fn theil_sen_udaf() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::from(TheilSen::new()))
-}
-
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct TheilSen {
-    signature: Signature,
-}
-
-impl Default for TheilSen {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl TheilSen {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-        }
-    }
+    agg_common::udaf::<Pairs<TheilSenStatistic>>()
 }
 
 /// One group's Theil-Sen estimate.
@@ -90,7 +67,7 @@ pub(crate) struct Estimate {
 }
 
 /// The statistic plugged into the pair accumulators.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TheilSenStatistic;
 
 fn output_fields() -> Fields {
@@ -103,7 +80,12 @@ fn output_fields() -> Fields {
 
 impl PairStatistic for TheilSenStatistic {
     type Output = Estimate;
+    const NAME: &'static str = "theil_sen";
     const SIGNATURE: &'static str = SIGNATURE;
+
+    fn documentation() -> &'static Documentation {
+        &DOC
+    }
 
     fn output_type() -> DataType {
         DataType::Struct(output_fields())
@@ -310,53 +292,6 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-impl AggregateUDFImpl for TheilSen {
-    fn name(&self) -> &str {
-        "theil_sen"
-    }
-
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arg_count(SIGNATURE, arg_types, 2, 2)?;
-        Ok(vec![
-            coerce_number(SIGNATURE, "value", &arg_types[0])?,
-            coerce_time(SIGNATURE, "time", &arg_types[1])?,
-        ])
-    }
-
-    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(TheilSenStatistic::output_type())
-    }
-
-    fn accumulator(&self, _args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
-        Ok(Box::new(PairsAccumulator::<TheilSenStatistic>::default()))
-    }
-
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
-        Ok(pairs::state_fields(args.name))
-    }
-
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        _args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
-        Ok(Box::new(
-            PairsGroupsAccumulator::<TheilSenStatistic>::default(),
-        ))
-    }
-
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOC)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{Array, AsArray, TimestampMillisecondArray};
@@ -366,7 +301,7 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::agg_common::test_support::*;
+    use crate::test_support::*;
 
     const FIXTURES: &str = include_str!("../fixtures/models_theil_sen.json");
     const FIELDS: [&str; 3] = ["slope", "intercept", "n"];
@@ -524,7 +459,7 @@ mod tests {
                         .collect::<TimestampMillisecondArray>(),
                 )
             };
-            check_groups_vs_plain(&call(Arc::new(v), t), seed, 1e-12);
+            check_groups_vs_plain(&call(Arc::new(v), t), seed, &close(1e-12));
         }
     }
 
@@ -574,11 +509,11 @@ mod tests {
         for (q, needle) in [
             (
                 format!("SELECT theil_sen(v) {from}"),
-                "expected 2 arguments, got 1",
+                "expects 2 arguments, got 1",
             ),
             (
                 format!("SELECT theil_sen(v, t, t) {from}"),
-                "expected 2 arguments, got 3",
+                "expects 2 arguments, got 3",
             ),
             (
                 format!("SELECT theil_sen(s, t) {from}"),

@@ -30,8 +30,9 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::args::{check_arity, type_list};
 use crate::docs::TIME;
-use crate::indices::{check_arity, finish, type_list};
+use crate::indices::finish;
 
 /// Seconds in a 365.25-day year.
 pub const SECONDS_PER_YEAR: f64 = 365.25 * 86_400.0;
@@ -111,19 +112,7 @@ impl TimeNative for f64 {
     }
 }
 
-/// Coerced type of an aggregate's time argument: TIMESTAMP and DATE keep
-/// their type, integers become BIGINT, other numbers (and NULL) DOUBLE.
-/// `signature` (e.g. "trend(value, time)") names the function in errors.
-pub fn coerce_aggregate_time(signature: &str, t: &DataType) -> Result<DataType> {
-    match t {
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => Ok(t.clone()),
-        t if t.is_integer() => Ok(DataType::Int64),
-        t if t.is_numeric() || *t == DataType::Null => Ok(DataType::Float64),
-        t => plan_err!("{signature} expects a TIMESTAMP, DATE or numeric time, got {t}"),
-    }
-}
-
-/// Dispatch on a coerced time type (see [`coerce_aggregate_time`]): binds
+/// Dispatch on a coerced time type (see `args::coerce_exact_time`): binds
 /// `$T` to the Arrow primitive type and evaluates `$body`; `$other` for any
 /// other type.
 #[macro_export]
@@ -493,36 +482,6 @@ mod tests {
         assert!(y.is_null(1));
         let s: ArrayRef = Arc::new(datafusion::arrow::array::StringArray::from(vec!["2020"]));
         assert!(to_years(&s).is_err());
-    }
-
-    #[test]
-    fn aggregate_time_coercion() {
-        let sig = "trend(value, time)";
-        let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-        assert_eq!(coerce_aggregate_time(sig, &ts).unwrap(), ts);
-        assert_eq!(
-            coerce_aggregate_time(sig, &DataType::Date32).unwrap(),
-            DataType::Date32
-        );
-        assert_eq!(
-            coerce_aggregate_time(sig, &DataType::UInt16).unwrap(),
-            DataType::Int64
-        );
-        assert_eq!(
-            coerce_aggregate_time(sig, &DataType::Float32).unwrap(),
-            DataType::Float64
-        );
-        assert_eq!(
-            coerce_aggregate_time(sig, &DataType::Null).unwrap(),
-            DataType::Float64
-        );
-        let e = coerce_aggregate_time(sig, &DataType::Utf8)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("trend(value, time) expects a TIMESTAMP, DATE or numeric time, got Utf8"),
-            "{e}"
-        );
     }
 
     #[test]

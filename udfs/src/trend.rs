@@ -25,7 +25,7 @@
 //!   time-series aggregates of this crate.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StructArray,
@@ -39,44 +39,28 @@ use datafusion::common::{Result, ScalarValue, exec_datafusion_err, internal_err,
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::utils::format_state_name;
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, Documentation, EmitTo, GroupsAccumulator,
 };
 
+use crate::agg_common::{self, Aggregate};
+use crate::args::{coerce_exact_time, coerce_value_and_time};
 use crate::docs::TIME_SERIES_AGGREGATES;
-use crate::indices::{check_arity, type_list};
 use crate::ols::{Fit, Moments};
-use crate::time::{TimeNative, coerce_aggregate_time, years_scale};
+use crate::time::{TimeNative, years_scale};
 use crate::with_time_type;
 
 const SIGNATURE: &str = "trend(value, time)";
 
 /// The `trend` aggregate UDF.
 pub fn trend() -> Arc<AggregateUDF> {
-    Arc::new(AggregateUDF::new_from_impl(Trend::new()))
+    agg_common::udaf::<Trend>()
 }
 
 /// `trend(value, time)`.
 #[derive(Debug, PartialEq, Eq, Hash)]
-pub struct Trend {
-    signature: Signature,
-    doc: Documentation,
-}
+pub(crate) struct Trend;
 
-impl Default for Trend {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Trend {
-    pub fn new() -> Self {
-        Self {
-            signature: Signature::user_defined(Volatility::Immutable),
-            doc: documentation(),
-        }
-    }
-}
+static DOC: LazyLock<Documentation> = LazyLock::new(documentation);
 
 /// The result STRUCT's fields for a (coerced) time type.
 pub fn result_fields(time_type: &DataType) -> Fields {
@@ -105,44 +89,27 @@ fn time_type_of_return(return_type: &DataType) -> Result<DataType> {
     }
 }
 
-impl AggregateUDFImpl for Trend {
-    fn name(&self) -> &str {
-        "trend"
+impl Aggregate for Trend {
+    const NAME: &'static str = "trend";
+
+    fn coerce_types(arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_value_and_time(SIGNATURE, arg_types, coerce_exact_time)
     }
 
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        check_arity(SIGNATURE, arg_types, 2, 2)?;
-        let value = &arg_types[0];
-        if !(value.is_numeric() || *value == DataType::Null) {
-            return plan_err!(
-                "{SIGNATURE} expects a numeric value, got {}",
-                type_list(arg_types)
-            );
-        }
-        Ok(vec![
-            DataType::Float64,
-            coerce_aggregate_time(SIGNATURE, &arg_types[1])?,
-        ])
-    }
-
-    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+    fn return_type(arg_types: &[DataType]) -> Result<DataType> {
         let [_, time] = arg_types else {
             return plan_err!("{SIGNATURE} expects 2 arguments, got {}", arg_types.len());
         };
         Ok(DataType::Struct(result_fields(time)))
     }
 
-    fn accumulator(&self, args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
+    fn accumulator(args: AccumulatorArgs) -> Result<Box<dyn Accumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(TrendAccumulator::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
+    fn state_fields(args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         let name = |s: &str| format_state_name(args.name, s);
         Ok(vec![
@@ -160,20 +127,13 @@ impl AggregateUDFImpl for Trend {
         .collect())
     }
 
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
-    }
-
-    fn create_groups_accumulator(
-        &self,
-        args: AccumulatorArgs,
-    ) -> Result<Box<dyn GroupsAccumulator>> {
+    fn groups_accumulator(args: AccumulatorArgs) -> Result<Box<dyn GroupsAccumulator>> {
         let time_type = time_type_of_return(args.return_field.data_type())?;
         with_time_type!(&time_type, T => Ok(Box::new(TrendGroups::<T>::new(time_type.clone()))),
             _ => internal_err!("{SIGNATURE}: unsupported time type {time_type}"))
     }
 
-    fn default_value(&self, data_type: &DataType) -> Result<ScalarValue> {
+    fn default_value(data_type: &DataType) -> Result<ScalarValue> {
         // No rows: n = 0 and NULL statistics, never a NULL struct.
         let time_type = time_type_of_return(data_type)?;
         let array = with_time_type!(&time_type, T => result_array::<T>(&time_type, 1, |_| (Moments::default(), None))?,
@@ -181,8 +141,8 @@ impl AggregateUDFImpl for Trend {
         Ok(ScalarValue::Struct(Arc::new(array)))
     }
 
-    fn documentation(&self) -> Option<&Documentation> {
-        Some(&self.doc)
+    fn documentation() -> &'static Documentation {
+        &DOC
     }
 }
 
@@ -941,338 +901,10 @@ where
 }
 
 #[cfg(test)]
-pub(crate) mod test_support {
-    //! Property harness shared by `trend` and `series`: a GroupsAccumulator
-    //! must agree with plain Accumulators on random data with random groups,
-    //! NULLs and filters, partial emission (`EmitTo::First`), state/merge
-    //! round trips and `convert_to_state`.
-
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, UInt32Array};
-    use datafusion::arrow::compute::{concat, take};
-    use datafusion::arrow::datatypes::{Field, FieldRef, Schema};
-    use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
-    use datafusion::logical_expr::{Accumulator, AggregateUDF, EmitTo, GroupsAccumulator};
-    use datafusion::physical_expr::PhysicalExpr;
-    use datafusion::physical_expr::expressions::Column;
-    use datafusion::scalar::ScalarValue;
-    use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
-
-    /// Knuth's MMIX LCG, identical to `Lcg` in fixtures/make_fixtures_core.py.
-    pub use crate::agg_common::test_support::Lcg;
-
-    /// An aggregate called on columns already of the coerced types.
-    pub struct Harness {
-        pub udaf: Arc<AggregateUDF>,
-        pub fields: Vec<FieldRef>,
-    }
-
-    impl Harness {
-        pub fn new(udaf: Arc<AggregateUDF>, args: &[ArrayRef]) -> Self {
-            let types: Vec<_> = args.iter().map(|a| a.data_type().clone()).collect();
-            let coerced = udaf.coerce_types(&types).expect("coerce");
-            assert_eq!(coerced, types, "pass arguments of the coerced types");
-            let fields = types
-                .iter()
-                .enumerate()
-                .map(|(i, t)| Arc::new(Field::new(format!("a{i}"), t.clone(), true)))
-                .collect();
-            Self { udaf, fields }
-        }
-
-        fn with_args<R>(&self, f: impl FnOnce(AccumulatorArgs) -> R) -> R {
-            let schema = Schema::new(self.fields.clone());
-            let exprs: Vec<Arc<dyn PhysicalExpr>> = self
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| Arc::new(Column::new(f.name(), i)) as _)
-                .collect();
-            let return_field = self.udaf.return_field(&self.fields).expect("return field");
-            f(AccumulatorArgs {
-                return_field,
-                schema: &schema,
-                ignore_nulls: false,
-                order_bys: &[],
-                is_reversed: false,
-                name: "agg",
-                is_distinct: false,
-                exprs: &exprs,
-                expr_fields: &self.fields,
-            })
-        }
-
-        pub fn plain(&self) -> Box<dyn Accumulator> {
-            self.with_args(|a| self.udaf.accumulator(a))
-                .expect("accumulator")
-        }
-
-        pub fn groups(&self) -> Box<dyn GroupsAccumulator> {
-            self.with_args(|a| {
-                assert!(self.udaf.groups_accumulator_supported(a.clone()));
-                self.udaf.create_groups_accumulator(a)
-            })
-            .expect("groups accumulator")
-        }
-
-        pub fn state_fields(&self) -> Vec<FieldRef> {
-            let return_field = self.udaf.return_field(&self.fields).expect("return field");
-            self.udaf
-                .state_fields(StateFieldsArgs {
-                    name: "agg",
-                    input_fields: &self.fields,
-                    return_field,
-                    ordering_fields: &[],
-                    is_distinct: false,
-                })
-                .expect("state fields")
-        }
-    }
-
-    fn take_rows(args: &[ArrayRef], rows: &[u32]) -> Vec<ArrayRef> {
-        let idx = UInt32Array::from(rows.to_vec());
-        args.iter()
-            .map(|a| take(a.as_ref(), &idx, None).expect("take"))
-            .collect()
-    }
-
-    fn rows_of(out: &[ArrayRef]) -> Vec<ScalarValue> {
-        out.iter()
-            .flat_map(|a| (0..a.len()).map(|i| ScalarValue::try_from_array(a, i).expect("scalar")))
-            .collect()
-    }
-
-    /// Runs the checks; `same(got, want, what)` compares two results (exactly
-    /// or with a tolerance, as the aggregate needs).
-    pub fn check_groups_vs_plain(
-        h: &Harness,
-        args: &[ArrayRef],
-        seed: u64,
-        same: &dyn Fn(&ScalarValue, &ScalarValue, &str),
-    ) {
-        let mut rng = StdRng::seed_from_u64(seed);
-        let n = args[0].len();
-        let num_groups = rng.random_range(1..=9usize);
-        let groups: Vec<usize> = (0..n).map(|_| rng.random_range(0..num_groups)).collect();
-        let filter: BooleanArray = (0..n)
-            .map(|_| match rng.random_range(0..10) {
-                0 => None,
-                1 | 2 => Some(false),
-                _ => Some(true),
-            })
-            .collect();
-        let counted = |i: usize| filter.is_valid(i) && filter.value(i);
-
-        // Reference: a plain accumulator per group over its filtered rows, in
-        // input order, fed in two batches.
-        let mut expected = Vec::new();
-        for g in 0..num_groups {
-            let rows: Vec<u32> = (0..n as u32)
-                .filter(|&i| groups[i as usize] == g && counted(i as usize))
-                .collect();
-            let sub = take_rows(args, &rows);
-            let cut = rows.len() / 3;
-            let mut acc = h.plain();
-            acc.update_batch(&sub.iter().map(|a| a.slice(0, cut)).collect::<Vec<_>>())
-                .expect("update");
-            acc.update_batch(
-                &sub.iter()
-                    .map(|a| a.slice(cut, rows.len() - cut))
-                    .collect::<Vec<_>>(),
-            )
-            .expect("update");
-            let want = acc.evaluate().expect("evaluate");
-
-            // Plain state()/merge_batch() in reverse order, plus an empty state.
-            let mut a1 = h.plain();
-            let mut a2 = h.plain();
-            a1.update_batch(&sub.iter().map(|a| a.slice(0, cut)).collect::<Vec<_>>())
-                .expect("update");
-            a2.update_batch(
-                &sub.iter()
-                    .map(|a| a.slice(cut, rows.len() - cut))
-                    .collect::<Vec<_>>(),
-            )
-            .expect("update");
-            let to_arrays = |s: Vec<ScalarValue>| -> Vec<ArrayRef> {
-                s.iter().map(|v| v.to_array().expect("array")).collect()
-            };
-            let mut merged = h.plain();
-            merged
-                .merge_batch(&to_arrays(h.plain().state().expect("state")))
-                .expect("merge");
-            merged
-                .merge_batch(&to_arrays(a2.state().expect("state")))
-                .expect("merge");
-            merged
-                .merge_batch(&to_arrays(a1.state().expect("state")))
-                .expect("merge");
-            same(
-                &merged.evaluate().expect("evaluate"),
-                &want,
-                &format!("plain state/merge, group {g}"),
-            );
-            expected.push(want);
-        }
-        let check_all = |got: Vec<ScalarValue>, what: &str| {
-            assert_eq!(got.len(), num_groups, "{what}: number of groups");
-            for (g, (got, want)) in got.iter().zip(&expected).enumerate() {
-                same(got, want, &format!("{what}, group {g}"));
-            }
-        };
-
-        // 1. Random batches with the filter, then First(k) and All.
-        let mut acc = h.groups();
-        let mut start = 0;
-        while start < n {
-            let len = rng.random_range(1..=n - start);
-            let batch: Vec<ArrayRef> = args.iter().map(|a| a.slice(start, len)).collect();
-            acc.update_batch(
-                &batch,
-                &groups[start..start + len],
-                Some(&filter.slice(start, len)),
-                num_groups,
-            )
-            .expect("update");
-            start += len;
-        }
-        let k = rng.random_range(0..=num_groups);
-        let mut out = vec![acc.evaluate(EmitTo::First(k)).expect("evaluate")];
-        out.push(acc.evaluate(EmitTo::All).expect("evaluate"));
-        check_all(rows_of(&out), "update + First(k) + All");
-
-        // 2. Sorted streaming: rows ordered by group; after each batch the
-        //    finished groups are emitted with First(d) and the remaining
-        //    group indices shift down, as in a sorted aggregation.
-        let mut order: Vec<u32> = (0..n as u32).collect();
-        order.sort_by_key(|&i| groups[i as usize]);
-        let sorted = take_rows(args, &order);
-        let sorted_filter = take(&filter, &UInt32Array::from(order.clone()), None).expect("take");
-        let sorted_groups: Vec<usize> = order.iter().map(|&i| groups[i as usize]).collect();
-        let mut acc = h.groups();
-        let (mut emitted, mut start) = (0, 0);
-        let mut out = Vec::new();
-        while start < n {
-            let len = rng.random_range(1..=(n - start).min(50));
-            let batch: Vec<ArrayRef> = sorted.iter().map(|a| a.slice(start, len)).collect();
-            let gi: Vec<usize> = sorted_groups[start..start + len]
-                .iter()
-                .map(|g| g - emitted)
-                .collect();
-            let total = sorted_groups[start + len - 1] + 1 - emitted;
-            let f = sorted_filter.slice(start, len);
-            acc.update_batch(
-                &batch,
-                &gi,
-                Some(f.as_any().downcast_ref::<BooleanArray>().expect("bool")),
-                total,
-            )
-            .expect("update");
-            start += len;
-            let done = sorted_groups[start - 1] - emitted;
-            if done > 0 {
-                out.push(acc.evaluate(EmitTo::First(done)).expect("evaluate"));
-                emitted += done;
-            }
-        }
-        out.push(acc.evaluate(EmitTo::All).expect("evaluate"));
-        let mut seen = sorted_groups.clone();
-        seen.dedup();
-        let got = rows_of(&out);
-        assert_eq!(got.len(), seen.len(), "sorted streaming: number of groups");
-        for (got, &g) in got.iter().zip(&seen) {
-            same(got, &expected[g], &format!("sorted streaming, group {g}"));
-        }
-
-        // 3. Two partial accumulators over a random split; state() in two
-        //    pieces (First(k) then All); merged in both orders.
-        let side: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
-        let mut states = Vec::new();
-        for s in [false, true] {
-            let rows: Vec<u32> = (0..n as u32).filter(|&i| side[i as usize] == s).collect();
-            let sub = take_rows(args, &rows);
-            let f = take(&filter, &UInt32Array::from(rows.clone()), None).expect("take");
-            let gi: Vec<usize> = rows.iter().map(|&i| groups[i as usize]).collect();
-            let mut acc = h.groups();
-            acc.update_batch(
-                &sub,
-                &gi,
-                Some(f.as_any().downcast_ref::<BooleanArray>().expect("bool")),
-                num_groups,
-            )
-            .expect("update");
-            let k = rng.random_range(0..=num_groups);
-            let s1 = acc.state(EmitTo::First(k)).expect("state");
-            let s2 = acc.state(EmitTo::All).expect("state");
-            let state: Vec<ArrayRef> = s1
-                .iter()
-                .zip(&s2)
-                .map(|(a, b)| concat(&[a.as_ref(), b.as_ref()]).expect("concat"))
-                .collect();
-            for (a, f) in state.iter().zip(h.state_fields()) {
-                assert_eq!(a.data_type(), f.data_type(), "state field {}", f.name());
-                assert_eq!(a.len(), num_groups);
-            }
-            states.push(state);
-        }
-        let all_groups: Vec<usize> = (0..num_groups).collect();
-        for order in [[0, 1], [1, 0]] {
-            let mut acc = h.groups();
-            for i in order {
-                acc.merge_batch(&states[i], &all_groups, num_groups)
-                    .expect("merge");
-            }
-            check_all(
-                rows_of(&[acc.evaluate(EmitTo::All).expect("evaluate")]),
-                "state + merge_batch",
-            );
-        }
-
-        // 4. convert_to_state (each row its own state), merged in two batches.
-        let state = h
-            .groups()
-            .convert_to_state(args, Some(&filter))
-            .expect("convert_to_state");
-        for (a, f) in state.iter().zip(h.state_fields()) {
-            assert_eq!(
-                a.data_type(),
-                f.data_type(),
-                "convert_to_state field {}",
-                f.name()
-            );
-            assert_eq!(a.len(), n);
-        }
-        let mut acc = h.groups();
-        let cut = n / 2;
-        acc.merge_batch(
-            &state.iter().map(|a| a.slice(0, cut)).collect::<Vec<_>>(),
-            &groups[..cut],
-            num_groups,
-        )
-        .expect("merge");
-        acc.merge_batch(
-            &state
-                .iter()
-                .map(|a| a.slice(cut, n - cut))
-                .collect::<Vec<_>>(),
-            &groups[cut..],
-            num_groups,
-        )
-        .expect("merge");
-        check_all(
-            rows_of(&[acc.evaluate(EmitTo::All).expect("evaluate")]),
-            "convert_to_state + merge_batch",
-        );
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::test_support::{Harness, Lcg, check_groups_vs_plain};
     use super::*;
     use crate::indices::test_util::{planning_error, run};
+    use crate::test_support::{Call, Lcg, check_groups_vs_plain};
     use datafusion::arrow::array::{
         Date32Array, Int64Array, RecordBatch, TimestampNanosecondArray, TimestampSecondArray,
     };
@@ -1397,22 +1029,22 @@ mod tests {
         }
     }
 
-    fn harness(args: &[ArrayRef]) -> Harness {
-        Harness::new(trend(), args)
+    fn call(args: &[ArrayRef]) -> Call {
+        Call::new(trend(), args)
     }
 
     #[test]
     fn fixture_cases_match_scipy() {
         for case in fixtures().cases {
             let args = vec![case.value_array(), case.time_array()];
-            let h = harness(&args);
+            let c = call(&args);
             // Plain accumulator, one batch.
-            let mut acc = h.plain();
+            let mut acc = c.plain();
             acc.update_batch(&args).unwrap();
             let plain = acc.evaluate().unwrap();
             assert_fit(&plain, &case.expected, 1e-9, &case.name);
             // Groups accumulator, one group, and identical to the plain result.
-            let mut g = h.groups();
+            let mut g = c.groups();
             g.update_batch(&args, &vec![0; args[0].len()], None, 1)
                 .unwrap();
             let grouped =
@@ -1423,7 +1055,7 @@ mod tests {
             let cuts = [0, n / 3, 2 * n / 3, n];
             let mut states = Vec::new();
             for w in cuts.windows(2) {
-                let mut part = h.plain();
+                let mut part = c.plain();
                 part.update_batch(
                     &args
                         .iter()
@@ -1440,7 +1072,7 @@ mod tests {
                 );
             }
             for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0]] {
-                let mut m = h.plain();
+                let mut m = c.plain();
                 for i in order {
                     m.merge_batch(&states[i]).unwrap();
                 }
@@ -1485,8 +1117,8 @@ mod tests {
             Arc::new(Float64Array::from(v)),
             Arc::new(Float64Array::from(t)),
         ];
-        let h = harness(&args);
-        let mut g = h.groups();
+        let c = call(&args);
+        let mut g = c.groups();
         let groups = vec![0usize; 8192];
         let mut start = 0;
         while start < n {
@@ -1544,7 +1176,7 @@ mod tests {
                 Arc::new(values)
             };
             let args = vec![values, time];
-            let h = harness(&args);
+            let c = call(&args);
             let exact_or_close = |got: &ScalarValue, want: &ScalarValue, what: &str| {
                 let (g, w) = (fields_of(got), fields_of(want));
                 for ((name, g), (_, w)) in g.iter().zip(&w) {
@@ -1562,7 +1194,7 @@ mod tests {
                     }
                 }
             };
-            check_groups_vs_plain(&h, &args, round, &exact_or_close);
+            check_groups_vs_plain(&c, round, &exact_or_close);
         }
     }
 
@@ -1590,14 +1222,14 @@ mod tests {
             Arc::new(Float64Array::from(vec![1.0, 3.0, 4.5])),
             Arc::new(Float64Array::from(vec![1.0, 3.0, 4.0])),
         ];
-        let h = harness(&with);
-        let mut want = h.plain();
+        let c = call(&with);
+        let mut want = c.plain();
         want.update_batch(&without).unwrap();
         let want = want.evaluate().unwrap();
-        let mut plain = h.plain();
+        let mut plain = c.plain();
         plain.update_batch(&with).unwrap();
         assert_eq!(plain.evaluate().unwrap(), want);
-        let mut groups = h.groups();
+        let mut groups = c.groups();
         groups.update_batch(&with, &[0; 6], None, 1).unwrap();
         let got = ScalarValue::try_from_array(&groups.evaluate(EmitTo::All).unwrap(), 0).unwrap();
         assert_eq!(got, want);
@@ -1615,8 +1247,8 @@ mod tests {
             Arc::new(Float64Array::from(vec![1.0, 2.0, 3.0])),
             Arc::new(ts),
         ];
-        let h = harness(&args);
-        let mut acc = h.plain();
+        let c = call(&args);
+        let mut acc = c.plain();
         acc.update_batch(&args).unwrap();
         let ScalarValue::Struct(s) = acc.evaluate().unwrap() else {
             panic!()
@@ -1645,7 +1277,7 @@ mod tests {
             2
         );
         // An empty accumulator: n = 0, NULL fields, but not a NULL struct.
-        let ScalarValue::Struct(empty) = h.plain().evaluate().unwrap() else {
+        let ScalarValue::Struct(empty) = c.plain().evaluate().unwrap() else {
             panic!()
         };
         assert!(empty.is_valid(0));
@@ -1879,12 +1511,14 @@ mod tests {
     fn wrong_arguments_are_planning_errors_naming_the_signature() {
         let e = planning_error("SELECT trend('a', 1)");
         assert!(
-            e.contains("trend(value, time) expects a numeric value"),
+            e.contains("trend(value, time): argument `value` must be a number, got Utf8"),
             "{e}"
         );
         let e = planning_error("SELECT trend(1.0, 'x')");
         assert!(
-            e.contains("trend(value, time) expects a TIMESTAMP, DATE or numeric time, got Utf8"),
+            e.contains(
+                "trend(value, time): argument `time` must be a TIMESTAMP, a DATE or a number, got Utf8"
+            ),
             "{e}"
         );
         let e = planning_error("SELECT trend(1.0)");
