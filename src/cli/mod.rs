@@ -19,6 +19,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::run::{self, Output};
 use crate::{distributed, progress, sample, session};
 
+/// The scheduler (host, port) when running with `--remote`, for progress.
+static REMOTE: std::sync::OnceLock<(String, u16)> = std::sync::OnceLock::new();
+
 #[derive(Parser, Debug)]
 #[command(
     name = "sceneql",
@@ -257,7 +260,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
     let vars: HashMap<String, String> = cli.defines.iter().cloned().collect();
     let ctx = match (&cli.remote, cli.standalone) {
-        (Some(url), _) => distributed::remote_context(url).await?,
+        (Some(url), _) => {
+            let ctx = distributed::remote_context(url).await?;
+            let _ = REMOTE.set(distributed::parse_remote(url)?);
+            ctx
+        }
         (None, true) => distributed::standalone_context(0).await?,
         (None, false) => session::local_context()?,
     };
@@ -295,21 +302,40 @@ async fn run_with_progress(
 ) -> Result<Output> {
     progress::reset();
     let start = Instant::now();
+    let remote = REMOTE.get().cloned();
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template("{spinner} blocks {pos}/{len} [{bar:30}] {elapsed}")
-                .expect("valid template"),
-        );
+        let template = match remote {
+            // On a cluster the blocks are counted on the executors: show the
+            // scheduler's view of the running job instead.
+            Some(_) => "{spinner} {msg} [{bar:30}] {pos}% {elapsed}",
+            None => "{spinner} blocks {pos}/{len} [{bar:30}] {elapsed}",
+        };
+        b.set_style(ProgressStyle::with_template(template).expect("valid template"));
         b
     });
     let ticker = bar.clone().map(|b| {
         tokio::spawn(async move {
             loop {
-                let (done, total) = progress::get();
-                b.set_length(total as u64);
-                b.set_position(done as u64);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                match &remote {
+                    Some((host, port)) => {
+                        b.set_length(100);
+                        if let Some(job) = distributed::running_job(host, *port).await {
+                            b.set_message(format!(
+                                "job {} stages {}/{}",
+                                job.id, job.completed_stages, job.stages
+                            ));
+                            b.set_position(job.percent as u64);
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    None => {
+                        let (done, total) = progress::get();
+                        b.set_length(total as u64);
+                        b.set_position(done as u64);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
         })
     });

@@ -175,6 +175,30 @@ pub async fn rest_get(host: &str, port: u16, path: &str) -> Option<serde_json::V
         .flatten()
 }
 
+/// A job the scheduler is running, as its REST API reports it.
+#[derive(Debug, Clone)]
+pub struct JobProgress {
+    pub id: String,
+    pub stages: u64,
+    pub completed_stages: u64,
+    pub percent: u64,
+}
+
+/// The most recently started running job on the scheduler at `host:port`.
+pub async fn running_job(host: &str, port: u16) -> Option<JobProgress> {
+    let jobs = rest_get(host, port, "/api/jobs").await?;
+    jobs.as_array()?
+        .iter()
+        .filter(|j| j["status"] == "Running")
+        .max_by_key(|j| j["start_time"].as_u64().unwrap_or(0))
+        .map(|j| JobProgress {
+            id: j["job_id"].as_str().unwrap_or("?").to_string(),
+            stages: j["num_stages"].as_u64().unwrap_or(0),
+            completed_stages: j["completed_stages"].as_u64().unwrap_or(0),
+            percent: j["percent_complete"].as_u64().unwrap_or(0),
+        })
+}
+
 /// A client session whose queries run on the cluster at `url` (df://HOST:PORT).
 pub async fn remote_context(url: &str) -> Result<SessionContext> {
     let (host, port) = parse_remote(url)?;
