@@ -325,7 +325,7 @@ async fn run_with_progress(
                                 "job {} stages {}/{}",
                                 job.id, job.completed_stages, job.stages
                             ));
-                            b.set_position(job.percent as u64);
+                            b.set_position(job.percent);
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
