@@ -130,17 +130,11 @@ impl LogicalExtensionCodec for SceneLogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        match udf_by_name(name) {
-            Some(f) => Ok(f),
-            None => self.inner.try_decode_udf(name, buf),
-        }
+        udf_by_name(name).map_or_else(|| self.inner.try_decode_udf(name, buf), Ok)
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        match udaf_by_name(name) {
-            Some(f) => Ok(f),
-            None => self.inner.try_decode_udaf(name, buf),
-        }
+        udaf_by_name(name).map_or_else(|| self.inner.try_decode_udaf(name, buf), Ok)
     }
 }
 
@@ -181,16 +175,10 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        match udf_by_name(name) {
-            Some(f) => Ok(f),
-            None => self.inner.try_decode_udf(name, buf),
-        }
+        udf_by_name(name).map_or_else(|| self.inner.try_decode_udf(name, buf), Ok)
     }
 
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        match udaf_by_name(name) {
-            Some(f) => Ok(f),
-            None => self.inner.try_decode_udaf(name, buf),
-        }
+        udaf_by_name(name).map_or_else(|| self.inner.try_decode_udaf(name, buf), Ok)
     }
 }

@@ -13,7 +13,7 @@ use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_
 use datafusion::error::{DataFusionError, Result};
 
 use super::codec::{SceneLogicalCodec, ScenePhysicalCodec};
-use super::{config, error_chain, function_registry};
+use super::{config, error_chain, function_registry, parse_address};
 
 /// Seconds between heartbeats to the scheduler; a scheduler's
 /// `--executor-timeout` must be well above it.
@@ -70,24 +70,6 @@ fn free_port(ip: std::net::IpAddr) -> Result<u16> {
         .map_err(|e| DataFusionError::Execution(format!("cannot find a free port on {ip}: {e}")))
 }
 
-fn split_host_port(s: &str) -> Result<(String, u16)> {
-    let bad = || {
-        DataFusionError::Configuration(format!(
-            "--scheduler expects HOST:PORT (e.g. 127.0.0.1:50050); got '{s}'"
-        ))
-    };
-    let s = s
-        .strip_prefix("df://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let (host, port) = s.trim_end_matches('/').rsplit_once(':').ok_or_else(bad)?;
-    let port = port.parse().map_err(|_| bad())?;
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port))
-}
-
 /// Wait until a scheduler answers at `host:port`, logging each failed try.
 async fn wait_for_scheduler(host: &str, port: u16, timeout: Duration) -> Result<()> {
     let url = format!("http://{host}:{port}");
@@ -141,7 +123,10 @@ fn advertised_host(opts: &ExecutorOptions) -> String {
 /// Run an executor until SIGINT/SIGTERM (or until its scheduler stays
 /// unreachable for `scheduler_timeout` seconds).
 pub async fn run(opts: ExecutorOptions) -> Result<()> {
-    let (scheduler_host, scheduler_port) = split_host_port(&opts.scheduler)?;
+    let (scheduler_host, scheduler_port) = parse_address(
+        &opts.scheduler,
+        "--scheduler expects HOST:PORT (e.g. 127.0.0.1:50050)",
+    )?;
     let ip = opts.bind.ip();
     let port = match opts.bind.port() {
         0 => free_port(ip)?,

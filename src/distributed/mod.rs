@@ -90,15 +90,20 @@ fn client_state() -> SessionState {
 
 /// Parse `df://HOST:PORT` (the scheme may be omitted) into `(host, port)`.
 pub fn parse_remote(url: &str) -> Result<(String, u16)> {
-    let rest = url
+    parse_address(
+        url,
+        "--remote expects df://HOST:PORT (the scheduler's address, e.g. df://127.0.0.1:50050)",
+    )
+}
+
+/// Parse `HOST:PORT`, with an optional `df://` or `http://` scheme; `usage`
+/// says what was expected when it is not that.
+pub(crate) fn parse_address(address: &str, usage: &str) -> Result<(String, u16)> {
+    let bad = || DataFusionError::Configuration(format!("{usage}; got '{address}'"));
+    let rest = address
         .strip_prefix("df://")
-        .or_else(|| url.strip_prefix("http://"))
-        .unwrap_or(url);
-    let bad = || {
-        DataFusionError::Configuration(format!(
-            "--remote expects df://HOST:PORT (the scheduler's address, e.g. df://127.0.0.1:50050); got '{url}'"
-        ))
-    };
+        .or_else(|| address.strip_prefix("http://"))
+        .unwrap_or(address);
     let (host, port) = rest
         .trim_end_matches('/')
         .rsplit_once(':')
