@@ -20,19 +20,12 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDF, AggregateUDFImpl, DocSection, Documentation, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDF, AggregateUDFImpl, Documentation, GroupsAccumulator, Signature,
+    Volatility,
 };
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Literal;
 use datafusion::scalar::ScalarValue;
-
-/// Documentation section of the time-series aggregates (and `harmonic_predict`).
-pub(crate) const TIME_SERIES_SECTION: DocSection = DocSection {
-    include: true,
-    label: "sceneql: time-series aggregates",
-    description: None,
-};
 
 /// What one sceneql aggregate defines. [`Udaf`] makes it a DataFusion
 /// `AggregateUDFImpl` with the parts every sceneql aggregate shares: a

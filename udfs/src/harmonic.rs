@@ -26,8 +26,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::scalar::ScalarValue;
 
-use crate::agg_common::{self, TIME_SERIES_SECTION, f64_list_type, literal_value};
+use crate::agg_common::{self, f64_list_type, literal_value};
 use crate::args::{call_error, check_arity, coerce_number, coerce_time};
+use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::normal_equations::{Design, Ols, OlsModel, harmonic};
 use crate::time;
 
@@ -79,7 +80,7 @@ impl HarmonicFit {
 
 static FIT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        TIME_SERIES_SECTION,
+        TIME_SERIES_AGGREGATES,
         "Fits the harmonic (seasonal + trend) model of CCDC / Earth Engine by ordinary least squares, per group:\n\
          `value ~ b0 + b1*t + sum over h = 1..k of (a_h*cos(2*pi*h*t) + c_h*sin(2*pi*h*t))` with `t` in decimal years since 1970-01-01 \
          (365.25-day years, so the harmonics have a one-year period and `b1` is a change per year).\n\n\
@@ -191,7 +192,7 @@ pub fn predict(coefficients: &[f64], t: f64) -> f64 {
 
 static PREDICT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        TIME_SERIES_SECTION,
+        TIME_SERIES_AGGREGATES,
         "Evaluates a harmonic model fitted by `harmonic_fit` at a time: \
          `b0 + b1*t + sum over h = 1..k of (a_h*cos(2*pi*h*t) + c_h*sin(2*pi*h*t))`, with `t` in decimal years since 1970 \
          and `k` inferred from the number of coefficients (2 + 2k; 2 is a plain line).\n\n\

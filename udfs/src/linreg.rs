@@ -16,8 +16,9 @@ use datafusion::error::Result;
 use datafusion::logical_expr::function::AccumulatorArgs;
 use datafusion::logical_expr::{AggregateUDF, Documentation};
 
-use crate::agg_common::{self, TIME_SERIES_SECTION};
+use crate::agg_common;
 use crate::args::{call_error, check_arity, coerce_number, coerce_time};
+use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::normal_equations::{Design, Ols, OlsModel};
 
 const SIGNATURE: &str = "linreg(y DOUBLE, x1 DOUBLE|TIMESTAMP|DATE [, x2, ...])";
@@ -36,7 +37,7 @@ pub(crate) struct Linreg;
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        TIME_SERIES_SECTION,
+        TIME_SERIES_AGGREGATES,
         "Multiple linear regression by ordinary least squares, per group: `y ~ b0 + b1*x1 + ... + bm*xm`.\n\n\
          Returns `STRUCT<coefficients LIST<DOUBLE>, r2 DOUBLE, n BIGINT>`: `coefficients` is `[b0, b1, ..., bm]` \
          (intercept first), `r2` is `1 - SSE/SST`, `n` the number of rows used. TIMESTAMP / DATE regressors are \

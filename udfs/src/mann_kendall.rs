@@ -44,7 +44,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, Documentation};
 
-use crate::agg_common::{self, TIME_SERIES_SECTION};
+use crate::agg_common;
+use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::pairs::{PairStatistic, Pairs};
 
 const SIGNATURE: &str = "mann_kendall(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
@@ -202,7 +203,7 @@ pub(crate) fn mann_kendall(pairs: &mut [(f64, f64)], scratch: &mut Vec<f64>) -> 
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        TIME_SERIES_SECTION,
+        TIME_SERIES_AGGREGATES,
         "Mann-Kendall monotonic trend test per group (Hipel & McLeod; pymannkendall `original_test`). Rows are \
          ordered by time; `s` = sum over pairs i < j of sign(v_j - v_i); `var_s` has the correction for tied \
          values; `z` = (s - sign(s)) / sqrt(var_s) (continuity correction, 0 when s = 0); `p_value` is the two-sided \

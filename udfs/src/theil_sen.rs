@@ -26,7 +26,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, Documentation};
 
-use crate::agg_common::{self, TIME_SERIES_SECTION, median};
+use crate::agg_common::{self, median};
+use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::pairs::{PairStatistic, Pairs};
 
 const SIGNATURE: &str = "theil_sen(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
@@ -262,7 +263,7 @@ fn median_slope(pairs: &[(f64, f64)], buffer: &mut Vec<f64>, selection: Selectio
 
 static DOC: LazyLock<Documentation> = LazyLock::new(|| {
     Documentation::builder(
-        TIME_SERIES_SECTION,
+        TIME_SERIES_AGGREGATES,
         "Theil-Sen robust linear trend per group. `slope` is the median of the slopes `(v_j - v_i) / (t_j - t_i)` \
          over all pairs of rows with different times (pairs at equal times are left out); `intercept` is the median \
          of `value - slope * t` over all rows (scipy's `theilslopes(method='joint')`), i.e. the value at t = 0 \
