@@ -16,7 +16,6 @@ use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{Accumulator, AggregateUDF, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, Literal};
-use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -552,12 +551,14 @@ pub fn json_expected(expected: &serde_json::Value, fields: &[&str]) -> Vec<Optio
 
 /// Run SQL on a context with every sceneql function registered.
 pub async fn sql(query: &str) -> Result<Vec<datafusion::arrow::record_batch::RecordBatch>> {
-    let mut ctx = SessionContext::new();
-    crate::register_all(&mut ctx)?;
-    ctx.sql(query).await?.collect().await
+    crate::indices::test_util::ctx()
+        .sql(query)
+        .await?
+        .collect()
+        .await
 }
 
-/// The error text of a SQL statement that must fail.
+/// The error text of a SQL statement that must fail (planning or running).
 pub async fn sql_error(query: &str) -> String {
     match sql(query).await {
         Ok(_) => panic!("expected an error from {query}"),
