@@ -379,3 +379,29 @@ pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset>
         Ok(Dataset::from_c_dataset(h))
     }
 }
+
+/// Read a small text file (e.g. a product's metadata) through GDAL's
+/// virtual file systems, so `/vsis3/`, `/vsicurl/`, ... paths work like
+/// local ones. At most 1 MiB; `None` if it cannot be read or is not UTF-8.
+pub fn read_small_text(path: &str) -> Option<String> {
+    let c_path = std::ffi::CString::new(path).ok()?;
+    let mut data: *mut gdal_sys::GByte = std::ptr::null_mut();
+    let mut size: gdal_sys::vsi_l_offset = 0;
+    // SAFETY: GDAL allocates `data` (VSIMalloc) and we free it with VSIFree.
+    let ok = unsafe {
+        gdal_sys::VSIIngestFile(
+            std::ptr::null_mut(),
+            c_path.as_ptr(),
+            &mut data,
+            &mut size,
+            1 << 20,
+        )
+    };
+    if ok == 0 || data.is_null() {
+        return None;
+    }
+    // SAFETY: `data` holds `size` bytes written by VSIIngestFile.
+    let bytes = unsafe { std::slice::from_raw_parts(data, size as usize) }.to_vec();
+    unsafe { gdal_sys::VSIFree(data.cast()) };
+    String::from_utf8(bytes).ok()
+}

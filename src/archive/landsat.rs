@@ -2,7 +2,9 @@
 //! file per band named `<product id>_<band>.TIF`, e.g.
 //! `LC08_L2SP_044034_20200105_20200114_02_T1_SR_B4.TIF`. The band column is the
 //! lower-cased suffix (`sr_b4`, `qa_pixel`, `bqa`); the scene time is the
-//! acquisition date, the product id's 4th field (not the processing date).
+//! acquisition date, the product id's 4th field (not the processing date),
+//! plus the scene center time of day from the product's metadata file
+//! (`<product id>_MTL.txt`, `.xml` or `.json`) when the archive has it.
 
 use std::sync::LazyLock;
 
@@ -19,6 +21,42 @@ static PRODUCT: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("static regex")
 });
+
+static METADATA: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^
+        (?P<id>L[COTEM]0[1-9]_L[12][A-Z]{2}_\d{6}_\d{8}_\d{8}_\d{2}_(?:T1|T2|RT))
+        _MTL\.(?:txt|xml|json)$",
+    )
+    .expect("static regex")
+});
+
+static CENTER_TIME: LazyLock<Regex> = LazyLock::new(|| {
+    // MTL.txt `SCENE_CENTER_TIME = "18:31:14.6410570Z"`, MTL.xml
+    // `<SCENE_CENTER_TIME>18:31:14.6410570Z<`, MTL.json `"SCENE_CENTER_TIME": "..."`.
+    Regex::new(r#"SCENE_CENTER_TIME\W*(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9})\d*)?"#)
+        .expect("static regex")
+});
+
+/// Recognise a Landsat product metadata file by name; returns its scene id.
+pub fn match_metadata(file_name: &str) -> Option<String> {
+    METADATA.captures(file_name).map(|c| c["id"].to_uppercase())
+}
+
+/// The scene center time of day in a Landsat metadata file's text, as
+/// nanoseconds after midnight UTC.
+pub fn scene_center_time_ns(text: &str) -> Option<i64> {
+    let c = CENTER_TIME.captures(text)?;
+    let (h, m, s): (i64, i64, i64) = (c[1].parse().ok()?, c[2].parse().ok()?, c[3].parse().ok()?);
+    if h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let fraction = c.get(4).map_or(0, |f| {
+        let digits = f.as_str();
+        digits.parse::<i64>().unwrap_or(0) * 10i64.pow(9 - digits.len() as u32)
+    });
+    Some(((h * 60 + m) * 60 + s) * 1_000_000_000 + fraction)
+}
 
 /// Recognise a Landsat band file by name.
 pub fn match_file(file_name: &str) -> Option<FileMatch> {
@@ -70,6 +108,33 @@ mod tests {
         assert!(matches!(m.band, BandSpec::Single { ref name, .. } if name == "bqa"));
         assert!(match_file("LC08_L1TP_224077_20200518_20200518_01_RT_B2_60m.TIF").is_none());
         assert!(match_file("LC08_L1TP_224078_20200518_20200518_01_RT.TIF").is_none());
+    }
+
+    #[test]
+    fn metadata_files_and_center_times() {
+        assert_eq!(
+            match_metadata("LC08_L2SP_044034_20200105_20200114_02_T1_MTL.txt").as_deref(),
+            Some("LC08_L2SP_044034_20200105_20200114_02_T1")
+        );
+        assert!(match_metadata("LC08_L2SP_044034_20200105_20200114_02_T1_ANG.txt").is_none());
+        let ns = |h: i64, m: i64, s: i64| ((h * 60 + m) * 60 + s) * 1_000_000_000;
+        assert_eq!(
+            scene_center_time_ns("    SCENE_CENTER_TIME = \"18:31:14.6410570Z\"\n"),
+            Some(ns(18, 31, 14) + 641_057_000)
+        );
+        assert_eq!(
+            scene_center_time_ns("<SCENE_CENTER_TIME>09:05:01.5Z</SCENE_CENTER_TIME>"),
+            Some(ns(9, 5, 1) + 500_000_000)
+        );
+        assert_eq!(
+            scene_center_time_ns("\"SCENE_CENTER_TIME\": \"02:00:00Z\","),
+            Some(ns(2, 0, 0))
+        );
+        assert_eq!(scene_center_time_ns("DATE_ACQUIRED = 2020-01-05"), None);
+        assert_eq!(
+            scene_center_time_ns("SCENE_CENTER_TIME = \"25:00:00Z\""),
+            None
+        );
     }
 
     #[test]

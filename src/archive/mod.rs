@@ -103,7 +103,15 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
     };
     let mut matched = Vec::new();
     let mut skipped = 0usize;
+    // Landsat product metadata (scene center times), by scene id.
+    let mut metadata: BTreeMap<String, String> = BTreeMap::new();
     for f in &files {
+        if pattern.is_none()
+            && let Some(id) = landsat::match_metadata(&f.file_name)
+        {
+            metadata.insert(id, f.gdal_path.clone());
+            continue;
+        }
         let m = match &pattern {
             Some(p) => p.match_file(&f.file_name),
             None => landsat::match_file(&f.file_name)
@@ -132,14 +140,40 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
         });
     }
     let opts = opts.clone();
-    tokio::task::spawn_blocking(move || inspect_all(matched, &opts))
-        .await
-        .map_err(|e| {
-            SceneError::Io(
-                "inspection task failed".into(),
-                std::io::Error::other(e.to_string()),
-            )
-        })?
+    tokio::task::spawn_blocking(move || {
+        let mut scenes = inspect_all(matched, &opts)?;
+        add_center_times(&mut scenes, &metadata);
+        Ok(scenes)
+    })
+    .await
+    .map_err(|e| {
+        SceneError::Io(
+            "inspection task failed".into(),
+            std::io::Error::other(e.to_string()),
+        )
+    })?
+}
+
+/// Move each scene with a metadata file from its date to its scene center
+/// time. A metadata file that cannot be read or has no center time leaves the
+/// date at 00:00 (logged), as for archives without metadata files.
+fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
+    for scene in scenes.iter_mut() {
+        let Some(path) = metadata.get(&scene.id) else {
+            continue;
+        };
+        match raster::read_small_text(path)
+            .as_deref()
+            .and_then(landsat::scene_center_time_ns)
+        {
+            Some(ns) => scene.time_ns += ns,
+            None => tracing::warn!(
+                scene = %scene.id, file = %path,
+                "no SCENE_CENTER_TIME in the metadata file; using the date at 00:00"
+            ),
+        }
+    }
+    scenes.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
 }
 
 /// Group matched files into scenes and inspect every file with GDAL.

@@ -231,3 +231,48 @@ async fn copy_partitioned_by_writes_one_folder_per_value() {
         .collect();
     assert!(leftovers.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landsat_metadata_files_give_scene_center_times() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = sceneql::sample::SampleSpec {
+        size: 16,
+        dates: 3,
+        tile: 16,
+        seed: 3,
+    };
+    sceneql::sample::generate(d.path(), &spec).unwrap();
+    let mut ids: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    ids.sort();
+    // MTL.txt (Collection 1 and 2), MTL.xml (Collection 2); the third has none.
+    let folder = |id: &str| d.path().join(id);
+    std::fs::write(
+        folder(&ids[0]).join(format!("{}_MTL.txt", ids[0])),
+        "GROUP = L1_METADATA_FILE\n  GROUP = IMAGE_ATTRIBUTES\n    SCENE_CENTER_TIME = \"18:31:14.6410570Z\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        folder(&ids[1]).join(format!("{}_MTL.xml", ids[1])),
+        "<LANDSAT_METADATA_FILE><IMAGE_ATTRIBUTES><SCENE_CENTER_TIME>09:05:01.50Z</SCENE_CENTER_TIME></IMAGE_ATTRIBUTES></LANDSAT_METADATA_FILE>",
+    )
+    .unwrap();
+    let batches = query(
+        &ctx(),
+        &format!(
+            "SELECT DISTINCT CAST(scene AS VARCHAR) AS s, CAST(time AS VARCHAR) AS t FROM scenes('{}') ORDER BY s",
+            location(d.path())
+        ),
+    )
+    .await;
+    let b = &batches[0];
+    let (scenes, times) = (strings(b.column(0)), strings(b.column(1)));
+    assert_eq!(scenes, ids);
+    // The date is the product id's 4th field; the time of day comes from the MTL.
+    let date = |id: &str| format!("{}-{}-{}", &id[17..21], &id[21..23], &id[23..25]);
+    assert_eq!(times[0], format!("{}T18:31:14.641057", date(&ids[0])));
+    assert_eq!(times[1], format!("{}T09:05:01.500", date(&ids[1])));
+    assert_eq!(times[2], format!("{}T00:00:00", date(&ids[2])));
+}
