@@ -427,7 +427,8 @@ async fn repl(ctx: &SessionContext, vars: &HashMap<String, String>, cli: &Cli) -
         };
         match rl.readline(prompt) {
             Ok(line) => {
-                if buffer.is_empty() && matches!(line.trim(), "\\q" | "quit" | "exit") {
+                let command = line.trim();
+                if command == "\\q" || (buffer.is_empty() && matches!(command, "quit" | "exit")) {
                     break;
                 }
                 buffer.push_str(&line);
