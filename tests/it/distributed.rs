@@ -374,6 +374,8 @@ fn cluster_results_equal_local_and_use_both_executors() {
         tasks.iter().all(|&n| n >= 2),
         "tasks per executor: {tasks:?} (the work must be spread over both)"
     );
+    let state = rest_get(&cluster.scheduler_addr, "/api/state").expect("REST /api/state");
+    assert!(state["scheduler_id"].is_string(), "{state}");
     let jobs = rest_get(&cluster.scheduler_addr, "/api/jobs").expect("REST /api/jobs");
     let jobs = jobs.as_array().unwrap();
     assert!(jobs.len() >= 3, "{jobs:?}");
