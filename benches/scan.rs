@@ -67,6 +67,7 @@ fn benches(c: &mut Criterion) {
                     columns.clone(),
                     schema.clone(),
                     data,
+                    None,
                     8192,
                     archive.scene_ids(),
                     sensors.clone(),

@@ -319,8 +319,8 @@ async fn run_with_progress(
             loop {
                 match &remote {
                     Some((host, port)) => {
-                        b.set_length(100);
                         if let Some(job) = distributed::running_job(host, *port).await {
+                            b.set_length(100);
                             b.set_message(format!(
                                 "job {} stages {}/{}",
                                 job.id, job.completed_stages, job.stages
@@ -330,9 +330,12 @@ async fn run_with_progress(
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                     None => {
+                        // Nothing is drawn until there are blocks to count.
                         let (done, total) = progress::get();
-                        b.set_length(total as u64);
-                        b.set_position(done as u64);
+                        if total > 0 {
+                            b.set_length(total as u64);
+                            b.set_position(done as u64);
+                        }
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 }

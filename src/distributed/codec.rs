@@ -19,8 +19,13 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
-use crate::provider::{SceneArchive, SceneTable};
+use crate::provider::{Column, SceneArchive, SceneTable};
+use crate::scan::filter::ScanFilter;
 use crate::scan::{ScanParts, SceneScanExec};
+use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
+use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
+use datafusion_proto::protobuf::PhysicalExprNode;
+use prost::Message;
 
 /// Prefix of every payload sceneql encodes; anything else is Ballista's.
 const MAGIC: &[u8] = b"sceneql\x01";
@@ -154,7 +159,20 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match ours(buf, SCAN) {
             Some(payload) => {
-                let parts: ScanParts = decode_json(payload, "scene scan")?;
+                let (mut parts, filter): (ScanParts, Option<(Vec<Column>, Vec<u8>)>) =
+                    decode_json(payload, "scene scan")?;
+                if let Some((columns, bytes)) = filter {
+                    let node = PhysicalExprNode::decode(bytes.as_slice()).map_err(|e| {
+                        DataFusionError::Internal(format!("cannot decode a scan filter: {e}"))
+                    })?;
+                    let schema = ScanFilter::schema_for(&parts.archive, &columns);
+                    let expr = parse_physical_expr(&node, ctx, &schema, self)?;
+                    parts.filter = Some(Arc::new(ScanFilter {
+                        columns,
+                        schema,
+                        expr,
+                    }));
+                }
                 // With its partition tokens (if sharded), as the scheduler sliced them.
                 Arc::new(SceneScanExec::from_parts(parts)?).rebuild(inputs.to_vec())
             }
@@ -169,7 +187,18 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
         match (node.as_ref() as &dyn ExecutionPlan).downcast_ref::<SceneScanExec>() {
-            Some(scan) => encode_json(SCAN, &scan.parts(), buf),
+            Some(scan) => {
+                let parts = scan.parts();
+                // The scan filter as DataFusion's protobuf (functions by name).
+                let filter = match &parts.filter {
+                    Some(f) => Some((
+                        f.columns.clone(),
+                        serialize_physical_expr(&f.expr, self)?.encode_to_vec(),
+                    )),
+                    None => None,
+                };
+                encode_json(SCAN, &(parts, filter), buf)
+            }
             None => self.inner.try_encode(node, buf, proto_converter),
         }
     }

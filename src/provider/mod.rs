@@ -29,6 +29,7 @@ use crate::grid::{self, Grid, ScenePlacement};
 use crate::options::{COMMON_NAMES, SceneOptions};
 use crate::raster::SampleType;
 use crate::scan::SceneScanExec;
+use crate::scan::filter::{ScanFilter, is_scan_filter};
 
 /// One column of a scene table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,12 +226,17 @@ impl TableProvider for SceneTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        // Filters prune scenes and windows; DataFusion still applies them
-        // row by row, so pruning only has to be conservative.
+        // Predicates over bands only run in the scan, on whole decoded
+        // blocks (exact: DataFusion drops its FilterExec). Filters on time,
+        // scene, sensor or pixel position prune scenes and windows;
+        // DataFusion still applies them row by row, so pruning only has to
+        // be conservative.
         Ok(filters
             .iter()
             .map(|f| {
-                if pruning::is_prunable(f) {
+                if is_scan_filter(f, &self.archive) {
+                    TableProviderFilterPushDown::Exact
+                } else if pruning::is_prunable(f) {
                     TableProviderFilterPushDown::Inexact
                 } else {
                     TableProviderFilterPushDown::Unsupported
@@ -252,9 +258,11 @@ impl TableProvider for SceneTable {
         };
         let scenes = pruning::prune_scenes(&self.archive, &self.schema, filters, state)?;
         let window = pruning::prune_window(&self.archive, &self.schema, filters, state)?;
+        let filter = ScanFilter::try_new(&self.archive, filters, state)?;
         let exec = SceneScanExec::try_new(
             self.archive.clone(),
             columns,
+            filter,
             scenes,
             window,
             state.config().target_partitions(),

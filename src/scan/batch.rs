@@ -1,20 +1,60 @@
 //! Turning a block into Arrow batches, rows ordered by (pixel, time): for
 //! each pixel of the block in row-major order, one row per scene whose
-//! footprint holds it, scenes in time order. Batches are built lazily (one
-//! per call), so only the block's decoded bands are held in memory.
+//! footprint holds it and that passes the scan's filter ([`super::filter`]),
+//! scenes in time order. Batches are built lazily (one per call), so only
+//! the block's decoded bands are held in memory.
+//!
+//! Rows are addressed as (block scene, pixel offset) pairs; band columns are
+//! built from them by typed gathers (one tight loop per column, no per-row
+//! dispatch), and rows that fail the filter are never built at all.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, DictionaryArray, Float64Array, Int32Array, Int64Array, RecordBatch,
-    RecordBatchOptions, TimestampNanosecondArray, new_null_array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, DictionaryArray, Float64Array, Int32Array,
+    Int64Array, PrimitiveArray, RecordBatch, RecordBatchOptions, TimestampNanosecondArray,
+    new_null_array,
 };
-use datafusion::arrow::compute::{cast, interleave};
-use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
-use datafusion::error::Result;
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::*;
+use datafusion::error::{DataFusionError, Result};
 
-use super::read::BlockData;
+use super::filter::ScanFilter;
+use super::read::{BlockData, BlockScene};
 use crate::provider::{Column, SceneArchive};
+
+/// The values of `column` for each scene of `data`, over the whole block
+/// (cast to the column's type `t`; all NULL for a scene without the band).
+/// `None` for columns that are not bands.
+pub fn band_sources(
+    archive: &SceneArchive,
+    data: &BlockData,
+    column: &Column,
+    t: &DataType,
+) -> Result<Option<Vec<ArrayRef>>> {
+    let band_of = |bs: &BlockScene| -> Option<String> {
+        match column {
+            Column::Band(n) => Some(n.clone()),
+            Column::Common(n) => archive.scenes[bs.scene].common.get(n).cloned(),
+            _ => None,
+        }
+    };
+    if !matches!(column, Column::Band(_) | Column::Common(_)) {
+        return Ok(None);
+    }
+    let len = data.window.rows * data.window.cols;
+    let mut arrays = Vec::with_capacity(data.scenes.len());
+    let mut nulls: Option<ArrayRef> = None;
+    for bs in &data.scenes {
+        match band_of(bs).and_then(|b| bs.bands.get(&b)) {
+            Some(a) if a.data_type() == t => arrays.push(a.clone()),
+            Some(a) => arrays.push(cast(a, t)?),
+            None => arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone()),
+        }
+    }
+    Ok(Some(arrays))
+}
 
 /// Lazily yields the batches of one block.
 pub struct BlockBatches {
@@ -25,50 +65,39 @@ pub struct BlockBatches {
     /// Per output column, per block scene: the values to gather from
     /// (None for fixed columns computed from coordinates).
     sources: Vec<Option<Vec<ArrayRef>>>,
+    /// Per block scene, which block pixels give a row: inside the footprint
+    /// and passing the scan filter.
+    rows: Vec<BooleanBuffer>,
     scene_ids: ArrayRef,
     sensor_ids: ArrayRef,
     batch_size: usize,
-    row: usize,
-    col: usize,
+    /// Next pixel offset in the block.
+    next: usize,
 }
 
 impl BlockBatches {
+    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         archive: Arc<SceneArchive>,
         columns: Vec<Column>,
         schema: SchemaRef,
         data: BlockData,
+        filter: Option<&ScanFilter>,
         batch_size: usize,
         scene_ids: ArrayRef,
         sensor_ids: ArrayRef,
     ) -> Result<Self> {
-        let len = data.window.rows * data.window.cols;
-        let mut sources = Vec::with_capacity(columns.len());
-        for (c, field) in columns.iter().zip(schema.fields()) {
-            let t = field.data_type();
-            let band_of = |bs: &super::read::BlockScene| -> Option<String> {
-                match c {
-                    Column::Band(n) => Some(n.clone()),
-                    Column::Common(n) => archive.scenes[bs.scene].common.get(n).cloned(),
-                    _ => None,
-                }
-            };
-            if !matches!(c, Column::Band(_) | Column::Common(_)) {
-                sources.push(None);
-                continue;
+        let sources = columns
+            .iter()
+            .zip(schema.fields())
+            .map(|(c, f)| band_sources(&archive, &data, c, f.data_type()))
+            .collect::<Result<Vec<_>>>()?;
+        let mut rows = footprint_rows(&data);
+        if let Some(filter) = filter {
+            let passed = filter.evaluate(&archive, &data)?;
+            for (r, p) in rows.iter_mut().zip(passed) {
+                *r = &*r & &p;
             }
-            let mut arrays = Vec::with_capacity(data.scenes.len());
-            let mut nulls: Option<ArrayRef> = None;
-            for bs in &data.scenes {
-                match band_of(bs).and_then(|b| bs.bands.get(&b)) {
-                    Some(a) if a.data_type() == t => arrays.push(a.clone()),
-                    Some(a) => arrays.push(cast(a, t)?),
-                    None => {
-                        arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone())
-                    }
-                }
-            }
-            sources.push(Some(arrays));
         }
         Ok(BlockBatches {
             archive,
@@ -76,52 +105,59 @@ impl BlockBatches {
             schema,
             data,
             sources,
+            rows,
             scene_ids,
             sensor_ids,
             batch_size: batch_size.max(1),
-            row: 0,
-            col: 0,
+            next: 0,
         })
     }
 
     /// (block scene, pixel offset in block) of the next batch's rows.
-    fn next_rows(&mut self) -> Vec<(usize, usize)> {
-        let (h, w) = (self.data.window.rows, self.data.window.cols);
-        let mut rows = Vec::with_capacity(self.batch_size + self.data.scenes.len());
-        while self.row < h && rows.len() < self.batch_size {
-            let r = self.row;
-            let c = self.col as u32;
-            for (k, s) in self.data.scenes.iter().enumerate() {
-                if let Some((a, b)) = s.spans[r]
-                    && a <= c
-                    && c < b
-                {
-                    rows.push((k, r * w + self.col));
+    fn next_rows(&mut self) -> Vec<(u32, u32)> {
+        let len = self.data.window.rows * self.data.window.cols;
+        let mut out = Vec::with_capacity(self.batch_size + self.rows.len());
+        // Bit slices of each scene's row mask, read word by word below.
+        let masks: Vec<(&[u8], usize)> = self
+            .rows
+            .iter()
+            .map(|b| (b.inner().as_slice(), b.offset()))
+            .collect();
+        let mut p = self.next;
+        while p < len && out.len() < self.batch_size {
+            for (k, &(bits, off)) in masks.iter().enumerate() {
+                let i = p + off;
+                if bits[i >> 3] & (1 << (i & 7)) != 0 {
+                    out.push((k as u32, p as u32));
                 }
             }
-            self.col += 1;
-            if self.col == w {
-                self.col = 0;
-                self.row += 1;
-            }
+            p += 1;
         }
-        rows
+        self.next = p;
+        out
     }
 
-    fn build(&self, rows: &[(usize, usize)]) -> Result<RecordBatch> {
+    fn build(&self, rows: &[(u32, u32)]) -> Result<RecordBatch> {
         let win = self.data.window;
         let grid = &self.archive.grid;
         let w = win.cols;
-        let grid_row = |p: usize| win.row + (p / w) as i64;
-        let grid_col = |p: usize| win.col + (p % w) as i64;
-        let scene = |k: usize| self.data.scenes[k].scene;
+        let grid_row = |p: u32| win.row + (p as usize / w) as i64;
+        let grid_col = |p: u32| win.col + (p as usize % w) as i64;
+        let scene = |k: u32| self.data.scenes[k as usize].scene;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
-        for (c, source) in self.columns.iter().zip(&self.sources) {
+        for ((c, source), field) in self
+            .columns
+            .iter()
+            .zip(&self.sources)
+            .zip(self.schema.fields())
+        {
             let a: ArrayRef = match c {
-                Column::Pixel => Arc::new(Int64Array::from_iter_values(
-                    rows.iter()
-                        .map(|&(_, p)| grid_row(p) * grid.width as i64 + grid_col(p)),
-                )),
+                Column::Pixel => {
+                    let width = grid.width as i64;
+                    Arc::new(Int64Array::from_iter_values(
+                        rows.iter().map(|&(_, p)| grid_row(p) * width + grid_col(p)),
+                    ))
+                }
                 Column::Row => Arc::new(Int32Array::from_iter_values(
                     rows.iter().map(|&(_, p)| grid_row(p) as i32),
                 )),
@@ -134,10 +170,17 @@ impl BlockBatches {
                 Column::Y => Arc::new(Float64Array::from_iter_values(
                     rows.iter().map(|&(_, p)| grid.y(grid_row(p))),
                 )),
-                Column::Time => Arc::new(TimestampNanosecondArray::from_iter_values(
-                    rows.iter()
-                        .map(|&(k, _)| self.archive.scenes[scene(k)].time_ns),
-                )),
+                Column::Time => {
+                    let times: Vec<i64> = self
+                        .data
+                        .scenes
+                        .iter()
+                        .map(|s| self.archive.scenes[s.scene].time_ns)
+                        .collect();
+                    Arc::new(TimestampNanosecondArray::from_iter_values(
+                        rows.iter().map(|&(k, _)| times[k as usize]),
+                    ))
+                }
                 Column::Scene => Arc::new(DictionaryArray::<Int32Type>::try_new(
                     Int32Array::from_iter_values(rows.iter().map(|&(k, _)| scene(k) as i32)),
                     self.scene_ids.clone(),
@@ -150,9 +193,10 @@ impl BlockBatches {
                     self.sensor_ids.clone(),
                 )?),
                 Column::Band(_) | Column::Common(_) => {
-                    let sources = source.as_ref().expect("band columns have sources");
-                    let refs: Vec<&dyn Array> = sources.iter().map(|a| a.as_ref()).collect();
-                    interleave(&refs, rows)?
+                    let sources = source.as_ref().ok_or_else(|| {
+                        DataFusionError::Internal("band columns have sources".into())
+                    })?;
+                    gather(sources, rows, field.data_type())?
                 }
             };
             arrays.push(a);
@@ -164,6 +208,71 @@ impl BlockBatches {
             &options,
         )?)
     }
+}
+
+/// Per block scene, the block pixels inside its footprint.
+fn footprint_rows(data: &BlockData) -> Vec<BooleanBuffer> {
+    let w = data.window.cols;
+    let len = data.window.rows * w;
+    data.scenes
+        .iter()
+        .map(|s| {
+            BooleanBuffer::collect_bool(len, |i| {
+                s.spans[i / w].is_some_and(|(a, b)| {
+                    let c = (i % w) as u32;
+                    a <= c && c < b
+                })
+            })
+        })
+        .collect()
+}
+
+/// `out[i] = sources[k][p]` for `rows[i] = (k, p)`, with validity.
+fn gather(sources: &[ArrayRef], rows: &[(u32, u32)], t: &DataType) -> Result<ArrayRef> {
+    macro_rules! typed {
+        ($($variant:ident => $arrow:ty),* $(,)?) => {
+            match t {
+                $(DataType::$variant => Ok(gather_typed::<$arrow>(sources, rows)),)*
+                other => Err(DataFusionError::Internal(format!(
+                    "band columns are numeric, got {other}"
+                ))),
+            }
+        };
+    }
+    typed!(
+        UInt8 => UInt8Type, Int8 => Int8Type, UInt16 => UInt16Type, Int16 => Int16Type,
+        UInt32 => UInt32Type, Int32 => Int32Type, UInt64 => UInt64Type, Int64 => Int64Type,
+        Float32 => Float32Type, Float64 => Float64Type,
+    )
+}
+
+fn gather_typed<T: ArrowPrimitiveType>(sources: &[ArrayRef], rows: &[(u32, u32)]) -> ArrayRef {
+    let arrays: Vec<&PrimitiveArray<T>> = sources.iter().map(|a| a.as_primitive::<T>()).collect();
+    let values: Vec<&[T::Native]> = arrays.iter().map(|a| a.values().as_ref()).collect();
+    let out: Vec<T::Native> = rows
+        .iter()
+        .map(|&(k, p)| values[k as usize][p as usize])
+        .collect();
+    let nulls = arrays.iter().any(|a| a.null_count() > 0).then(|| {
+        let bits: Vec<Option<(&[u8], usize)>> = arrays
+            .iter()
+            .map(|a| {
+                a.nulls()
+                    .map(|n| (n.inner().inner().as_slice(), n.inner().offset()))
+            })
+            .collect();
+        NullBuffer::new(BooleanBuffer::collect_bool(rows.len(), |i| {
+            let (k, p) = rows[i];
+            match bits[k as usize] {
+                Some((b, off)) => {
+                    let j = p as usize + off;
+                    b[j >> 3] & (1 << (j & 7)) != 0
+                }
+                None => true,
+            }
+        }))
+    });
+    Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(out), nulls))
 }
 
 impl Iterator for BlockBatches {

@@ -7,6 +7,7 @@
 //! GDAL reads run on blocking threads, never on the async workers.
 
 pub mod batch;
+pub mod filter;
 pub mod read;
 pub mod shard;
 
@@ -43,6 +44,7 @@ use crate::grid::Window;
 use crate::progress;
 use crate::provider::{Column, SceneArchive};
 use batch::BlockBatches;
+use filter::ScanFilter;
 
 /// Everything that defines a planned scan; serializable, so a scan planned
 /// on a cluster's scheduler runs unchanged on its executors.
@@ -57,6 +59,9 @@ pub struct ScanParts {
     /// Block index ranges, one per partition.
     pub partitions: Vec<std::ops::Range<usize>>,
     pub batch_size: usize,
+    /// The predicate the scan runs itself (the codec ships it as protobuf).
+    #[serde(skip)]
+    pub filter: Option<Arc<ScanFilter>>,
 }
 
 /// The scan plan: which scenes, bands and blocks to read, and how blocks
@@ -78,14 +83,17 @@ pub struct SceneScanExec {
     /// On a cluster: the partition tokens ([`shard`]) the scheduler slices.
     tokens: Option<Arc<dyn ExecutionPlan>>,
     batch_size: usize,
+    filter: Option<Arc<ScanFilter>>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
 
 impl SceneScanExec {
+    #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         archive: Arc<SceneArchive>,
         columns: Vec<Column>,
+        filter: Option<ScanFilter>,
         scenes: Vec<usize>,
         window: Window,
         target_partitions: usize,
@@ -105,7 +113,8 @@ impl SceneScanExec {
             })
             .collect();
         let mut bands = BTreeSet::new();
-        for c in &columns {
+        let filter_columns = filter.iter().flat_map(|f| f.columns.iter());
+        for c in columns.iter().chain(filter_columns) {
             match c {
                 Column::Band(b) => {
                     bands.insert(b.clone());
@@ -137,6 +146,7 @@ impl SceneScanExec {
             blocks,
             partitions,
             batch_size,
+            filter: filter.map(Arc::new),
         })
     }
 
@@ -152,6 +162,7 @@ impl SceneScanExec {
             blocks,
             partitions,
             batch_size,
+            filter,
         } = parts;
         if let Some(bad) = partitions.iter().find(|p| p.end > blocks.len()) {
             return Err(DataFusionError::Internal(format!(
@@ -181,6 +192,7 @@ impl SceneScanExec {
             partitions,
             tokens: None,
             batch_size,
+            filter,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -219,6 +231,7 @@ impl SceneScanExec {
             all_partitions: self.all_partitions.clone(),
             tokens: Some(tokens),
             batch_size: self.batch_size,
+            filter: self.filter.clone(),
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -264,6 +277,7 @@ impl SceneScanExec {
             blocks: self.blocks.clone(),
             partitions: self.all_partitions.clone(),
             batch_size: self.batch_size,
+            filter: self.filter.clone(),
         }
     }
 
@@ -320,6 +334,9 @@ impl SceneScanExec {
     }
     pub fn blocks(&self) -> &[Window] {
         &self.blocks
+    }
+    pub fn filter(&self) -> Option<&ScanFilter> {
+        self.filter.as_deref()
     }
 }
 
@@ -382,20 +399,26 @@ pub fn plan_blocks(
 impl DisplayAs for SceneScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match t {
-            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
-                f,
-                "SceneScanExec: location={}, scenes={}/{}, bands=[{}], window=rows {}..{} cols {}..{}, blocks={}, partitions={}",
-                self.archive.location,
-                self.scenes.len(),
-                self.archive.scenes.len(),
-                self.bands.join(", "),
-                self.window.row,
-                self.window.row_end(),
-                self.window.col,
-                self.window.col_end(),
-                self.blocks.len(),
-                self.partitions.len()
-            ),
+            DisplayFormatType::Default | DisplayFormatType::Verbose => {
+                write!(
+                    f,
+                    "SceneScanExec: location={}, scenes={}/{}, bands=[{}], window=rows {}..{} cols {}..{}, blocks={}, partitions={}",
+                    self.archive.location,
+                    self.scenes.len(),
+                    self.archive.scenes.len(),
+                    self.bands.join(", "),
+                    self.window.row,
+                    self.window.row_end(),
+                    self.window.col,
+                    self.window.col_end(),
+                    self.blocks.len(),
+                    self.partitions.len()
+                )?;
+                match &self.filter {
+                    Some(filter) => write!(f, ", filter={filter}"),
+                    None => Ok(()),
+                }
+            }
             DisplayFormatType::TreeRender => write!(
                 f,
                 "scenes={}\nblocks={}",
@@ -467,10 +490,16 @@ impl ExecutionPlan for SceneScanExec {
             .min(self.batch_size.max(1));
         let scene_ids = archive.scene_ids();
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
+        let filter = self.filter.clone();
         let stream = futures::stream::iter(blocks)
             .then(move |block| {
-                let (archive, scenes, bands, m) =
-                    (archive.clone(), scenes.clone(), bands.clone(), m.clone());
+                let (archive, scenes, bands, m, filter) = (
+                    archive.clone(),
+                    scenes.clone(),
+                    bands.clone(),
+                    m.clone(),
+                    filter.clone(),
+                );
                 let (columns, schema, scene_ids, sensor_ids) = (
                     columns.clone(),
                     schema.clone(),
@@ -491,9 +520,19 @@ impl ExecutionPlan for SceneScanExec {
                     })??;
                     m.record(&stats);
                     progress::add_done(1);
-                    let batches = BlockBatches::try_new(
-                        archive, columns, schema, data, batch_size, scene_ids, sensor_ids,
-                    )?;
+                    let batches = {
+                        let _t = m.filter_time.timer();
+                        BlockBatches::try_new(
+                            archive,
+                            columns,
+                            schema,
+                            data,
+                            filter.as_deref(),
+                            batch_size,
+                            scene_ids,
+                            sensor_ids,
+                        )?
+                    };
                     let baseline = m.baseline.clone();
                     Ok::<_, DataFusionError>(futures::stream::iter(batches).map(move |b| {
                         if let Ok(b) = &b {
@@ -523,6 +562,8 @@ struct ScanMetrics {
     bytes_decoded: Count,
     blocks: Count,
     read_time: Time,
+    /// Evaluating the scan filter and the footprints over each block.
+    filter_time: Time,
     baseline: BaselineMetrics,
 }
 
@@ -534,6 +575,7 @@ impl ScanMetrics {
             bytes_decoded: MetricBuilder::new(set).counter("bytes_decoded", partition),
             blocks: MetricBuilder::new(set).counter("blocks", partition),
             read_time: MetricBuilder::new(set).subset_time("read_time", partition),
+            filter_time: MetricBuilder::new(set).subset_time("filter_time", partition),
             baseline: BaselineMetrics::new(set, partition),
         }
     }

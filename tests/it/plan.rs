@@ -1,9 +1,11 @@
 //! Plans and pruning: GROUP BY pixel runs per scan partition, sorted, with no
-//! shuffle; time filters open only matching scenes; a band projection opens
-//! only those bands; pixel filters shrink the window read.
+//! shuffle; predicates over bands run inside the scan; time filters open
+//! only matching scenes; a band projection opens only those bands; pixel
+//! filters shrink the window read.
 
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
+use datafusion::arrow::util::pretty::pretty_format_batches;
 
 use super::common::*;
 
@@ -139,4 +141,52 @@ async fn explain_analyze_shows_the_scan_metrics() {
     ] {
         assert!(text.contains(m), "EXPLAIN ANALYZE lacks {m}: {text}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn band_filters_run_in_the_scan_and_keep_the_same_rows() {
+    let (_dir, ctx) = sample_table(5).await;
+    let sql = "SELECT pixel, count(nir) FROM obs WHERE landsat_clear(qa) GROUP BY pixel";
+    let plan = explain(&ctx, sql).await;
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    assert!(plan.contains("filter=landsat_clear(CAST(qa"), "{plan}");
+    assert!(plan.contains("ordering_mode=Sorted"), "{plan}");
+    // `OR pixel < 0` (never true) keeps the predicate out of the scan, so
+    // DataFusion's FilterExec evaluates it: both must keep the same rows.
+    for predicate in [
+        "landsat_clear(qa)",
+        "sr_b4 > 9000",
+        "nir > red AND qa_pixel <> 1",
+        "landsat_clear(qa) AND ndvi(landsat_sr(nir), landsat_sr(red)) > 0.3",
+    ] {
+        let in_scan = format!(
+            "SELECT pixel, count(*) AS n, sum(nir) AS s, min(time) AS t, max(CAST(scene AS VARCHAR)) AS sc \
+             FROM obs WHERE {predicate} GROUP BY pixel ORDER BY pixel"
+        );
+        let in_filter = in_scan.replace(
+            &format!("WHERE {predicate}"),
+            &format!("WHERE ({predicate}) OR pixel < 0"),
+        );
+        let plan = explain(&ctx, &in_filter).await;
+        assert!(plan.contains("FilterExec"), "{plan}");
+        let a = query(&ctx, &in_scan).await;
+        let b = query(&ctx, &in_filter).await;
+        let rows: usize = a.iter().map(|b| b.num_rows()).sum();
+        assert!(rows > 0, "{predicate}: no rows");
+        assert_eq!(
+            pretty_format_batches(&a).unwrap().to_string(),
+            pretty_format_batches(&b).unwrap().to_string(),
+            "{predicate}"
+        );
+    }
+    // The filter's band is read even when no output column uses it.
+    let (_, files) = run_with_metric(
+        &ctx,
+        "SELECT count(*) FROM obs WHERE landsat_clear(qa)",
+        "files_opened",
+    )
+    .await;
+    let (_, qa_files) = run_with_metric(&ctx, "SELECT count(qa) FROM obs", "files_opened").await;
+    assert!(files > 0);
+    assert_eq!(files, qa_files, "the QA band's files, and only those");
 }
