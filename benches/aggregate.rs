@@ -1,7 +1,9 @@
 //! Aggregate bench: `GROUP BY g` over 2 M in-memory rows (50,000 groups of
 //! 40 rows, the shape of per-pixel series) with sceneql's
-//! `trend` and DataFusion's built-in `regr_slope`, side by side, one
-//! partition (rows/s per core, accumulate + emit).
+//! `trend` and DataFusion's built-in `regr_slope`, side by side (rows/s per
+//! core): one partition (accumulate + emit, the sorted per-pixel path), and
+//! two partitions aggregated in two phases on one thread (accumulate, state,
+//! merge + emit).
 
 use std::sync::Arc;
 
@@ -14,8 +16,9 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 const ROWS: usize = 2_000_000;
 const PER_GROUP: usize = 40;
 
-fn context() -> SessionContext {
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+fn context(partitions: usize) -> SessionContext {
+    let ctx =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
     sceneql::session::register(&ctx).expect("register");
     let schema = Arc::new(Schema::new(vec![
         Field::new("g", DataType::Int64, false),
@@ -43,23 +46,46 @@ fn context() -> SessionContext {
             .expect("batch")
         })
         .collect();
+    // `partitions` partitions of interleaved batches: every group in each,
+    // so a two-phase plan merges every group's states.
+    let mut parts = vec![Vec::new(); partitions];
+    for (i, b) in batches.into_iter().enumerate() {
+        parts[i % partitions].push(b);
+    }
     ctx.register_table(
         "s",
-        Arc::new(MemTable::try_new(schema, vec![batches]).expect("table")),
+        Arc::new(MemTable::try_new(schema, parts).expect("table")),
     )
     .expect("register table");
     ctx
 }
 
 fn benches(c: &mut Criterion) {
-    let ctx = context();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let one = context(1);
+    let two = context(2);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let mut g = c.benchmark_group("aggregate");
     g.sample_size(10);
     g.throughput(Throughput::Elements(ROWS as u64));
-    for (name, sql) in [
-        ("trend", "SELECT g, trend(v, t) FROM s GROUP BY g"),
-        ("regr_slope", "SELECT g, regr_slope(v, t) FROM s GROUP BY g"),
+    for (name, ctx, sql) in [
+        ("trend", &one, "SELECT g, trend(v, t) FROM s GROUP BY g"),
+        (
+            "regr_slope",
+            &one,
+            "SELECT g, regr_slope(v, t) FROM s GROUP BY g",
+        ),
+        (
+            "trend_merge",
+            &two,
+            "SELECT g, trend(v, t) FROM s GROUP BY g",
+        ),
+        (
+            "regr_slope_merge",
+            &two,
+            "SELECT g, regr_slope(v, t) FROM s GROUP BY g",
+        ),
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {

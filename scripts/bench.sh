@@ -4,6 +4,7 @@
 #   sceneql (sql/ndvi_trend.sql, release build, result to Parquet)
 #   sceneql with DataFusion's built-in regr_slope (benches/sql/ndvi_regr_slope.sql)
 #   numpy closed form (one process), xarray + dask polyfit (2 threads)
+#   sceneql on one core (taskset), for the 1 -> 2 core scaling
 #   the I/O floor: GDAL read + decode of the same bands by two processes side by side
 # Prints seconds, M obs/s, peak RSS and ratios; see BENCHMARKS.md.
 # Usage: scripts/bench.sh [--size 1024] [--dates 46] [--tile 512] [--skip-xarray]
@@ -21,6 +22,7 @@ while [ $# -gt 0 ]; do
 done
 source scripts/setup.sh
 command -v /usr/bin/time >/dev/null 2>&1 || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq time >&2; }
+command -v taskset >/dev/null 2>&1 || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq util-linux >&2; }
 cache="${SCENEQL_CACHE:-$HOME/.cache/sceneql}"
 venv="$cache/venv-bench"
 if ! "$venv/bin/python" -c 'import rasterio, xarray, dask, rioxarray' >/dev/null 2>&1; then
@@ -54,6 +56,7 @@ export -f floor2; export venv archive
 run floor_2proc bash -c floor2
 run floor_1proc "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 1
 run sceneql "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/trend.parquet"
+run sceneql_1core taskset -c 0 "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/trend1.parquet"
 run sceneql_regr_slope "$sceneql" -q -f benches/sql/ndvi_regr_slope.sql -D archive="$archive/" -D out="$work/regr.parquet"
 run numpy "$venv/bin/python" benches/python/baselines.py numpy "$archive" "$work/numpy.npy"
 [ "$xarray" = 1 ] && run xarray_dask "$venv/bin/python" benches/python/baselines.py xarray "$archive" "$work/xarray.npy"
@@ -63,8 +66,14 @@ echo "archive: ${size}x${size} px, ${dates} dates, 3 uint16 bands (DEFLATE + pre
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(date -u +%Y-%m-%d)"
 printf '| %-20s | %8s | %8s | %9s | %13s | %9s |\n' run seconds "M obs/s" "peak RSS" "vs 2-proc floor" "vs numpy"
 printf '|%s|%s|%s|%s|%s|%s|\n' ---------------------- ---------: ---------: ----------: ---------------: ----------:
-for name in floor_2proc floor_1proc sceneql sceneql_regr_slope numpy xarray_dask; do
+for name in floor_2proc floor_1proc sceneql sceneql_1core sceneql_regr_slope numpy xarray_dask; do
   [ -n "${secs[$name]:-}" ] || continue
   awk -v n="$name" -v s="${secs[$name]}" -v r="${rss[$name]}" -v o="$obs" -v f="${secs[floor_2proc]}" -v np="${secs[numpy]}" \
     'BEGIN { printf "| %-20s | %8.2f | %8.1f | %6d MB | %13.2fx | %8.2fx |\n", n, s, o / s / 1e6, r, f / s, np / s }'
 done
+echo
+awk -v one="${secs[sceneql_1core]}" -v two="${secs[sceneql]}" -v rs="${secs[sceneql_regr_slope]}" \
+  'BEGIN { printf "sceneql 2 cores vs 1 core: %.2fx; vs regr_slope: %.2fx\n", one / two, rs / two }'
+[ -n "${secs[xarray_dask]:-}" ] && awk -v x="${secs[xarray_dask]}" -v s="${secs[sceneql]}" \
+  'BEGIN { printf "sceneql vs xarray+dask: %.1fx\n", x / s }'
+exit 0

@@ -12,6 +12,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::provider::factory::SceneTableFactory;
 use crate::provider::function::ScenesFunction;
+use crate::sinks::UnorderedSinkInput;
 
 /// The session configuration sceneql runs with.
 pub fn config() -> SessionConfig {
@@ -49,6 +50,7 @@ pub fn local_context_with(config: SessionConfig) -> Result<SessionContext> {
         .with_config(config)
         .with_default_features()
         .with_table_factory("SCENES".to_string(), Arc::new(SceneTableFactory))
+        .with_physical_optimizer_rule(Arc::new(UnorderedSinkInput))
         .build();
     let ctx = SessionContext::new_with_state(state);
     register(&ctx)?;

@@ -1,5 +1,5 @@
 //! Where results leave: `COPY ... TO` Parquet (a file, or a folder with
-//! `PARTITIONED BY`). Two things are added to DataFusion's writer:
+//! `PARTITIONED BY`). Three things are added to DataFusion's writer:
 //! - a COPY reading a scene table stores the table's grid (CRS WKT,
 //!   geotransform, width, height) as Parquet key-value metadata
 //!   `sceneql.grid`, so per-pixel results stay georeferenced (on a cluster
@@ -7,16 +7,22 @@
 //!   the written footers before the output is moved into place);
 //! - output is written under a temporary name beside the target and renamed
 //!   into place only when the whole statement succeeded, so a failed or
-//!   interrupted query never leaves a partial file that looks complete.
+//!   interrupted query never leaves a partial file that looks complete;
+//! - the writer takes its input partitions as they come, not merged in
+//!   order ([`UnorderedSinkInput`]), so every scan partition keeps working.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::catalog::TableProvider;
 use datafusion::common::config::ConfigFileType;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::file_format::format_as_file_type;
 use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
+use datafusion::datasource::file_format::parquet::ParquetSink;
+use datafusion::datasource::physical_plan::FileSink;
+use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::session_state::SessionState;
@@ -25,6 +31,11 @@ use datafusion::parquet::file::metadata::{
     FileMetaData, KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
     ParquetMetaDataWriter,
 };
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::sorts::sort::SortExec;
+use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
 use crate::grid::Grid;
 use crate::provider::SceneTable;
@@ -233,4 +244,60 @@ fn add_footer_metadata(path: &Path, key: &str, value: &str) -> Result<bool> {
     ParquetMetaDataWriter::new(&mut out, &updated).finish()?;
     std::io::Write::flush(&mut out).map_err(|e| io_error(path, e))?;
     Ok(true)
+}
+
+/// A physical optimizer rule: a `COPY` to Parquet reads its input
+/// partitions as they come (`CoalescePartitionsExec`) instead of merging them
+/// in order (`SortPreservingMergeExec`, which DataFusion plans to keep the
+/// input's order in the file). The scan's partitions hold disjoint, sorted
+/// pixel ranges, so an ordered merge drains one partition before it takes
+/// the next row of another: every partition but the first would wait, and a
+/// `GROUP BY pixel` written to Parquet would run on one core. The rows
+/// written are the same; rows of different partitions interleave by batch,
+/// and the file claims no sort order. A query's own `ORDER BY` (an explicit
+/// sort under the merge) is kept.
+#[derive(Debug, Default)]
+pub struct UnorderedSinkInput;
+
+impl PhysicalOptimizerRule for UnorderedSinkInput {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_down(|node| {
+            let Some(exec) = node.downcast_ref::<DataSinkExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let (Some(merge), Some(sink)) = (
+                exec.input().downcast_ref::<SortPreservingMergeExec>(),
+                exec.sink().downcast_ref::<ParquetSink>(),
+            ) else {
+                return Ok(Transformed::no(node));
+            };
+            let sorted = merge
+                .input()
+                .exists(|n| Ok(n.downcast_ref::<SortExec>().is_some()))?;
+            if merge.fetch().is_some() || sorted {
+                return Ok(Transformed::no(node));
+            }
+            let input: Arc<dyn ExecutionPlan> =
+                Arc::new(CoalescePartitionsExec::new(merge.input().clone()));
+            let sink = ParquetSink::new(sink.config().clone(), sink.parquet_options().clone());
+            Ok(Transformed::yes(Arc::new(DataSinkExec::new(
+                input,
+                Arc::new(sink),
+                None,
+            ))))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "unordered_sink_input"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
 }

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray};
-use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{MutableBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::*;
 use gdal::Dataset;
 
@@ -202,14 +203,30 @@ fn to_array(
     }
 }
 
-/// Values as f64, to compare with a nodata value and test for NaN.
-trait AsF64: Copy {
-    fn f64(self) -> f64;
+/// Sample values: the nodata test, typed (no conversion per value).
+trait Sample: Copy + PartialEq {
+    /// The nodata value as this type, if it is one (a nodata value the type
+    /// cannot hold matches nothing).
+    fn nodata(n: f64) -> Option<Self>;
+    fn is_nan(self) -> bool;
 }
-macro_rules! as_f64 {
-    ($($t:ty),*) => { $(impl AsF64 for $t { fn f64(self) -> f64 { self as f64 } })* };
+macro_rules! int_sample {
+    ($($t:ty),*) => { $(impl Sample for $t {
+        fn nodata(n: f64) -> Option<Self> {
+            let v = n as $t;
+            (v as f64 == n).then_some(v)
+        }
+        fn is_nan(self) -> bool { false }
+    })* };
 }
-as_f64!(u8, i8, u16, i16, u32, i32, u64, i64, f32, f64);
+int_sample!(u8, i8, u16, i16, u32, i32, u64, i64);
+macro_rules! float_sample {
+    ($($t:ty),*) => { $(impl Sample for $t {
+        fn nodata(n: f64) -> Option<Self> { (!n.is_nan()).then_some(n as $t) }
+        fn is_nan(self) -> bool { <$t>::is_nan(self) }
+    })* };
+}
+float_sample!(f32, f64);
 
 fn typed_array<T>(
     buf: MutableBuffer,
@@ -220,30 +237,32 @@ fn typed_array<T>(
 ) -> ArrayRef
 where
     T: ArrowPrimitiveType,
-    T::Native: AsF64,
+    T::Native: Sample,
 {
     let values = ScalarBuffer::<T::Native>::new(buf.into(), 0, len);
     let v: &[T::Native] = &values;
-    let (r0, r1, c0, c1) = (
-        cover.row as usize,
-        cover.row_end() as usize,
-        cover.col as usize,
-        cover.col_end() as usize,
-    );
-    let valid = BooleanBuffer::collect_bool(len, |i| {
-        let (r, c) = (i / stride, i % stride);
-        if r < r0 || r >= r1 || c < c0 || c >= c1 {
-            return false;
+    let nodata = nodata.and_then(T::Native::nodata);
+    // Valid: inside the covered window, not nodata, not NaN. Row by row:
+    // whole rows outside the cover are appended as false at once.
+    let mut valid = BooleanBufferBuilder::new(len);
+    let (c0, c1) = (cover.col as usize, cover.col_end() as usize);
+    for r in 0..len / stride.max(1) {
+        if (r as i64) < cover.row || (r as i64) >= cover.row_end() || c0 >= c1 {
+            valid.append_n(stride, false);
+            continue;
         }
-        let x = v[i].f64();
+        valid.append_n(c0, false);
+        let row = &v[r * stride + c0..r * stride + c1];
         match nodata {
-            Some(n) if n.is_nan() => !x.is_nan(),
-            Some(n) => x != n && !x.is_nan(),
-            None => !x.is_nan(),
+            Some(n) => row
+                .iter()
+                .for_each(|&x| valid.append(x != n && !x.is_nan())),
+            None => row.iter().for_each(|&x| valid.append(!x.is_nan())),
         }
-    });
+        valid.append_n(stride - c1, false);
+    }
     Arc::new(PrimitiveArray::<T>::new(
         values,
-        Some(NullBuffer::new(valid)),
+        Some(NullBuffer::new(valid.finish())),
     ))
 }

@@ -15,8 +15,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanBufferBuilder, Float64Array};
-use datafusion::arrow::buffer::NullBuffer;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::{Result, ScalarValue, exec_datafusion_err, plan_err};
 use datafusion::logical_expr::{
@@ -314,29 +314,30 @@ pub(crate) fn f64_arg<'a>(array: &'a ArrayRef, name: &str) -> Result<&'a Float64
 }
 
 /// Apply `f` row by row to DOUBLE columns: the result is NULL where any
-/// input is NULL or `f` returns None.
+/// input is NULL or `f` returns None. `f` is pure arithmetic, so it runs on
+/// every slot (NULL slots hold plain numbers) and the validity is the AND of
+/// the inputs' and `f`'s: one tight loop, no per-row branch on NULLs.
 pub(crate) fn map_f64<const N: usize>(
     arrays: [&Float64Array; N],
     f: impl Fn([f64; N]) -> Option<f64>,
 ) -> Float64Array {
     let len = arrays.first().map_or(0, |a| a.len());
-    let nulls = arrays.iter().fold(None, |acc: Option<NullBuffer>, a| {
-        NullBuffer::union(acc.as_ref(), a.nulls())
-    });
+    let nulls = NullBuffer::union_many(arrays.iter().map(|a| a.nulls()));
     let slices: [&[f64]; N] = std::array::from_fn(|k| arrays[k].values().as_ref());
-    let mut valid = BooleanBufferBuilder::new(len);
-    let values: Vec<f64> = (0..len)
-        .map(|i| {
-            let result = if nulls.as_ref().is_none_or(|n| n.is_valid(i)) {
-                f(std::array::from_fn(|k| slices[k][i]))
-            } else {
-                None
-            };
-            valid.append(result.is_some());
-            result.unwrap_or(0.0)
-        })
-        .collect();
-    Float64Array::new(values.into(), Some(NullBuffer::new(valid.finish())))
+    let mut values = vec![0.0; len];
+    let computed =
+        BooleanBuffer::collect_bool(len, |i| match f(std::array::from_fn(|k| slices[k][i])) {
+            Some(v) => {
+                values[i] = v;
+                true
+            }
+            None => false,
+        });
+    let valid = match &nulls {
+        Some(n) => &computed & n.inner(),
+        None => computed,
+    };
+    Float64Array::new(values.into(), Some(NullBuffer::new(valid)))
 }
 
 /// Wrap a result column: a scalar when every argument was a scalar (so

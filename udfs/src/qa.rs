@@ -196,6 +196,15 @@ fn i64_arg<'a>(array: &'a ArrayRef, name: &str) -> Result<&'a Int64Array> {
     })
 }
 
+/// `f` of every value, NULL where the input is.
+fn mask(values: &Int64Array, f: impl Fn(i64) -> bool) -> ArrayRef {
+    let v = values.values();
+    Arc::new(BooleanArray::new(
+        BooleanBuffer::collect_bool(v.len(), |i| f(v[i])),
+        values.nulls().cloned(),
+    ))
+}
+
 fn bool_result((values, nulls): (Vec<bool>, NullBuffer)) -> ArrayRef {
     Arc::new(BooleanArray::new(
         BooleanBuffer::from_iter(values),
@@ -268,9 +277,11 @@ impl ScalarUDFImpl for QaUdf {
                 )?;
                 Arc::new(Int64Array::new(values.into(), Some(nulls)))
             }
-            (Qa::LandsatClear, [qa]) => bool_result(map_i64([i64_arg(qa, name)?], |[q]| {
-                Ok(Some(landsat_c2_clear_value(q, false)))
-            })?),
+            // One-argument masks cannot fail: a bit test per value, the
+            // input's NULLs kept as they are.
+            (Qa::LandsatClear, [qa]) => {
+                mask(i64_arg(qa, name)?, |q| landsat_c2_clear_value(q, false))
+            }
             (Qa::LandsatClear, [qa, drop_snow]) => {
                 let qa = i64_arg(qa, name)?;
                 let drop_snow = drop_snow
@@ -285,9 +296,7 @@ impl ScalarUDFImpl for QaUdf {
                     .collect();
                 Arc::new(BooleanArray::new(values, nulls))
             }
-            (Qa::LandsatC1Clear, [bqa]) => bool_result(map_i64([i64_arg(bqa, name)?], |[q]| {
-                Ok(Some(landsat_c1_clear_value(q)))
-            })?),
+            (Qa::LandsatC1Clear, [bqa]) => mask(i64_arg(bqa, name)?, landsat_c1_clear_value),
             (Qa::S2Clear, [scl]) => {
                 bool_result(map_i64([i64_arg(scl, name)?], |[s]| Ok(s2_clear_value(s)))?)
             }
