@@ -143,6 +143,10 @@ impl LogicalExtensionCodec for SceneLogicalCodec {
     }
 }
 
+/// A scan filter on the wire: the columns it reads and its physical
+/// expression as DataFusion protobuf.
+type EncodedFilter = (Vec<Column>, Vec<u8>);
+
 /// Physical codec: Ballista's, plus the scene scan and sceneql's functions.
 #[derive(Debug, Default)]
 pub struct ScenePhysicalCodec {
@@ -159,7 +163,7 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         match ours(buf, SCAN) {
             Some(payload) => {
-                let (mut parts, filter): (ScanParts, Option<(Vec<Column>, Vec<u8>)>) =
+                let (mut parts, filter): (ScanParts, Option<EncodedFilter>) =
                     decode_json(payload, "scene scan")?;
                 if let Some((columns, bytes)) = filter {
                     let node = PhysicalExprNode::decode(bytes.as_slice()).map_err(|e| {
