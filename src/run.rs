@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::archive::listing::absolutize;
 use crate::sinks;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 /// Replace `${key}` with its value; an undefined variable is an error.
 pub fn expand_variables(sql: &str, vars: &HashMap<String, String>) -> Result<String> {
@@ -84,9 +85,18 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     let plan = state.statement_to_plan(statement).await?;
     let grid = sinks::copy_grid_metadata(&plan);
     let plan = sinks::with_grid_metadata(plan, &state)?;
+    let keep_order = sinks::copy_asks_for_order(&plan);
     let df = ctx.execute_logical_plan(plan).await?;
     let schema = df.schema().inner().clone();
-    let batches = df.collect().await?;
+    let batches = if keep_order {
+        df.collect().await?
+    } else {
+        // A COPY's writer need not wait for the partitions in order (a
+        // no-op on other plans, and on a cluster's, which runs remotely).
+        let physical = df.create_physical_plan().await?;
+        let physical = sinks::UnorderedSinkInput.optimize(physical, state.config_options())?;
+        datafusion::physical_plan::collect(physical, ctx.task_ctx()).await?
+    };
     let written = match pending {
         Some(p) => {
             if let Some(grid) = &grid {

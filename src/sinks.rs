@@ -9,7 +9,8 @@
 //!   into place only when the whole statement succeeded, so a failed or
 //!   interrupted query never leaves a partial file that looks complete;
 //! - the writer takes its input partitions as they come, not merged in
-//!   order ([`UnorderedSinkInput`]), so every scan partition keeps working.
+//!   order ([`UnorderedSinkInput`]), so every scan partition keeps working
+//!   (unless the query says `ORDER BY`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,7 +35,6 @@ use datafusion::parquet::file::metadata::{
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
-use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 
 use crate::grid::Grid;
@@ -246,6 +246,23 @@ fn add_footer_metadata(path: &Path, key: &str, value: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// True when `plan` is a `COPY` whose query ends in `ORDER BY` (through
+/// projections and aliases): its rows must be written in that order.
+pub fn copy_asks_for_order(plan: &LogicalPlan) -> bool {
+    let LogicalPlan::Copy(copy) = plan else {
+        return false;
+    };
+    let mut node = copy.input.as_ref();
+    loop {
+        match node {
+            LogicalPlan::Sort(_) => return true,
+            LogicalPlan::Projection(p) => node = &p.input,
+            LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            _ => return false,
+        }
+    }
+}
+
 /// A physical optimizer rule: a `COPY` to Parquet reads its input
 /// partitions as they come (`CoalescePartitionsExec`) instead of merging them
 /// in order (`SortPreservingMergeExec`, which DataFusion plans to keep the
@@ -254,8 +271,12 @@ fn add_footer_metadata(path: &Path, key: &str, value: &str) -> Result<bool> {
 /// the next row of another: every partition but the first would wait, and a
 /// `GROUP BY pixel` written to Parquet would run on one core. The rows
 /// written are the same; rows of different partitions interleave by batch,
-/// and the file claims no sort order. A query's own `ORDER BY` (an explicit
-/// sort under the merge) is kept.
+/// and the file claims no sort order.
+///
+/// A query's own `ORDER BY` leaves the same physical plan, so the rule is
+/// not a session rule: the statement runner applies it to a local `COPY`
+/// whose query does not ask for an order ([`copy_asks_for_order`]). On a
+/// cluster the merge reads finished stage outputs, so it is left alone.
 #[derive(Debug, Default)]
 pub struct UnorderedSinkInput;
 
@@ -275,10 +296,7 @@ impl PhysicalOptimizerRule for UnorderedSinkInput {
             ) else {
                 return Ok(Transformed::no(node));
             };
-            let sorted = merge
-                .input()
-                .exists(|n| Ok(n.downcast_ref::<SortExec>().is_some()))?;
-            if merge.fetch().is_some() || sorted {
+            if merge.fetch().is_some() {
                 return Ok(Transformed::no(node));
             }
             let input: Arc<dyn ExecutionPlan> =

@@ -70,7 +70,6 @@ pub fn server_state(config: SessionConfig) -> Result<SessionState> {
     let state = ballista_core::utils::default_session_builder(config)?;
     let mut state = SessionStateBuilder::new_from_existing(state)
         .with_physical_optimizer_rule(Arc::new(ShardSceneScans))
-        .with_physical_optimizer_rule(Arc::new(crate::sinks::UnorderedSinkInput))
         .build();
     sceneql_udfs::register_all(&mut state as &mut dyn FunctionRegistry)?;
     Ok(state)

@@ -21,7 +21,7 @@ use datafusion::arrow::datatypes::*;
 use datafusion::error::{DataFusionError, Result};
 
 use super::filter::ScanFilter;
-use super::read::{BlockData, BlockScene};
+use super::read::{BlockData, BlockScene, spans_mask};
 use crate::provider::{Column, SceneArchive};
 
 /// The values of `column` for each scene of `data`, over the whole block
@@ -217,11 +217,8 @@ fn footprint_rows(data: &BlockData) -> Vec<BooleanBuffer> {
     data.scenes
         .iter()
         .map(|s| {
-            BooleanBuffer::collect_bool(len, |i| {
-                s.spans[i / w].is_some_and(|(a, b)| {
-                    let c = (i % w) as u32;
-                    a <= c && c < b
-                })
+            spans_mask(len, w, |r| {
+                s.spans[r].map(|(a, b)| (a as usize, b as usize))
             })
         })
         .collect()

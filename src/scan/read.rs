@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use datafusion::arrow::array::BooleanBufferBuilder;
 use datafusion::arrow::array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray};
-use datafusion::arrow::buffer::{MutableBuffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::*;
 use gdal::Dataset;
 
@@ -242,27 +242,51 @@ where
     let values = ScalarBuffer::<T::Native>::new(buf.into(), 0, len);
     let v: &[T::Native] = &values;
     let nodata = nodata.and_then(T::Native::nodata);
-    // Valid: inside the covered window, not nodata, not NaN. Row by row:
-    // whole rows outside the cover are appended as false at once.
-    let mut valid = BooleanBufferBuilder::new(len);
-    let (c0, c1) = (cover.col as usize, cover.col_end() as usize);
-    for r in 0..len / stride.max(1) {
-        if (r as i64) < cover.row || (r as i64) >= cover.row_end() || c0 >= c1 {
-            valid.append_n(stride, false);
-            continue;
-        }
-        valid.append_n(c0, false);
-        let row = &v[r * stride + c0..r * stride + c1];
-        match nodata {
-            Some(n) => row
-                .iter()
-                .for_each(|&x| valid.append(x != n && !x.is_nan())),
-            None => row.iter().for_each(|&x| valid.append(!x.is_nan())),
-        }
-        valid.append_n(stride - c1, false);
-    }
+    // Valid: not nodata, not NaN (one tight loop over the values) and
+    // inside the covered window (runs of rows, ANDed in only when the file
+    // does not cover the whole block).
+    let values_ok = match nodata {
+        Some(n) => BooleanBuffer::collect_bool(len, |i| v[i] != n && !v[i].is_nan()),
+        None => BooleanBuffer::collect_bool(len, |i| !v[i].is_nan()),
+    };
+    let full = cover.row == 0 && cover.col == 0 && cover.rows * cover.cols == len;
+    let valid = if full {
+        values_ok
+    } else {
+        &values_ok & &window_mask(len, stride, cover)
+    };
     Arc::new(PrimitiveArray::<T>::new(
         values,
-        Some(NullBuffer::new(valid.finish())),
+        Some(NullBuffer::new(valid)),
     ))
+}
+
+/// The pixels of `window` (relative to a block `stride` pixels wide), as
+/// bits over the block's `len` pixels.
+pub fn window_mask(len: usize, stride: usize, window: Window) -> BooleanBuffer {
+    spans_mask(len, stride, |r| {
+        (r as i64 >= window.row && (r as i64) < window.row_end())
+            .then_some((window.col as usize, window.col_end() as usize))
+    })
+}
+
+/// Bits over a block's `len` pixels (rows of `stride`), set in columns
+/// `[a, b)` of each row `r` that `span(r)` gives; built by runs, not per pixel.
+pub fn spans_mask(
+    len: usize,
+    stride: usize,
+    span: impl Fn(usize) -> Option<(usize, usize)>,
+) -> BooleanBuffer {
+    let mut bits = BooleanBufferBuilder::new(len);
+    for r in 0..len / stride.max(1) {
+        match span(r) {
+            Some((a, b)) if a < b && b <= stride => {
+                bits.append_n(a, false);
+                bits.append_n(b - a, true);
+                bits.append_n(stride - b, false);
+            }
+            _ => bits.append_n(stride, false),
+        }
+    }
+    bits.finish()
 }

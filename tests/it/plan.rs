@@ -190,3 +190,44 @@ async fn band_filters_run_in_the_scan_and_keep_the_same_rows() {
     assert!(files > 0);
     assert_eq!(files, qa_files, "the QA band's files, and only those");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_writes_every_row_and_keeps_an_explicit_order() {
+    let (_dir, ctx) = sample_table(3).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut written = Vec::new();
+    for (name, order) in [("any", ""), ("sorted", "ORDER BY pixel")] {
+        let path = out.path().join(format!("{name}.parquet"));
+        let sql = format!(
+            "COPY (SELECT pixel, count(nir) AS n FROM obs GROUP BY pixel {order}) TO '{}'",
+            path.display()
+        );
+        for statement in sceneql::run::parse(&sql).unwrap() {
+            sceneql::run::run_statement(&ctx, statement).await.unwrap();
+        }
+        let batches = ctx
+            .read_parquet(path.display().to_string(), Default::default())
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let pixels: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        written.push(pixels);
+    }
+    let (mut any, sorted) = (written[0].clone(), written[1].clone());
+    assert!(
+        sorted.len() > 4000,
+        "one row per covered pixel: {}",
+        sorted.len()
+    );
+    assert!(
+        sorted.windows(2).all(|w| w[0] < w[1]),
+        "ORDER BY pixel is kept"
+    );
+    any.sort_unstable();
+    assert_eq!(any, sorted, "the unordered COPY writes the same rows");
+}
