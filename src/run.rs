@@ -88,15 +88,13 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     let keep_order = sinks::copy_asks_for_order(&plan);
     let df = ctx.execute_logical_plan(plan).await?;
     let schema = df.schema().inner().clone();
-    let batches = if keep_order {
-        df.collect().await?
-    } else {
+    let mut physical = df.create_physical_plan().await?;
+    if !keep_order {
         // A COPY's writer need not wait for the partitions in order (a
         // no-op on other plans, and on a cluster's, which runs remotely).
-        let physical = df.create_physical_plan().await?;
-        let physical = sinks::UnorderedSinkInput.optimize(physical, state.config_options())?;
-        datafusion::physical_plan::collect(physical, ctx.task_ctx()).await?
-    };
+        physical = sinks::UnorderedSinkInput.optimize(physical, state.config_options())?;
+    }
+    let batches = datafusion::physical_plan::collect(physical, ctx.task_ctx()).await?;
     let written = match pending {
         Some(p) => {
             if let Some(grid) = &grid {

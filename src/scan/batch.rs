@@ -18,6 +18,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::*;
+use datafusion::arrow::util::bit_util::get_bit;
 use datafusion::error::{DataFusionError, Result};
 
 use super::filter::ScanFilter;
@@ -126,8 +127,7 @@ impl BlockBatches {
         let mut p = self.next;
         while p < len && out.len() < self.batch_size {
             for (k, &(bits, off)) in masks.iter().enumerate() {
-                let i = p + off;
-                if bits[i >> 3] & (1 << (i & 7)) != 0 {
+                if get_bit(bits, p + off) {
                     out.push((k as u32, p as u32));
                 }
             }
@@ -261,10 +261,7 @@ fn gather_typed<T: ArrowPrimitiveType>(sources: &[ArrayRef], rows: &[(u32, u32)]
         NullBuffer::new(BooleanBuffer::collect_bool(rows.len(), |i| {
             let (k, p) = rows[i];
             match bits[k as usize] {
-                Some((b, off)) => {
-                    let j = p as usize + off;
-                    b[j >> 3] & (1 << (j & 7)) != 0
-                }
+                Some((b, off)) => get_bit(b, p as usize + off),
                 None => true,
             }
         }))

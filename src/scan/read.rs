@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::array::BooleanBufferBuilder;
-use datafusion::arrow::array::{ArrayRef, ArrowPrimitiveType, PrimitiveArray};
+use datafusion::arrow::array::{
+    ArrayRef, ArrowPrimitiveType, BooleanBufferBuilder, PrimitiveArray,
+};
 use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::*;
 use gdal::Dataset;
