@@ -14,6 +14,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::physical_plan::ExecutionPlan;
 use sceneql::provider::{Column, SceneArchive, SceneTable};
+use sceneql::raster::OpenFiles;
 use sceneql::scan::filter::ScanFilter;
 use sceneql::scan::{SceneScanExec, batch::BlockBatches, plan_blocks, read::read_block};
 
@@ -69,7 +70,10 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(obs));
     g.bench_function("block_read_3_bands", |b| {
-        b.iter(|| read_block(&archive, &scenes, &bands, block).expect("read"))
+        // Files opened afresh each time, as the floor's reader does.
+        b.iter(|| {
+            read_block(&archive, &scenes, &bands, block, &mut OpenFiles::new(128)).expect("read")
+        })
     });
     let all = vec![
         Column::Pixel,
@@ -90,7 +94,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || {
-                    read_block(&archive, &scenes, &bands, block)
+                    read_block(&archive, &scenes, &bands, block, &mut OpenFiles::new(128))
                         .expect("read")
                         .0
                 },

@@ -14,6 +14,7 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 
 use crate::archive::listing::absolutize;
 use crate::sinks;
+use crate::tile_aggregate::TileAggregates;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
 /// Replace `${key}` with its value; an undefined variable is an error.
@@ -93,6 +94,9 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
         // A COPY's writer need not wait for the partitions in order (a
         // no-op on other plans, and on a cluster's, which runs remotely).
         physical = sinks::UnorderedSinkInput.optimize(physical, state.config_options())?;
+        // Without the sink's order, an aggregation over blocks narrower
+        // than the grid may now run per block (see `tile_aggregate`).
+        physical = TileAggregates.optimize(physical, state.config_options())?;
     }
     let batches = datafusion::physical_plan::collect(physical, ctx.task_ctx()).await?;
     let written = match pending {

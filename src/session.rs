@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use datafusion::common::extensions_options;
+use datafusion::config::ConfigExtension;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -12,13 +14,34 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::provider::factory::SceneTableFactory;
 use crate::provider::function::ScenesFunction;
+use crate::tile_aggregate::TileAggregates;
+
+extensions_options! {
+    /// sceneql's session settings (`SET sceneql.<name> = <value>`).
+    pub struct SceneqlOptions {
+        /// Run `GROUP BY pixel` over a scene scan per block by pixel offset
+        /// (`TileAggregateExec`) instead of DataFusion's hash aggregation.
+        pub tile_aggregate: bool, default = true
+        /// Pixels per block of that aggregation (its memory is about this
+        /// many groups' accumulator state per partition).
+        pub block_pixels: usize, default = 512 * 1024
+        /// Scenes read together per block by that aggregation: more keeps
+        /// each pixel's accumulator state in cache longer, fewer holds less
+        /// decoded data at once.
+        pub scenes_per_read: usize, default = 1
+    }
+}
+
+impl ConfigExtension for SceneqlOptions {
+    const PREFIX: &'static str = "sceneql";
+}
 
 /// Rows per batch (DataFusion's default is 8192).
 pub const BATCH_SIZE: usize = 32 * 1024;
 
 /// The session configuration sceneql runs with.
 pub fn config() -> SessionConfig {
-    apply_settings(SessionConfig::new())
+    apply_settings(SessionConfig::new()).with_option_extension(SceneqlOptions::default())
 }
 
 /// sceneql's settings on top of `config` (local or Ballista).
@@ -34,6 +57,10 @@ pub fn apply_settings(config: SessionConfig) -> SessionConfig {
     // even when there are fewer of them than target partitions.
     options.optimizer.preserve_file_partitions = 1;
     options.optimizer.enable_round_robin_repartition = false;
+    // `GROUP BY pixel, x, y` (or any keys including pixel) also runs per
+    // partition: the pixel ranges already split those groups, however few
+    // partitions there are.
+    options.optimizer.subset_repartition_threshold = 1;
     config
 }
 
@@ -57,6 +84,7 @@ pub fn local_context_with(config: SessionConfig) -> Result<SessionContext> {
         .with_config(config)
         .with_default_features()
         .with_table_factory("SCENES".to_string(), Arc::new(SceneTableFactory))
+        .with_physical_optimizer_rule(Arc::new(TileAggregates))
         .build();
     let ctx = SessionContext::new_with_state(state);
     register(&ctx)?;

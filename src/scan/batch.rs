@@ -18,11 +18,13 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::*;
+use datafusion::arrow::util::bit_iterator::BitIndexIterator;
 use datafusion::arrow::util::bit_util::get_bit;
 use datafusion::error::{DataFusionError, Result};
 
 use super::filter::ScanFilter;
 use super::read::{BlockData, BlockScene, spans_mask};
+use crate::grid::Window;
 use crate::provider::{Column, SceneArchive};
 
 /// The values of `column` for each scene of `data`, over the whole block
@@ -88,14 +90,37 @@ impl BlockBatches {
         scene_ids: ArrayRef,
         sensor_ids: ArrayRef,
     ) -> Result<Self> {
+        let passed = filter.map(|f| f.evaluate(&archive, &data)).transpose()?;
+        Self::with_passed(
+            archive, columns, schema, data, passed, batch_size, scene_ids, sensor_ids,
+        )
+    }
+
+    /// [`BlockBatches::try_new`] with the scan filter's result per block
+    /// scene already computed (`None`: no filter).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_passed(
+        archive: Arc<SceneArchive>,
+        columns: Vec<Column>,
+        schema: SchemaRef,
+        data: BlockData,
+        passed: Option<Vec<BooleanBuffer>>,
+        batch_size: usize,
+        scene_ids: ArrayRef,
+        sensor_ids: ArrayRef,
+    ) -> Result<Self> {
         let sources = columns
             .iter()
             .zip(schema.fields())
             .map(|(c, f)| band_sources(&archive, &data, c, f.data_type()))
             .collect::<Result<Vec<_>>>()?;
         let mut rows = footprint_rows(&data);
-        if let Some(filter) = filter {
-            let passed = filter.evaluate(&archive, &data)?;
+        if let Some(passed) = passed {
+            if passed.len() != rows.len() {
+                return Err(DataFusionError::Internal(
+                    "scan filter result per block scene has the wrong length".into(),
+                ));
+            }
             for (r, p) in rows.iter_mut().zip(passed) {
                 *r = &*r & &p;
             }
@@ -125,6 +150,22 @@ impl BlockBatches {
             .map(|b| (b.inner().as_slice(), b.offset()))
             .collect();
         let mut p = self.next;
+        if let [(bits, off)] = masks[..] {
+            // One scene (a scene-major read): the set bits, in order.
+            let start = p;
+            for i in BitIndexIterator::new(bits, off + start, len - start) {
+                if out.len() == self.batch_size {
+                    break;
+                }
+                out.push((0, (start + i) as u32));
+                p = start + i + 1;
+            }
+            if out.len() < self.batch_size {
+                p = len;
+            }
+            self.next = p;
+            return out;
+        }
         while p < len && out.len() < self.batch_size {
             for (k, &(bits, off)) in masks.iter().enumerate() {
                 if get_bit(bits, p + off) {
@@ -152,12 +193,7 @@ impl BlockBatches {
             .zip(self.schema.fields())
         {
             let a: ArrayRef = match c {
-                Column::Pixel => {
-                    let width = grid.width as i64;
-                    Arc::new(Int64Array::from_iter_values(
-                        rows.iter().map(|&(_, p)| grid_row(p) * width + grid_col(p)),
-                    ))
-                }
+                Column::Pixel => Arc::new(pixel_numbers(rows, &win, grid.width as i64)),
                 Column::Row => Arc::new(Int32Array::from_iter_values(
                     rows.iter().map(|&(_, p)| grid_row(p) as i32),
                 )),
@@ -208,6 +244,27 @@ impl BlockBatches {
             &options,
         )?)
     }
+}
+
+/// The grid pixel number of each row's block pixel. Rows come in block
+/// pixel order, so the block row is found by stepping, not dividing (with a
+/// division where the order restarts).
+fn pixel_numbers(rows: &[(u32, u32)], win: &Window, width: i64) -> Int64Array {
+    let w = win.cols.max(1);
+    let (mut row, mut row_start) = (0usize, 0usize);
+    let base = win.row * width + win.col;
+    Int64Array::from_iter_values(rows.iter().map(|&(_, p)| {
+        let p = p as usize;
+        if p < row_start {
+            row = p / w;
+            row_start = row * w;
+        }
+        while p >= row_start + w {
+            row += 1;
+            row_start += w;
+        }
+        base + row as i64 * width + (p - row_start) as i64
+    }))
 }
 
 /// Per block scene, the block pixels inside its footprint.
@@ -279,5 +336,27 @@ impl Iterator for BlockBatches {
         }
         let _span = tracing::info_span!("batch", rows = rows.len()).entered();
         Some(self.build(&rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixel_numbers_step_through_block_rows() {
+        // A 3 x 4 block at grid row 2, col 5 of a grid 20 pixels wide.
+        let win = Window {
+            row: 2,
+            col: 5,
+            rows: 3,
+            cols: 4,
+        };
+        let rows = [(0, 0), (1, 0), (0, 3), (0, 4), (0, 11), (0, 1)];
+        let want: Vec<i64> = rows
+            .iter()
+            .map(|&(_, p)| (2 + p as i64 / 4) * 20 + 5 + p as i64 % 4)
+            .collect();
+        assert_eq!(pixel_numbers(&rows, &win, 20).values().to_vec(), want);
     }
 }

@@ -155,6 +155,20 @@ impl ScanFilter {
     }
 }
 
+impl ScanFilter {
+    /// The bands of `scene` this filter reads (common names resolved).
+    pub fn bands_of(&self, archive: &SceneArchive, scene: usize) -> Vec<String> {
+        self.columns
+            .iter()
+            .filter_map(|c| match c {
+                Column::Band(b) => Some(b.clone()),
+                Column::Common(n) => archive.scenes[scene].common.get(n).cloned(),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl std::fmt::Display for ScanFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.expr)

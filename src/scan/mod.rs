@@ -4,6 +4,13 @@
 //! rows ordered by (pixel, time) over a pixel range disjoint from the other
 //! partitions', and declares so (range partitioning on `pixel`, sorted), so
 //! `GROUP BY pixel` runs per partition, streaming, with no shuffle.
+//!
+//! A scan can also run scene-major ([`ScanOrder::SceneMajor`]): blocks are
+//! tiles (or runs of tiles) of the files, and each block is read and emitted
+//! a few scenes at a time, in time order, so only those scenes' pixels of a
+//! block are in memory at once. Rows are then not sorted by pixel; every row
+//! of a block still comes before the next block's, which is what
+//! [`crate::tile_aggregate`] aggregates per block by pixel offset.
 //! GDAL reads run on blocking threads, never on the async workers.
 
 pub mod batch;
@@ -16,6 +23,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -43,8 +51,22 @@ use serde::{Deserialize, Serialize};
 use crate::grid::Window;
 use crate::progress;
 use crate::provider::{Column, SceneArchive};
+use crate::raster::OpenFiles;
 use batch::BlockBatches;
 use filter::ScanFilter;
+
+/// The order a scan emits its rows in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ScanOrder {
+    /// Per block, by (pixel, time): all dates of a pixel together; a block
+    /// holds every date of its pixels (bounded by `block_bytes`).
+    #[default]
+    PixelTime,
+    /// Per block, a few scenes at a time (`scenes_per_read`, in time
+    /// order), each such group's rows by (pixel, time); a block holds only
+    /// those scenes at once.
+    SceneMajor,
+}
 
 /// Everything that defines a planned scan; serializable, so a scan planned
 /// on a cluster's scheduler runs unchanged on its executors.
@@ -62,6 +84,16 @@ pub struct ScanParts {
     /// The predicate the scan runs itself (the codec ships it as protobuf).
     #[serde(skip)]
     pub filter: Option<Arc<ScanFilter>>,
+    #[serde(default)]
+    pub order: ScanOrder,
+    /// Scene-major: scenes read together per block (rows by (pixel, time)
+    /// within each such group).
+    #[serde(default = "one")]
+    pub scenes_per_read: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The scan plan: which scenes, bands and blocks to read, and how blocks
@@ -84,6 +116,8 @@ pub struct SceneScanExec {
     tokens: Option<Arc<dyn ExecutionPlan>>,
     batch_size: usize,
     filter: Option<Arc<ScanFilter>>,
+    order: ScanOrder,
+    scenes_per_read: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -147,7 +181,52 @@ impl SceneScanExec {
             partitions,
             batch_size,
             filter: filter.map(Arc::new),
+            order: ScanOrder::PixelTime,
+            scenes_per_read: 1,
         })
+    }
+
+    /// This scan re-planned scene-major ([`ScanOrder::SceneMajor`]) over
+    /// blocks of at most about `block_pixels` pixels (whole tiles of the
+    /// files; full grid rows when they fit), in at most `target_partitions`
+    /// partitions of whole block rows (so each still holds a pixel range).
+    /// `None` on a cluster's sharded scan, whose partitions are fixed.
+    pub fn scene_major(
+        &self,
+        block_pixels: usize,
+        scenes_per_read: usize,
+        target_partitions: usize,
+    ) -> Result<Option<Self>> {
+        if self.is_sharded() {
+            return Ok(None);
+        }
+        let blocks = if self.scenes.is_empty() {
+            Vec::new()
+        } else {
+            plan_tiles(
+                &self.archive,
+                &self.scenes,
+                &self.bands,
+                self.window,
+                block_pixels,
+            )
+        };
+        // Partitions of whole strips (runs of blocks starting on one row).
+        let starts: Vec<usize> = (0..blocks.len())
+            .filter(|&i| i == 0 || blocks[i].row != blocks[i - 1].row)
+            .chain(std::iter::once(blocks.len()))
+            .collect();
+        let strips = starts.len() - 1;
+        let n = strips.min(target_partitions.max(1)).max(1);
+        let partitions: Vec<_> = (0..n)
+            .map(|p| starts[p * strips / n]..starts[(p + 1) * strips / n])
+            .collect();
+        let mut parts = self.parts();
+        parts.blocks = blocks;
+        parts.partitions = partitions;
+        parts.order = ScanOrder::SceneMajor;
+        parts.scenes_per_read = scenes_per_read.max(1);
+        Self::from_parts(parts).map(Some)
     }
 
     /// Rebuild a planned scan from its parts (as shipped to a cluster's
@@ -163,6 +242,8 @@ impl SceneScanExec {
             partitions,
             batch_size,
             filter,
+            order,
+            scenes_per_read,
         } = parts;
         if let Some(bad) = partitions.iter().find(|p| p.end > blocks.len()) {
             return Err(DataFusionError::Internal(format!(
@@ -179,6 +260,7 @@ impl SceneScanExec {
             &archive,
             &blocks,
             &partitions,
+            order,
         )?);
         Ok(SceneScanExec {
             archive,
@@ -193,6 +275,8 @@ impl SceneScanExec {
             tokens: None,
             batch_size,
             filter,
+            order,
+            scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -218,6 +302,7 @@ impl SceneScanExec {
             &self.archive,
             &self.blocks,
             &partitions,
+            self.order,
         )?);
         Ok(SceneScanExec {
             archive: self.archive.clone(),
@@ -232,6 +317,8 @@ impl SceneScanExec {
             tokens: Some(tokens),
             batch_size: self.batch_size,
             filter: self.filter.clone(),
+            order: self.order,
+            scenes_per_read: self.scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -278,6 +365,8 @@ impl SceneScanExec {
             partitions: self.all_partitions.clone(),
             batch_size: self.batch_size,
             filter: self.filter.clone(),
+            order: self.order,
+            scenes_per_read: self.scenes_per_read,
         }
     }
 
@@ -287,6 +376,7 @@ impl SceneScanExec {
         archive: &SceneArchive,
         blocks: &[Window],
         partitions: &[std::ops::Range<usize>],
+        order: ScanOrder,
     ) -> Result<PlanProperties> {
         let has_pixel = columns.contains(&Column::Pixel);
         let mut eq = EquivalenceProperties::new(schema.clone());
@@ -299,7 +389,9 @@ impl SceneScanExec {
                     SortOptions::default(),
                 ));
             }
-            eq = EquivalenceProperties::new_with_orderings(schema.clone(), [ordering]);
+            if order == ScanOrder::PixelTime {
+                eq = EquivalenceProperties::new_with_orderings(schema.clone(), [ordering]);
+            }
             let width = archive.grid.width as i64;
             let splits: Vec<SplitPoint> = partitions
                 .iter()
@@ -338,6 +430,97 @@ impl SceneScanExec {
     pub fn filter(&self) -> Option<&ScanFilter> {
         self.filter.as_deref()
     }
+    pub fn window(&self) -> Window {
+        self.window
+    }
+    pub fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+    pub fn order(&self) -> ScanOrder {
+        self.order
+    }
+    /// The blocks partition `partition` of this plan reads, in order.
+    pub fn partition_blocks(&self, partition: usize) -> Result<&[Window]> {
+        let range = self.partitions.get(partition).cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!("SceneScanExec has no partition {partition}"))
+        })?;
+        Ok(&self.blocks[range])
+    }
+}
+
+/// Files one block read keeps open at most (well under the usual limit of
+/// 1024 descriptors per process, with a read per core).
+const OPEN_FILES: usize = 128;
+
+/// Read `bands` of `scenes` over `block`. With a filter that reads fewer
+/// bands than that, its bands are read first and the scenes with no pixel
+/// passing it in the block read nothing more (a cloudy scene costs its QA
+/// band only); the filter's result per kept scene comes back with the data.
+fn read_unit(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    block: Window,
+    filter: Option<&ScanFilter>,
+    files: &mut OpenFiles,
+) -> Result<(read::BlockData, read::ReadStats, Option<Vec<BooleanBuffer>>)> {
+    let Some(filter) = filter else {
+        let (data, stats) = read::read_block(archive, scenes, bands, block, files)?;
+        return Ok((data, stats, None));
+    };
+    let first: BTreeSet<String> = scenes
+        .iter()
+        .flat_map(|&i| filter.bands_of(archive, i))
+        .collect();
+    if bands.iter().all(|b| first.contains(b)) {
+        let (data, stats) = read::read_block(archive, scenes, bands, block, files)?;
+        return Ok((data, stats, None));
+    }
+    let first_bands: Vec<String> = bands
+        .iter()
+        .filter(|b| first.contains(*b))
+        .cloned()
+        .collect();
+    let rest: Vec<String> = bands
+        .iter()
+        .filter(|b| !first.contains(*b))
+        .cloned()
+        .collect();
+    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block, files)?;
+    let passed = filter.evaluate(archive, &data)?;
+    let (kept, kept_passed): (Vec<read::BlockScene>, Vec<BooleanBuffer>) = data
+        .scenes
+        .into_iter()
+        .zip(passed)
+        .filter(|(_, p)| p.count_set_bits() > 0)
+        .unzip();
+    let kept_ids: Vec<usize> = kept.iter().map(|s| s.scene).collect();
+    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, files)?;
+    stats.files_opened += more_stats.files_opened;
+    stats.bytes_decoded += more_stats.bytes_decoded;
+    stats.nanos += more_stats.nanos;
+    let mut more = more
+        .scenes
+        .into_iter()
+        .map(|s| (s.scene, s.bands))
+        .collect::<BTreeMap<_, _>>();
+    let scenes = kept
+        .into_iter()
+        .map(|mut s| {
+            if let Some(bands) = more.remove(&s.scene) {
+                s.bands.extend(bands);
+            }
+            s
+        })
+        .collect();
+    Ok((
+        read::BlockData {
+            window: data.window,
+            scenes,
+        },
+        stats,
+        Some(kept_passed),
+    ))
 }
 
 /// Split `window` into blocks: strips of whole grid rows, as tall as the
@@ -396,6 +579,77 @@ pub fn plan_blocks(
     blocks
 }
 
+/// Split `window` into scene-major blocks: tiles of the files (their most
+/// common block shape among the bands read), whole tiles side by side up to
+/// `block_pixels` (so a tile is decoded once per scene), as full grid rows
+/// when a row of tiles fits. Strips of stripped files are 256 rows. Blocks
+/// run row of blocks by row of blocks, left to right.
+pub fn plan_tiles(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    window: Window,
+    block_pixels: usize,
+) -> Vec<Window> {
+    if window.is_empty() {
+        return Vec::new();
+    }
+    let mut shapes: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    for &i in scenes {
+        for b in bands {
+            if let Some(band) = archive.scenes[i].bands.get(b) {
+                let (bw, bh) = band.meta.block;
+                let shape = if bw < band.geom.width && bh > 1 {
+                    (bw, bh)
+                } else {
+                    (window.cols, 256)
+                };
+                *shapes.entry(shape).or_default() += 1;
+            }
+        }
+    }
+    let (tw, th) = shapes
+        .into_iter()
+        .max_by_key(|(shape, n)| (*n, *shape))
+        .map(|(shape, _)| shape)
+        .unwrap_or((window.cols, 256));
+    let (tw, mut h) = (tw.max(1), th.max(1));
+    let budget = block_pixels.max(1);
+    while h > 1 && h * tw > budget {
+        h /= 2;
+    }
+    // Whole rows of the window when they fit, else as many tiles as fit.
+    let full = h * window.cols <= budget;
+    let w = if full {
+        window.cols
+    } else {
+        (budget / (h * tw)).max(1) * tw
+    };
+    let mut blocks = Vec::new();
+    let mut r = window.row;
+    while r < window.row_end() {
+        let r_end = ((r.div_euclid(h as i64) + 1) * h as i64).min(window.row_end());
+        let mut c = window.col;
+        while c < window.col_end() {
+            // Block edges on multiples of the block width in grid columns.
+            let c_end = if full {
+                window.col_end()
+            } else {
+                ((c.div_euclid(w as i64) + 1) * w as i64).min(window.col_end())
+            };
+            blocks.push(Window {
+                row: r,
+                col: c,
+                rows: (r_end - r) as usize,
+                cols: (c_end - c) as usize,
+            });
+            c = c_end;
+        }
+        r = r_end;
+    }
+    blocks
+}
+
 impl DisplayAs for SceneScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         match t {
@@ -414,6 +668,13 @@ impl DisplayAs for SceneScanExec {
                     self.blocks.len(),
                     self.partitions.len()
                 )?;
+                if self.order == ScanOrder::SceneMajor {
+                    write!(
+                        f,
+                        ", order=scene-major, scenes_per_read={}",
+                        self.scenes_per_read
+                    )?;
+                }
                 match &self.filter {
                     Some(filter) => write!(f, ", filter={filter}"),
                     None => Ok(()),
@@ -476,11 +737,41 @@ impl ExecutionPlan for SceneScanExec {
         let range = self.partitions.get(partition).cloned().ok_or_else(|| {
             DataFusionError::Internal(format!("SceneScanExec has no partition {partition}"))
         })?;
-        let blocks: Vec<Window> = self.blocks[range].to_vec();
-        progress::add_total(blocks.len());
+        // What each read covers: a block with all its scenes, or (scene-major)
+        // a block with one scene, the scenes of a block in time order.
+        let all_scenes = Arc::new(self.scenes.clone());
+        let units: Vec<(Window, Arc<Vec<usize>>, bool)> = match self.order {
+            ScanOrder::PixelTime => self.blocks[range]
+                .iter()
+                .map(|b| (*b, all_scenes.clone(), true))
+                .collect(),
+            ScanOrder::SceneMajor => self.blocks[range]
+                .iter()
+                .flat_map(|b| {
+                    let covering: Vec<usize> = self
+                        .scenes
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            !self.archive.placements[i]
+                                .footprint
+                                .window
+                                .intersect(b)
+                                .is_empty()
+                        })
+                        .collect();
+                    let reads = covering.chunks(self.scenes_per_read.max(1)).count();
+                    covering
+                        .chunks(self.scenes_per_read.max(1))
+                        .enumerate()
+                        .map(|(k, group)| (*b, Arc::new(group.to_vec()), k + 1 == reads))
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        };
+        progress::add_total(units.len());
         let m = ScanMetrics::new(&self.metrics, partition);
         let archive = self.archive.clone();
-        let scenes = Arc::new(self.scenes.clone());
         let bands = Arc::new(self.bands.clone());
         let columns = self.columns.clone();
         let schema = self.schema.clone();
@@ -491,45 +782,51 @@ impl ExecutionPlan for SceneScanExec {
         let scene_ids = archive.scene_ids();
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let filter = self.filter.clone();
-        let stream = futures::stream::iter(blocks)
-            .then(move |block| {
-                let (archive, scenes, bands, m, filter) = (
-                    archive.clone(),
-                    scenes.clone(),
-                    bands.clone(),
-                    m.clone(),
-                    filter.clone(),
-                );
+        let stream = futures::stream::iter(units)
+            .then(move |(block, scenes, block_done)| {
+                let (archive, bands, m, filter) =
+                    (archive.clone(), bands.clone(), m.clone(), filter.clone());
                 let (columns, schema, scene_ids, sensor_ids) = (
                     columns.clone(),
                     schema.clone(),
                     scene_ids.clone(),
                     sensor_ids.clone(),
                 );
+                let filter_read = filter.clone();
                 async move {
                     let a = archive.clone();
-                    let (data, stats) = tokio::task::spawn_blocking(move || {
+                    let (data, stats, passed) = tokio::task::spawn_blocking(move || {
                         let _span =
                             tracing::info_span!("scan_block", row = block.row, rows = block.rows)
                                 .entered();
-                        read::read_block(&a, &scenes, &bands, block)
+                        // Files stay open for one read only: an open GeoTIFF
+                        // holds about 1 MB of GDAL buffers, which a partition
+                        // keeping all its files open would add up.
+                        let mut files = OpenFiles::new(OPEN_FILES);
+                        read_unit(
+                            &a,
+                            &scenes,
+                            &bands,
+                            block,
+                            filter_read.as_deref(),
+                            &mut files,
+                        )
                     })
                     .await
                     .map_err(|e| {
                         DataFusionError::Execution(format!("block read task failed: {e}"))
                     })??;
-                    m.record(&stats);
+                    m.record(&stats, block_done);
                     progress::add_done(1);
                     let batches = {
                         let _t = m.filter_time.timer();
-                        BlockBatches::try_new(
-                            archive,
-                            columns,
-                            schema,
-                            data,
-                            filter.as_deref(),
-                            batch_size,
-                            scene_ids,
+                        let passed = match (passed, filter.as_deref()) {
+                            (Some(p), _) => Some(p),
+                            (None, Some(f)) => Some(f.evaluate(&archive, &data)?),
+                            (None, None) => None,
+                        };
+                        BlockBatches::with_passed(
+                            archive, columns, schema, data, passed, batch_size, scene_ids,
                             sensor_ids,
                         )?
                     };
@@ -562,7 +859,8 @@ struct ScanMetrics {
     bytes_decoded: Count,
     blocks: Count,
     read_time: Time,
-    /// Evaluating the scan filter and the footprints over each block.
+    /// Building a block's rows: the footprints, and the scan filter when
+    /// the read did not already evaluate it.
     filter_time: Time,
     baseline: BaselineMetrics,
 }
@@ -579,11 +877,12 @@ impl ScanMetrics {
             baseline: BaselineMetrics::new(set, partition),
         }
     }
-    fn record(&self, s: &read::ReadStats) {
+    /// Count one read; `block_done` when it is a block's last.
+    fn record(&self, s: &read::ReadStats, block_done: bool) {
         self.files_opened.add(s.files_opened);
         self.scenes_read.add(s.scenes_read);
         self.bytes_decoded.add(s.bytes_decoded);
-        self.blocks.add(1);
+        self.blocks.add(block_done as usize);
         self.read_time
             .add_duration(std::time::Duration::from_nanos(s.nanos));
     }

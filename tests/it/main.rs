@@ -8,5 +8,6 @@ mod layouts;
 mod pipelines;
 mod plan;
 mod realdata;
+mod tile_aggregate;
 mod timeseries;
 mod warp;

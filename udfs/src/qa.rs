@@ -28,9 +28,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, Int64Array, PrimitiveArray,
+};
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::datatypes::{
+    DataType, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type,
+};
 use datafusion::common::{Result, exec_datafusion_err, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -197,12 +201,43 @@ fn i64_arg<'a>(array: &'a ArrayRef, name: &str) -> Result<&'a Int64Array> {
 }
 
 /// `f` of every value, NULL where the input is.
-fn mask(values: &Int64Array, f: impl Fn(i64) -> bool) -> ArrayRef {
+fn mask<T>(values: &PrimitiveArray<T>, f: impl Fn(i64) -> bool) -> ArrayRef
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<i64>,
+{
     let v = values.values();
     Arc::new(BooleanArray::new(
-        BooleanBuffer::collect_bool(v.len(), |i| f(v[i])),
+        BooleanBuffer::collect_bool(v.len(), |i| f(v[i].into())),
         values.nulls().cloned(),
     ))
+}
+
+/// A one-argument mask over `qa` in its own integer type (raw QA bands are
+/// 8- or 16-bit: no widening copy), or as BIGINT after coercion.
+fn mask_any(qa: &ArrayRef, name: &str, f: impl Fn(i64) -> bool) -> Result<ArrayRef> {
+    Ok(match qa.data_type() {
+        DataType::UInt8 => mask(qa.as_primitive::<UInt8Type>(), f),
+        DataType::UInt16 => mask(qa.as_primitive::<UInt16Type>(), f),
+        DataType::Int16 => mask(qa.as_primitive::<Int16Type>(), f),
+        DataType::Int32 => mask(qa.as_primitive::<Int32Type>(), f),
+        _ => mask(i64_arg(qa, name)?, f),
+    })
+}
+
+/// Coercion of a one-argument mask: narrow integer types stay as they are
+/// (see [`mask_any`]), the rest become BIGINT.
+fn coerce_mask(signature: &str, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+    let mut types = coerce_integers(signature, arg_types)?;
+    for (t, given) in types.iter_mut().zip(arg_types) {
+        if matches!(
+            given,
+            DataType::UInt8 | DataType::UInt16 | DataType::Int16 | DataType::Int32
+        ) {
+            *t = given.clone();
+        }
+    }
+    Ok(types)
 }
 
 fn bool_result((values, nulls): (Vec<bool>, NullBuffer)) -> ArrayRef {
@@ -232,7 +267,12 @@ impl ScalarUDFImpl for QaUdf {
         match self.qa {
             Qa::BitSet => check_arity(signature, arg_types, 2, 2)?,
             Qa::Bits => check_arity(signature, arg_types, 3, 3)?,
-            Qa::LandsatC1Clear | Qa::S2Clear => check_arity(signature, arg_types, 1, 1)?,
+            Qa::S2Clear => check_arity(signature, arg_types, 1, 1)?,
+            Qa::LandsatC1Clear => {
+                check_arity(signature, arg_types, 1, 1)?;
+                return coerce_mask(signature, arg_types);
+            }
+            Qa::LandsatClear if arg_types.len() == 1 => return coerce_mask(signature, arg_types),
             Qa::LandsatClear => {
                 check_arity(signature, arg_types, 1, 2)?;
                 let mut types = coerce_integers(signature, &arg_types[..1])?;
@@ -279,9 +319,7 @@ impl ScalarUDFImpl for QaUdf {
             }
             // One-argument masks cannot fail: a bit test per value, the
             // input's NULLs kept as they are.
-            (Qa::LandsatClear, [qa]) => {
-                mask(i64_arg(qa, name)?, |q| landsat_c2_clear_value(q, false))
-            }
+            (Qa::LandsatClear, [qa]) => mask_any(qa, name, |q| landsat_c2_clear_value(q, false))?,
             (Qa::LandsatClear, [qa, drop_snow]) => {
                 let qa = i64_arg(qa, name)?;
                 let drop_snow = drop_snow
@@ -296,7 +334,7 @@ impl ScalarUDFImpl for QaUdf {
                     .collect();
                 Arc::new(BooleanArray::new(values, nulls))
             }
-            (Qa::LandsatC1Clear, [bqa]) => mask(i64_arg(bqa, name)?, landsat_c1_clear_value),
+            (Qa::LandsatC1Clear, [bqa]) => mask_any(bqa, name, landsat_c1_clear_value)?,
             (Qa::S2Clear, [scl]) => {
                 bool_result(map_i64([i64_arg(scl, name)?], |[s]| Ok(s2_clear_value(s)))?)
             }
@@ -460,6 +498,26 @@ mod tests {
         .unwrap();
         let got: Vec<Option<bool>> = out[0].column(0).as_boolean().iter().collect();
         assert_eq!(got, vec![Some(false), Some(true), None, Some(true)]);
+        // A uint16 band (as read from QA_PIXEL) is tested as it is, with the
+        // same answers and NULLs; EXPLAIN shows no widening cast.
+        let values = cases
+            .iter()
+            .map(|(qa, _, _)| format!("(CAST({qa} AS SMALLINT UNSIGNED))"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let query = format!(
+            "SELECT landsat_clear(q) FROM (VALUES {values}, (CAST(NULL AS SMALLINT UNSIGNED))) AS t(q)"
+        );
+        let out = run(&query).unwrap();
+        let got: Vec<Option<bool>> = out[0].column(0).as_boolean().iter().collect();
+        let mut want: Vec<Option<bool>> = cases.iter().map(|c| c.1).collect();
+        want.push(None);
+        assert_eq!(got, want);
+        let plan = run(&format!("EXPLAIN {query}")).unwrap();
+        let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+            .unwrap()
+            .to_string();
+        assert!(!plan.contains("CAST(t.q AS Int64)"), "{plan}");
     }
 
     #[test]

@@ -17,9 +17,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Float64Array};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, UInt16Type};
 use datafusion::common::{Result, exec_datafusion_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -99,6 +99,18 @@ impl ScalingUdf {
     }
 }
 
+/// `dn * scale + offset` over a uint16 band, NULLs kept (one loop, no
+/// widening copy first).
+fn scale_u16(dn: &ArrayRef, scale: f64, offset: f64) -> Float64Array {
+    let dn = dn.as_primitive::<UInt16Type>();
+    let values: Vec<f64> = dn
+        .values()
+        .iter()
+        .map(|&d| d as f64 * scale + offset)
+        .collect();
+    Float64Array::new(values.into(), dn.nulls().cloned())
+}
+
 impl ScalarUDFImpl for ScalingUdf {
     fn name(&self) -> &str {
         match self.scaling {
@@ -116,7 +128,14 @@ impl ScalarUDFImpl for ScalingUdf {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let signature = &self.doc.syntax_example;
         match self.scaling {
-            Scaling::LandsatSr | Scaling::LandsatSt => coerce_numeric(signature, arg_types, 1, 1),
+            Scaling::LandsatSr | Scaling::LandsatSt => {
+                let mut types = coerce_numeric(signature, arg_types, 1, 1)?;
+                // Collection 2 DNs are uint16: scaled straight from the band.
+                if arg_types[0] == DataType::UInt16 {
+                    types[0] = DataType::UInt16;
+                }
+                Ok(types)
+            }
             Scaling::ScaleOffset => coerce_numeric(signature, arg_types, 3, 3),
             Scaling::S2Sr => {
                 check_arity(signature, arg_types, 2, 2)?;
@@ -152,6 +171,12 @@ impl ScalarUDFImpl for ScalingUdf {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let name = self.name();
         let out = match (self.scaling, arrays.as_slice()) {
+            (Scaling::LandsatSr, [dn]) if dn.data_type() == &DataType::UInt16 => {
+                scale_u16(dn, LANDSAT_SR_SCALE, LANDSAT_SR_OFFSET)
+            }
+            (Scaling::LandsatSt, [dn]) if dn.data_type() == &DataType::UInt16 => {
+                scale_u16(dn, LANDSAT_ST_SCALE, LANDSAT_ST_OFFSET)
+            }
             (Scaling::LandsatSr, [dn]) => map_f64([f64_arg(dn, name)?], |[d]| {
                 Some(d * LANDSAT_SR_SCALE + LANDSAT_SR_OFFSET)
             }),
@@ -270,6 +295,20 @@ mod tests {
         );
         assert_eq!(cell("SELECT landsat_st(0)"), "149.0");
         assert_eq!(cell("SELECT landsat_st(NULL)"), "NULL");
+        // uint16 bands are scaled without a widening cast: same values
+        // (20000 · 2.75e-5 - 0.2 = 0.35; 40000 · 0.00341802 + 149 = 285.7208).
+        assert_eq!(
+            cell("SELECT abs(landsat_sr(CAST(20000 AS SMALLINT UNSIGNED)) - 0.35) < 1e-12"),
+            "true"
+        );
+        assert_eq!(
+            cell("SELECT abs(landsat_st(CAST(40000 AS SMALLINT UNSIGNED)) - 285.7208) < 1e-9"),
+            "true"
+        );
+        assert_eq!(
+            cell("SELECT landsat_sr(CAST(NULL AS SMALLINT UNSIGNED))"),
+            "NULL"
+        );
         assert_eq!(cell("SELECT scale_offset(2, 3, NULL)"), "NULL");
         assert_eq!(cell("SELECT scale_offset(2, 3, 4)"), "10.0");
     }

@@ -28,8 +28,8 @@ use std::marker::PhantomData;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, PrimitiveArray, StructArray,
-    UInt64Array,
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array,
+    PrimitiveArray, StructArray, UInt64Array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::datatypes::{
@@ -245,31 +245,32 @@ fn result_array<T: ArrowPrimitiveType>(
 where
     T::Native: TimeNative,
 {
+    // One pass over the groups, straight into the columns' buffers.
     struct Column {
         values: Vec<f64>,
-        valid: Vec<bool>,
+        valid: BooleanBufferBuilder,
     }
     impl Column {
+        #[inline(always)]
         fn push(&mut self, v: Option<f64>) {
             self.values.push(v.unwrap_or(0.0));
-            self.valid.push(v.is_some());
+            self.valid.append(v.is_some());
         }
-        fn finish(self) -> ArrayRef {
+        fn finish(mut self) -> ArrayRef {
             Arc::new(Float64Array::new(
                 self.values.into(),
-                Some(NullBuffer::from(self.valid)),
+                Some(NullBuffer::new(self.valid.finish())),
             ))
         }
     }
-    let mut cols: Vec<Column> = (0..7)
-        .map(|_| Column {
-            values: Vec::with_capacity(len),
-            valid: Vec::with_capacity(len),
-        })
-        .collect();
+    let mut cols: [Column; 7] = std::array::from_fn(|_| Column {
+        values: Vec::with_capacity(len),
+        valid: BooleanBufferBuilder::new(len),
+    });
     let mut n = Vec::with_capacity(len);
     let mut first = Vec::with_capacity(len);
     let mut last = Vec::with_capacity(len);
+    let mut ranged = BooleanBufferBuilder::new(len);
     for i in 0..len {
         let (m, range) = group(i);
         let Fit {
@@ -288,22 +289,20 @@ where
             col.push(v);
         }
         n.push(m.n as i64);
-        first.push(range.map(|r| r.0));
-        last.push(range.map(|r| r.1));
+        let (a, b) = range.unwrap_or_default();
+        first.push(a);
+        last.push(b);
+        ranged.append(range.is_some());
     }
     let mut arrays: Vec<ArrayRef> = cols.into_iter().map(Column::finish).collect();
     arrays.push(Arc::new(Int64Array::from(n)));
-    arrays.push(Arc::new(
-        first
-            .into_iter()
-            .collect::<PrimitiveArray<T>>()
-            .with_data_type(time_type.clone()),
-    ));
-    arrays.push(Arc::new(
-        last.into_iter()
-            .collect::<PrimitiveArray<T>>()
-            .with_data_type(time_type.clone()),
-    ));
+    let ranged = NullBuffer::new(ranged.finish());
+    for times in [first, last] {
+        arrays.push(Arc::new(
+            PrimitiveArray::<T>::new(times.into(), Some(ranged.clone()))
+                .with_data_type(time_type.clone()),
+        ));
+    }
     Ok(StructArray::try_new(
         result_fields(time_type),
         arrays,
@@ -682,34 +681,59 @@ where
         self.s_tv[g] = m.sxy;
     }
 
-    /// Remove the emitted groups, returning their states.
-    fn take(&mut self, emit_to: EmitTo) -> Vec<GroupState<T::Native>> {
-        let n = emit_to.take_needed(&mut self.n);
-        let mean_t = emit_to.take_needed(&mut self.mean_t);
-        let mean_v = emit_to.take_needed(&mut self.mean_v);
-        let s_tt = emit_to.take_needed(&mut self.s_tt);
-        let s_vv = emit_to.take_needed(&mut self.s_vv);
-        let s_tv = emit_to.take_needed(&mut self.s_tv);
-        let shift_t = emit_to.take_needed(&mut self.shift_t);
-        let shift_v = emit_to.take_needed(&mut self.shift_v);
-        let first = emit_to.take_needed(&mut self.first);
-        let last = emit_to.take_needed(&mut self.last);
-        (0..n.len())
-            .map(|g| GroupState {
-                m: Moments {
-                    n: n[g],
-                    mean_x: mean_t[g],
-                    mean_y: mean_v[g],
-                    sxx: s_tt[g],
-                    syy: s_vv[g],
-                    sxy: s_tv[g],
-                },
-                shift_t: shift_t[g],
-                shift_v: shift_v[g],
-                first: first[g],
-                last: last[g],
-            })
-            .collect()
+    /// Remove the emitted groups, returning their states (column by
+    /// column, as kept: no copy into per-group structs).
+    fn take(&mut self, emit_to: EmitTo) -> Taken<T::Native> {
+        Taken {
+            n: emit_to.take_needed(&mut self.n),
+            mean_t: emit_to.take_needed(&mut self.mean_t),
+            mean_v: emit_to.take_needed(&mut self.mean_v),
+            s_tt: emit_to.take_needed(&mut self.s_tt),
+            s_vv: emit_to.take_needed(&mut self.s_vv),
+            s_tv: emit_to.take_needed(&mut self.s_tv),
+            shift_t: emit_to.take_needed(&mut self.shift_t),
+            shift_v: emit_to.take_needed(&mut self.shift_v),
+            first: emit_to.take_needed(&mut self.first),
+            last: emit_to.take_needed(&mut self.last),
+        }
+    }
+}
+
+/// Emitted groups' states, in [`TrendGroups`]' column layout.
+struct Taken<N> {
+    n: Vec<u64>,
+    mean_t: Vec<f64>,
+    mean_v: Vec<f64>,
+    s_tt: Vec<f64>,
+    s_vv: Vec<f64>,
+    s_tv: Vec<f64>,
+    shift_t: Vec<N>,
+    shift_v: Vec<f64>,
+    first: Vec<N>,
+    last: Vec<N>,
+}
+
+impl<N: Copy> Taken<N> {
+    fn len(&self) -> usize {
+        self.n.len()
+    }
+
+    #[inline(always)]
+    fn get(&self, g: usize) -> GroupState<N> {
+        GroupState {
+            m: Moments {
+                n: self.n[g],
+                mean_x: self.mean_t[g],
+                mean_y: self.mean_v[g],
+                sxx: self.s_tt[g],
+                syy: self.s_vv[g],
+                sxy: self.s_tv[g],
+            },
+            shift_t: self.shift_t[g],
+            shift_v: self.shift_v[g],
+            first: self.first[g],
+            last: self.last[g],
+        }
     }
 }
 
@@ -751,7 +775,8 @@ where
         let groups = self.take(emit_to);
         let scale = self.scale;
         let array = result_array::<T>(&self.time_type, groups.len(), |g| {
-            (groups[g].absolute(scale), groups[g].range())
+            let s = groups.get(g);
+            (s.absolute(scale), s.range())
         })?;
         Ok(Arc::new(array))
     }
@@ -762,7 +787,7 @@ where
             &self.time_type,
             self.scale,
             groups.len(),
-            |g| groups[g],
+            |g| groups.get(g),
         ))
     }
 

@@ -1,0 +1,689 @@
+//! `GROUP BY pixel` over a scene scan without hashing and without holding
+//! every date of a block: [`TileAggregateExec`] aggregates a scene-major
+//! scan ([`ScanOrder::SceneMajor`]) one block at a time. A row's group is
+//! its pixel's offset in the block (dense, known from the pixel number), so
+//! the accumulators (DataFusion `GroupsAccumulator`s, the same ones
+//! `AggregateExec` would use) are fed without a hash table; when the scan
+//! moves to the next block the block's groups are emitted and dropped.
+//! Memory is one block's accumulator state plus one scene's pixels of it,
+//! whatever the size of the grid.
+//!
+//! Each pixel's rows still arrive in time order (the scan reads a block's
+//! scenes in time order), so order-dependent accumulators see what they see
+//! under `AggregateExec`; aggregates with their own `ORDER BY`, `DISTINCT`,
+//! or without a `GroupsAccumulator` are left to `AggregateExec`.
+//!
+//! [`TileAggregates`] is the physical optimizer rule that puts it in place
+//! of an `AggregateExec` (`Single` or `SinglePartitioned`) grouping by the
+//! scan's `pixel` (and optionally `row`, `col`, `x`, `y`) directly over a
+//! scene scan. Its output is sorted by pixel only when blocks are whole grid
+//! rows; if anything above needs an order the plan then lacks, the rule
+//! leaves the plan as it was.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
+};
+use datafusion::arrow::compute::{SortOptions, filter_record_batch};
+use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{ScalarValue, SplitPoint};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
+use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion::physical_expr::expressions::Column as ColumnExpr;
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr,
+    RangePartitioning,
+};
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+use crate::grid::{Grid, Window};
+use crate::provider::Column;
+use crate::scan::{ScanOrder, SceneScanExec};
+use crate::session::SceneqlOptions;
+
+/// Aggregates a scene-major scan per block; see the module docs.
+#[derive(Debug)]
+pub struct TileAggregateExec {
+    input: Arc<dyn ExecutionPlan>,
+    /// Per group expression: the scan column it is (pixel, row, col, x, y).
+    groups: Vec<Column>,
+    /// The index of `pixel` in the scan's output.
+    pixel_index: usize,
+    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl TileAggregateExec {
+    /// The replacement of `agg`, if it groups by pixel directly over a scene
+    /// scan with aggregates this operator runs (see the module docs).
+    pub fn try_from_aggregate(
+        agg: &AggregateExec,
+        options: &SceneqlOptions,
+        target_partitions: usize,
+    ) -> Result<Option<Self>> {
+        if !matches!(
+            agg.mode(),
+            AggregateMode::Single | AggregateMode::SinglePartitioned
+        ) || agg.group_expr().has_grouping_set()
+            || agg.group_expr().expr().is_empty()
+            || agg.limit_options().is_some()
+        {
+            return Ok(None);
+        }
+        // The scan, as DataFusion leaves it: maybe wrapped to yield to the
+        // async runtime now and then (kept so, around the new scan).
+        let (scan, cooperative) = match agg.input().downcast_ref::<CooperativeExec>() {
+            Some(c) => (c.input(), true),
+            None => (agg.input(), false),
+        };
+        let Some(scan) = scan.downcast_ref::<SceneScanExec>() else {
+            return Ok(None);
+        };
+        if scan.order() != ScanOrder::PixelTime {
+            return Ok(None);
+        }
+        let mut groups = Vec::new();
+        for (e, _) in agg.group_expr().expr() {
+            let Some(c) = e.downcast_ref::<ColumnExpr>() else {
+                return Ok(None);
+            };
+            match scan.columns().get(c.index()) {
+                Some(col @ (Column::Pixel | Column::Row | Column::Col | Column::X | Column::Y)) => {
+                    groups.push(col.clone())
+                }
+                _ => return Ok(None),
+            }
+        }
+        let Some(pixel_index) = scan.columns().iter().position(|c| *c == Column::Pixel) else {
+            return Ok(None);
+        };
+        if !groups.contains(&Column::Pixel) {
+            return Ok(None);
+        }
+        let supported = agg.aggr_expr().iter().all(|a| {
+            a.groups_accumulator_supported() && !a.is_distinct() && a.order_bys().is_empty()
+        });
+        if !supported {
+            return Ok(None);
+        }
+        let Some(scan) = scan.scene_major(
+            options.block_pixels,
+            options.scenes_per_read,
+            target_partitions,
+        )?
+        else {
+            return Ok(None);
+        };
+        let mut input: Arc<dyn ExecutionPlan> = Arc::new(scan);
+        if cooperative {
+            input = Arc::new(CooperativeExec::new(input));
+        }
+        Self::try_new(
+            input,
+            groups,
+            pixel_index,
+            agg.aggr_expr().to_vec(),
+            agg.filter_expr().to_vec(),
+            agg.schema(),
+        )
+        .map(Some)
+    }
+
+    fn try_new(
+        input: Arc<dyn ExecutionPlan>,
+        groups: Vec<Column>,
+        pixel_index: usize,
+        aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+        filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+        schema: SchemaRef,
+    ) -> Result<Self> {
+        let scan = scan_of(&input)?;
+        if scan.order() != ScanOrder::SceneMajor {
+            return Err(DataFusionError::Internal(
+                "TileAggregateExec needs a scene-major scan".into(),
+            ));
+        }
+        let properties = Arc::new(properties_for(&schema, &groups, scan)?);
+        Ok(TileAggregateExec {
+            input,
+            groups,
+            pixel_index,
+            aggr_expr,
+            filter_expr,
+            schema,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
+    }
+}
+
+/// The scene scan `plan` is (or wraps in a `CooperativeExec`).
+fn scan_of(plan: &Arc<dyn ExecutionPlan>) -> Result<&SceneScanExec> {
+    let inner = match plan.downcast_ref::<CooperativeExec>() {
+        Some(c) => c.input(),
+        None => plan,
+    };
+    inner.downcast_ref::<SceneScanExec>().ok_or_else(|| {
+        DataFusionError::Internal(format!(
+            "TileAggregateExec reads a scene scan, got {}",
+            plan.name()
+        ))
+    })
+}
+
+/// Partitions: the scan's (disjoint pixel ranges); sorted by pixel when
+/// every block is a run of whole window rows (blocks then follow pixel order).
+fn properties_for(
+    schema: &SchemaRef,
+    groups: &[Column],
+    scan: &SceneScanExec,
+) -> Result<PlanProperties> {
+    let pixel_at = groups
+        .iter()
+        .position(|c| *c == Column::Pixel)
+        .ok_or_else(|| DataFusionError::Internal("TileAggregateExec groups by pixel".into()))?;
+    let pixel = PhysicalSortExpr::new(
+        Arc::new(ColumnExpr::new(schema.field(pixel_at).name(), pixel_at)),
+        SortOptions::default(),
+    );
+    let partitions = scan.properties().output_partitioning().partition_count();
+    let whole_rows = (0..partitions).all(|p| {
+        scan.partition_blocks(p)
+            .map(|b| b.iter().all(|w| w.cols == scan.window().cols))
+            .unwrap_or(false)
+    });
+    let eq = if whole_rows {
+        EquivalenceProperties::new_with_orderings(schema.clone(), [[pixel.clone()]])
+    } else {
+        EquivalenceProperties::new(schema.clone())
+    };
+    let width = scan.archive().grid.width as i64;
+    let splits = (1..partitions)
+        .map(|p| {
+            let first_row = scan
+                .partition_blocks(p)?
+                .first()
+                .map(|b| b.row)
+                .unwrap_or(0);
+            Ok(SplitPoint::new(vec![ScalarValue::Int64(Some(
+                first_row * width,
+            ))]))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let lex = LexOrdering::new([pixel])
+        .ok_or_else(|| DataFusionError::Internal("empty ordering".into()))?;
+    Ok(PlanProperties::new(
+        eq,
+        Partitioning::Range(RangePartitioning::try_new(lex, splits)?),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
+}
+
+impl DisplayAs for TileAggregateExec {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let groups: Vec<String> = (0..self.groups.len())
+            .map(|i| self.schema.field(i).name().clone())
+            .collect();
+        let aggr: Vec<&str> = self.aggr_expr.iter().map(|a| a.name()).collect();
+        match t {
+            DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
+                f,
+                "TileAggregateExec: gby=[{}], aggr=[{}]",
+                groups.join(", "),
+                aggr.join(", ")
+            ),
+            DisplayFormatType::TreeRender => {
+                write!(f, "gby={}\naggr={}", groups.join(", "), aggr.join(", "))
+            }
+        }
+    }
+}
+
+impl ExecutionPlan for TileAggregateExec {
+    fn name(&self) -> &'static str {
+        "TileAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        let mut recursion = TreeNodeRecursion::Continue;
+        for a in &self.aggr_expr {
+            for e in a.expressions() {
+                recursion = f(&e)?;
+                if recursion == TreeNodeRecursion::Stop {
+                    return Ok(recursion);
+                }
+            }
+        }
+        for e in self.filter_expr.iter().flatten() {
+            recursion = f(e)?;
+            if recursion == TreeNodeRecursion::Stop {
+                return Ok(recursion);
+            }
+        }
+        Ok(recursion)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| DataFusionError::Internal("TileAggregateExec has one child".into()))?;
+        Ok(Arc::new(TileAggregateExec::try_new(
+            input,
+            self.groups.clone(),
+            self.pixel_index,
+            self.aggr_expr.clone(),
+            self.filter_expr.clone(),
+            self.schema.clone(),
+        )?))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let scan = scan_of(&self.input)?;
+        let blocks = scan.partition_blocks(partition)?.to_vec();
+        let grid = scan.archive().grid.clone();
+        let input = self.input.execute(partition, context.clone())?;
+        let state = BlockAggregation {
+            exec: Shared {
+                groups: self.groups.clone(),
+                pixel_index: self.pixel_index,
+                aggr_expr: self.aggr_expr.clone(),
+                filter_expr: self.filter_expr.clone(),
+                schema: self.schema.clone(),
+                batch_size: context.session_config().batch_size().max(1),
+            },
+            grid,
+            blocks,
+            current: None,
+            metrics: TileMetrics::new(&self.metrics, partition),
+            out: VecDeque::new(),
+        };
+        let stream = futures::stream::unfold(
+            (input, state, false),
+            |(mut input, mut state, mut finished)| async move {
+                loop {
+                    if let Some(b) = state.out.pop_front() {
+                        return Some((Ok(b), (input, state, finished)));
+                    }
+                    if finished {
+                        return None;
+                    }
+                    let step = match input.next().await {
+                        Some(Ok(batch)) => state.push(&batch),
+                        Some(Err(e)) => Err(e),
+                        None => {
+                            finished = true;
+                            state.finish()
+                        }
+                    };
+                    if let Err(e) = step {
+                        // Nothing more after an error.
+                        state.out.clear();
+                        return Some((Err(e), (input, state, true)));
+                    }
+                }
+            },
+        );
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            stream,
+        )))
+    }
+}
+
+/// What every partition's aggregation needs from the plan.
+struct Shared {
+    groups: Vec<Column>,
+    pixel_index: usize,
+    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
+    filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    schema: SchemaRef,
+    batch_size: usize,
+}
+
+/// The block being aggregated.
+struct OpenBlock {
+    /// Index into the partition's blocks.
+    index: usize,
+    window: Window,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+    /// Which pixel offsets had a row.
+    seen: Vec<bool>,
+    /// Scratch: the current batch's group indices.
+    indices: Vec<usize>,
+}
+
+struct BlockAggregation {
+    exec: Shared,
+    grid: Grid,
+    blocks: Vec<Window>,
+    current: Option<OpenBlock>,
+    metrics: TileMetrics,
+    out: VecDeque<RecordBatch>,
+}
+
+#[derive(Clone)]
+struct TileMetrics {
+    blocks: Count,
+    emit_time: Time,
+    baseline: BaselineMetrics,
+}
+
+impl TileMetrics {
+    fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        TileMetrics {
+            blocks: MetricBuilder::new(set).counter("blocks", partition),
+            emit_time: MetricBuilder::new(set).subset_time("emit_time", partition),
+            baseline: BaselineMetrics::new(set, partition),
+        }
+    }
+}
+
+impl BlockAggregation {
+    /// Aggregate one scan batch (all its rows are in one block).
+    fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let pixels = batch
+            .column(self.exec.pixel_index)
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| DataFusionError::Internal("pixel is a BIGINT column".into()))?
+            .values();
+        let width = self.grid.width as i64;
+        let (row, col) = (pixels[0].div_euclid(width), pixels[0].rem_euclid(width));
+        let inside =
+            |w: &Window| row >= w.row && row < w.row_end() && col >= w.col && col < w.col_end();
+        if !self.current.as_ref().is_some_and(|b| inside(&b.window)) {
+            let from = match self.current.take() {
+                Some(open) => {
+                    let next = open.index + 1;
+                    self.emit(open)?;
+                    next
+                }
+                None => 0,
+            };
+            let index = (from..self.blocks.len())
+                .find(|&i| inside(&self.blocks[i]))
+                .ok_or_else(|| {
+                    DataFusionError::Internal(format!(
+                        "scan row of pixel {} is outside the partition's remaining blocks",
+                        pixels[0]
+                    ))
+                })?;
+            self.current = Some(self.open(index)?);
+        }
+        let _compute = self.metrics.baseline.elapsed_compute().timer();
+        let open = self
+            .current
+            .as_mut()
+            .ok_or_else(|| DataFusionError::Internal("no open block".into()))?;
+        block_indices(pixels, width, &open.window, &mut open.indices)?;
+        for &g in &open.indices {
+            open.seen[g] = true;
+        }
+        let total = open.seen.len();
+        for ((acc, aggr), filter) in open
+            .accumulators
+            .iter_mut()
+            .zip(&self.exec.aggr_expr)
+            .zip(&self.exec.filter_expr)
+        {
+            let values = aggr
+                .expressions()
+                .iter()
+                .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
+                .collect::<Result<Vec<_>>>()?;
+            let filter = match filter {
+                Some(f) => Some(f.evaluate(batch)?.into_array(batch.num_rows())?),
+                None => None,
+            };
+            let filter = filter
+                .as_ref()
+                .map(|f| {
+                    f.as_boolean_opt().ok_or_else(|| {
+                        DataFusionError::Internal("an aggregate FILTER is boolean".into())
+                    })
+                })
+                .transpose()?;
+            acc.update_batch(&values, &open.indices, filter, total)?;
+        }
+        Ok(())
+    }
+
+    fn open(&self, index: usize) -> Result<OpenBlock> {
+        let window = self.blocks[index];
+        let accumulators = self
+            .exec
+            .aggr_expr
+            .iter()
+            .map(|a| a.create_groups_accumulator())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(OpenBlock {
+            index,
+            window,
+            accumulators,
+            seen: vec![false; window.rows * window.cols],
+            indices: Vec::new(),
+        })
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        match self.current.take() {
+            Some(open) => self.emit(open),
+            None => Ok(()),
+        }
+    }
+
+    /// The block's groups that had rows, by pixel offset, in batches.
+    fn emit(&mut self, mut open: OpenBlock) -> Result<()> {
+        let _t = self.metrics.emit_time.timer();
+        let _compute = self.metrics.baseline.elapsed_compute().timer();
+        let _span = tracing::info_span!(
+            "tile_aggregate_emit",
+            row = open.window.row,
+            col = open.window.col
+        )
+        .entered();
+        self.metrics.blocks.add(1);
+        let win = open.window;
+        let len = open.seen.len();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.exec.schema.fields().len());
+        let row = |i: usize| win.row + (i / win.cols) as i64;
+        let col = |i: usize| win.col + (i % win.cols) as i64;
+        for c in &self.exec.groups {
+            let a: ArrayRef = match c {
+                Column::Pixel => {
+                    let width = self.grid.width as i64;
+                    Arc::new(Int64Array::from_iter_values(
+                        (0..len).map(|i| row(i) * width + col(i)),
+                    ))
+                }
+                Column::Row => Arc::new(Int32Array::from_iter_values(
+                    (0..len).map(|i| row(i) as i32),
+                )),
+                Column::Col => Arc::new(Int32Array::from_iter_values(
+                    (0..len).map(|i| col(i) as i32),
+                )),
+                Column::X => Arc::new(Float64Array::from_iter_values(
+                    (0..len).map(|i| self.grid.x(col(i))),
+                )),
+                Column::Y => Arc::new(Float64Array::from_iter_values(
+                    (0..len).map(|i| self.grid.y(row(i))),
+                )),
+                other => {
+                    return Err(DataFusionError::Internal(format!(
+                        "TileAggregateExec cannot group by {other:?}"
+                    )));
+                }
+            };
+            columns.push(a);
+        }
+        for acc in open.accumulators.iter_mut() {
+            columns.push(acc.evaluate(EmitTo::All)?);
+        }
+        let batch = RecordBatch::try_new(self.exec.schema.clone(), columns)?;
+        let batch = if open.seen.iter().all(|&s| s) {
+            batch
+        } else {
+            let keep = BooleanArray::from(std::mem::take(&mut open.seen));
+            filter_record_batch(&batch, &keep)?
+        };
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let n = self.exec.batch_size.min(batch.num_rows() - offset);
+            let b = batch.slice(offset, n);
+            self.metrics.baseline.record_output(n);
+            self.out.push_back(b);
+            offset += n;
+        }
+        Ok(())
+    }
+}
+
+/// Each pixel's offset in `block` (row-major), into `out`. Pixels of a scan
+/// batch ascend, so rows are found by stepping, not dividing.
+fn block_indices(pixels: &[i64], width: i64, block: &Window, out: &mut Vec<usize>) -> Result<()> {
+    out.clear();
+    out.reserve(pixels.len());
+    let outside = |p: i64| {
+        DataFusionError::Internal(format!(
+            "scan row of pixel {p} is outside its block {block:?}"
+        ))
+    };
+    let mut row = block.row;
+    let mut row_start = row * width;
+    for &p in pixels {
+        if p < row_start {
+            row = p.div_euclid(width);
+            row_start = row * width;
+        }
+        while p >= row_start + width {
+            row += 1;
+            row_start += width;
+        }
+        let col = p - row_start;
+        if row >= block.row_end() || row < block.row || col < block.col || col >= block.col_end() {
+            return Err(outside(p));
+        }
+        out.push((row - block.row) as usize * block.cols + (col - block.col) as usize);
+    }
+    Ok(())
+}
+
+/// Physical optimizer rule: `AggregateExec` grouping by pixel over a scene
+/// scan becomes a [`TileAggregateExec`] over the same scan made scene-major
+/// (unless `sceneql.tile_aggregate` is false). Kept only when every
+/// operator's ordering and distribution needs still hold.
+#[derive(Debug, Default)]
+pub struct TileAggregates;
+
+impl PhysicalOptimizerRule for TileAggregates {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let options = config
+            .extensions
+            .get::<SceneqlOptions>()
+            .cloned()
+            .unwrap_or_default();
+        if !options.tile_aggregate {
+            return Ok(plan);
+        }
+        let target = config.execution.target_partitions;
+        let rewritten = plan.clone().transform_up(|node| {
+            let Some(agg) = node.downcast_ref::<AggregateExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            match TileAggregateExec::try_from_aggregate(agg, &options, target)? {
+                Some(tile) => Ok(Transformed::yes(Arc::new(tile) as Arc<dyn ExecutionPlan>)),
+                None => Ok(Transformed::no(node)),
+            }
+        })?;
+        if !rewritten.transformed {
+            return Ok(plan);
+        }
+        // An order or distribution some operator needs and the rewritten
+        // plan no longer gives (e.g. a Parquet sink keeping the pixel order
+        // over blocks narrower than the grid): keep DataFusion's plan.
+        match SanityCheckPlan::new().optimize(rewritten.data.clone(), config) {
+            Ok(_) => Ok(rewritten.data),
+            Err(_) => Ok(plan),
+        }
+    }
+
+    fn name(&self) -> &str {
+        "tile_aggregates"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_offsets_step_through_rows() {
+        let block = Window {
+            row: 2,
+            col: 3,
+            rows: 2,
+            cols: 4,
+        };
+        let width = 10;
+        let pixels = [23, 26, 33, 36, 23];
+        let mut out = Vec::new();
+        block_indices(&pixels, width, &block, &mut out).unwrap();
+        assert_eq!(out, vec![0, 3, 4, 7, 0]);
+        assert!(block_indices(&[27], width, &block, &mut out).is_err());
+        assert!(block_indices(&[13], width, &block, &mut out).is_err());
+    }
+}

@@ -1,0 +1,125 @@
+//! `GROUP BY pixel` per block (`TileAggregateExec` over a scene-major scan)
+//! gives exactly the rows of DataFusion's hash aggregation over the
+//! (pixel, time)-ordered scan, on a mosaic whose scenes cover different
+//! parts of the grid, with nodata, a scan filter, FILTER clauses, extra
+//! coordinate group columns, and blocks narrower than the grid.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
+use datafusion::prelude::SessionContext;
+
+use super::common::*;
+
+/// Two overlapping, offset footprints (40 x 30 px each, the second 10 px
+/// east and 5 px south), 3 dates each, 16 x 16 tiles, nodata 0.
+fn mosaic(dir: &std::path::Path) {
+    for (scene, (dx, dy)) in [("a", (0.0, 0.0)), ("b", (100.0, -50.0))] {
+        for (d, date) in ["20200105", "20200321", "20200610"].iter().enumerate() {
+            for (b, band) in ["red", "nir"].iter().enumerate() {
+                let data: Vec<u16> = (0..40 * 30)
+                    .map(|i| {
+                        let v = ((i * 37 + d * 101 + b * 53 + dx as usize) % 997) as u16;
+                        if v.is_multiple_of(11) { 0 } else { v + 1 }
+                    })
+                    .collect();
+                sceneql::sample::write_geotiff(
+                    &dir.join(format!("{scene}_{date}_{band}.tif")),
+                    32633,
+                    (300_000.0 + dx, 5_000_000.0 + dy),
+                    10.0,
+                    (40, 30),
+                    data,
+                    Some(0.0),
+                    16,
+                )
+                .unwrap();
+            }
+        }
+    }
+}
+
+const QUERY: &str = "SELECT pixel, x, y, count(*) AS n, count(red) AS n_red, sum(red) AS s, \
+     min(nir) AS lo, avg(CAST(nir AS DOUBLE)) AS mean_nir, \
+     trend(CAST(red AS DOUBLE), time)['slope'] AS slope, \
+     count(nir) FILTER (WHERE red > 500) AS bright \
+     FROM m WHERE nir > 100 GROUP BY pixel, x, y";
+
+async fn table(dir: &std::path::Path) -> SessionContext {
+    let ctx = ctx();
+    query(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE m STORED AS SCENES LOCATION '{}' OPTIONS ('pattern' '^(?P<scene>[ab]_(?P<date>\\d{{8}}))_(?P<band>\\w+)\\.tif$')",
+            location(dir)
+        ),
+    )
+    .await;
+    ctx
+}
+
+/// All rows, sorted by pixel (the first column).
+fn sorted(batches: &[RecordBatch]) -> RecordBatch {
+    let all = concat_batches(&batches[0].schema(), batches).unwrap();
+    let order = sort_to_indices(all.column(0), None, None).unwrap();
+    take_record_batch(&all, &order).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_block_aggregation_equals_hash_aggregation() {
+    let d = tempfile::tempdir().unwrap();
+    mosaic(d.path());
+    let ctx = table(d.path()).await;
+    query(&ctx, "SET sceneql.tile_aggregate = false").await;
+    let plan = explain(&ctx, QUERY).await;
+    assert!(plan.contains("AggregateExec"), "{plan}");
+    assert!(!plan.contains("TileAggregateExec"), "{plan}");
+    let reference = sorted(&query(&ctx, QUERY).await);
+    assert!(reference.num_rows() > 1000, "{}", reference.num_rows());
+    query(&ctx, "SET sceneql.tile_aggregate = true").await;
+    // Whole grid rows per block (sorted output) and blocks of one or two
+    // tiles (output sorted per block only).
+    for block_pixels in [1 << 20, 512, 256, 100] {
+        query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
+        let plan = explain(&ctx, QUERY).await;
+        assert!(plan.contains("TileAggregateExec"), "{block_pixels}: {plan}");
+        assert!(plan.contains("order=scene-major"), "{block_pixels}: {plan}");
+        let got = sorted(&query(&ctx, QUERY).await);
+        assert_eq!(got, reference, "block_pixels = {block_pixels}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_above_are_kept_and_copy_writes_every_row() {
+    let d = tempfile::tempdir().unwrap();
+    mosaic(d.path());
+    let ctx = table(d.path()).await;
+    let ordered = format!("{QUERY} ORDER BY pixel");
+    query(&ctx, "SET sceneql.tile_aggregate = false").await;
+    let reference = query(&ctx, &ordered).await;
+    let reference = concat_batches(&reference[0].schema(), &reference).unwrap();
+    query(&ctx, "SET sceneql.tile_aggregate = true").await;
+    for block_pixels in [1 << 20, 256] {
+        query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
+        // ORDER BY is honoured whether or not the per-block plan is kept.
+        let got = query(&ctx, &ordered).await;
+        let got = concat_batches(&got[0].schema(), &got).unwrap();
+        assert_eq!(got, reference, "block_pixels = {block_pixels}");
+        // A COPY without ORDER BY (the statement runner's path) writes
+        // every row.
+        let out = d.path().join(format!("out_{block_pixels}.parquet"));
+        sceneql::run::run_sql(
+            &ctx,
+            &format!("COPY ({QUERY}) TO '{}'", out.display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        let create = format!(
+            "CREATE EXTERNAL TABLE copied_{block_pixels} STORED AS PARQUET LOCATION '{}'",
+            out.display()
+        );
+        query(&ctx, &create).await;
+        let written = query(&ctx, &format!("SELECT * FROM copied_{block_pixels}")).await;
+        assert_eq!(sorted(&written), reference, "block_pixels = {block_pixels}");
+    }
+}
