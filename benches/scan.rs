@@ -14,7 +14,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::physical_plan::ExecutionPlan;
 use sceneql::provider::{Column, SceneArchive, SceneTable};
-use sceneql::raster::OpenFiles;
 use sceneql::scan::filter::ScanFilter;
 use sceneql::scan::{SceneScanExec, batch::BlockBatches, plan_blocks, read::read_block};
 
@@ -70,10 +69,7 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(obs));
     g.bench_function("block_read_3_bands", |b| {
-        // Files opened afresh each time, as the floor's reader does.
-        b.iter(|| {
-            read_block(&archive, &scenes, &bands, block, &mut OpenFiles::new(128)).expect("read")
-        })
+        b.iter(|| read_block(&archive, &scenes, &bands, block).expect("read"))
     });
     let all = vec![
         Column::Pixel,
@@ -94,7 +90,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || {
-                    read_block(&archive, &scenes, &bands, block, &mut OpenFiles::new(128))
+                    read_block(&archive, &scenes, &bands, block)
                         .expect("read")
                         .0
                 },

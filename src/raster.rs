@@ -162,48 +162,16 @@ pub fn open(path: &str) -> Result<Dataset> {
     })
 }
 
-/// Datasets open during a read that may use a file more than once (the
-/// bands of one multi-band file; a filter's bands, then the others), at
-/// most `cap`, the oldest closed first.
-pub struct OpenFiles {
-    files: std::collections::HashMap<String, Dataset>,
-    order: std::collections::VecDeque<String>,
-    cap: usize,
-    /// Files opened so far.
-    pub opened: usize,
-}
-
-impl OpenFiles {
-    pub fn new(cap: usize) -> Self {
-        OpenFiles {
-            files: Default::default(),
-            order: Default::default(),
-            cap: cap.max(1),
-            opened: 0,
-        }
-    }
-
-    /// The open dataset of `path`, opened now if it is not.
-    pub fn get(&mut self, path: &str) -> Result<&Dataset> {
-        if !self.files.contains_key(path) {
-            while self.files.len() >= self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.files.remove(&old);
-                    }
-                    None => break,
-                }
-            }
-            let ds = open(path)?;
-            self.opened += 1;
-            self.files.insert(path.to_string(), ds);
-            self.order.push_back(path.to_string());
-        }
-        self.files.get(path).ok_or_else(|| SceneError::Unreadable {
-            path: path.to_string(),
-            message: "internal: an opened dataset went missing".into(),
-        })
-    }
+/// Open a file to read pixels whose metadata the table already holds:
+/// without listing its folder for side-car files (`.aux.xml`, `.ovr`,
+/// `.msk`), which the pixel reads do not use; that listing is much of the
+/// cost of an open in a folder of many scenes.
+pub fn open_for_read(path: &str) -> Result<Dataset> {
+    // Per thread (a scan read's blocking thread), so other opens keep
+    // GDAL's defaults.
+    let _ =
+        gdal::config::set_thread_local_config_option("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
+    open(path)
 }
 
 /// Inspect a file's geometry and bands (metadata only: no pixel is read).

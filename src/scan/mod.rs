@@ -51,7 +51,6 @@ use serde::{Deserialize, Serialize};
 use crate::grid::Window;
 use crate::progress;
 use crate::provider::{Column, SceneArchive};
-use crate::raster::OpenFiles;
 use batch::BlockBatches;
 use filter::ScanFilter;
 
@@ -448,10 +447,6 @@ impl SceneScanExec {
     }
 }
 
-/// Files one block read keeps open at most (well under the usual limit of
-/// 1024 descriptors per process, with a read per core).
-const OPEN_FILES: usize = 128;
-
 /// Read `bands` of `scenes` over `block`. With a filter that reads fewer
 /// bands than that, its bands are read first and the scenes with no pixel
 /// passing it in the block read nothing more (a cloudy scene costs its QA
@@ -462,10 +457,9 @@ fn read_unit(
     bands: &[String],
     block: Window,
     filter: Option<&ScanFilter>,
-    files: &mut OpenFiles,
 ) -> Result<(read::BlockData, read::ReadStats, Option<Vec<BooleanBuffer>>)> {
     let Some(filter) = filter else {
-        let (data, stats) = read::read_block(archive, scenes, bands, block, files)?;
+        let (data, stats) = read::read_block(archive, scenes, bands, block)?;
         return Ok((data, stats, None));
     };
     let first: BTreeSet<String> = scenes
@@ -473,7 +467,7 @@ fn read_unit(
         .flat_map(|&i| filter.bands_of(archive, i))
         .collect();
     if bands.iter().all(|b| first.contains(b)) {
-        let (data, stats) = read::read_block(archive, scenes, bands, block, files)?;
+        let (data, stats) = read::read_block(archive, scenes, bands, block)?;
         return Ok((data, stats, None));
     }
     let first_bands: Vec<String> = bands
@@ -486,7 +480,7 @@ fn read_unit(
         .filter(|b| !first.contains(*b))
         .cloned()
         .collect();
-    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block, files)?;
+    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block)?;
     let passed = filter.evaluate(archive, &data)?;
     let (kept, kept_passed): (Vec<read::BlockScene>, Vec<BooleanBuffer>) = data
         .scenes
@@ -495,7 +489,7 @@ fn read_unit(
         .filter(|(_, p)| p.count_set_bits() > 0)
         .unzip();
     let kept_ids: Vec<usize> = kept.iter().map(|s| s.scene).collect();
-    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, files)?;
+    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block)?;
     stats.files_opened += more_stats.files_opened;
     stats.bytes_decoded += more_stats.bytes_decoded;
     stats.nanos += more_stats.nanos;
@@ -799,18 +793,7 @@ impl ExecutionPlan for SceneScanExec {
                         let _span =
                             tracing::info_span!("scan_block", row = block.row, rows = block.rows)
                                 .entered();
-                        // Files stay open for one read only: an open GeoTIFF
-                        // holds about 1 MB of GDAL buffers, which a partition
-                        // keeping all its files open would add up.
-                        let mut files = OpenFiles::new(OPEN_FILES);
-                        read_unit(
-                            &a,
-                            &scenes,
-                            &bands,
-                            block,
-                            filter_read.as_deref(),
-                            &mut files,
-                        )
+                        read_unit(&a, &scenes, &bands, block, filter_read.as_deref())
                     })
                     .await
                     .map_err(|e| {

@@ -18,7 +18,7 @@ use crate::archive::Band;
 use crate::error::{Result, SceneError};
 use crate::grid::{Placement, Window};
 use crate::provider::SceneArchive;
-use crate::raster::{self, OpenFiles, SampleType, WarpSpec};
+use crate::raster::{self, SampleType, WarpSpec};
 
 /// One scene's data within a block.
 pub struct BlockScene {
@@ -46,17 +46,15 @@ pub struct ReadStats {
     pub nanos: u64,
 }
 
-/// Read `bands` of `scenes` over `window`, through the open `files`.
+/// Read `bands` of `scenes` over `window`.
 pub fn read_block(
     archive: &SceneArchive,
     scenes: &[usize],
     bands: &[String],
     window: Window,
-    files: &mut OpenFiles,
 ) -> Result<(BlockData, ReadStats)> {
     let start = Instant::now();
     let mut stats = ReadStats::default();
-    let opened_before = files.opened;
     let mut out = Vec::new();
     for &si in scenes {
         let placement = &archive.placements[si];
@@ -78,11 +76,18 @@ pub fn read_block(
         let scene = &archive.scenes[si];
         stats.scenes_read += 1;
         let mut arrays = BTreeMap::new();
+        let mut opened: BTreeMap<&str, Dataset> = BTreeMap::new();
         for name in bands {
             let Some(band) = scene.bands.get(name) else {
                 continue;
             };
-            let ds = files.get(&band.path)?;
+            let ds = match opened.remove(band.path.as_str()) {
+                Some(ds) => ds,
+                None => {
+                    stats.files_opened += 1;
+                    raster::open_for_read(&band.path)?
+                }
+            };
             let _decode = tracing::info_span!("decode", scene = %scene.id, band = %name).entered();
             let (array, bytes) = match &placement.bands[name] {
                 Placement::Aligned { row_off, col_off } => {
@@ -92,7 +97,7 @@ pub fn read_block(
                         rows: band.geom.height,
                         cols: band.geom.width,
                     };
-                    read_band(ds, band, file, window)?
+                    read_band(&ds, band, file, window)?
                 }
                 Placement::Warped => {
                     let fw = fp.window;
@@ -108,12 +113,13 @@ pub fn read_block(
                         resampling: archive.options.resampling.as_deref().unwrap_or("near"),
                         src_nodata: archive.options.nodata.for_band(name),
                     };
-                    let vrt = raster::warped_vrt(ds, &band.path, &spec)?;
+                    let vrt = raster::warped_vrt(&ds, &band.path, &spec)?;
                     read_band(&vrt, band, fw, window)?
                 }
             };
             stats.bytes_decoded += bytes;
             arrays.insert(name.clone(), array);
+            opened.insert(band.path.as_str(), ds);
         }
         out.push(BlockScene {
             scene: si,
@@ -121,7 +127,6 @@ pub fn read_block(
             bands: arrays,
         });
     }
-    stats.files_opened = files.opened - opened_before;
     stats.nanos = start.elapsed().as_nanos() as u64;
     Ok((
         BlockData {
