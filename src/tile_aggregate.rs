@@ -461,10 +461,13 @@ impl BlockAggregation {
             .current
             .as_mut()
             .ok_or_else(|| DataFusionError::Internal("no open block".into()))?;
-        block_indices(pixels, width, &open.window, &mut open.indices)?;
-        for &g in &open.indices {
-            open.seen[g] = true;
-        }
+        block_indices(
+            pixels,
+            width,
+            &open.window,
+            &mut open.indices,
+            &mut open.seen,
+        )?;
         let total = open.seen.len();
         for ((acc, aggr), filter) in open
             .accumulators
@@ -584,18 +587,24 @@ impl BlockAggregation {
     }
 }
 
-/// Each pixel's offset in `block` (row-major), into `out`. Pixels of a scan
-/// batch ascend, so rows are found by stepping, not dividing.
-fn block_indices(pixels: &[i64], width: i64, block: &Window, out: &mut Vec<usize>) -> Result<()> {
-    out.clear();
-    out.reserve(pixels.len());
-    let outside = |p: i64| {
-        DataFusionError::Internal(format!(
-            "scan row of pixel {p} is outside its block {block:?}"
-        ))
-    };
-    let mut row = block.row;
+/// Each pixel's offset in `block` (row-major), into `out`, marking each in
+/// `seen` (one flag per block pixel). Pixels of a scan batch ascend, so rows
+/// are found by stepping, not dividing. Works on local copies of the
+/// vectors so the loop keeps them in registers.
+fn block_indices(
+    pixels: &[i64],
+    width: i64,
+    block: &Window,
+    out: &mut Vec<usize>,
+    seen: &mut [bool],
+) -> Result<()> {
+    let mut indices = std::mem::take(out);
+    indices.clear();
+    indices.reserve(pixels.len());
+    let (r0, r1, c0, c1) = (block.row, block.row_end(), block.col, block.col_end());
+    let mut row = r0;
     let mut row_start = row * width;
+    let mut bad = None;
     for &p in pixels {
         if p < row_start {
             row = p.div_euclid(width);
@@ -606,12 +615,27 @@ fn block_indices(pixels: &[i64], width: i64, block: &Window, out: &mut Vec<usize
             row_start += width;
         }
         let col = p - row_start;
-        if row >= block.row_end() || row < block.row || col < block.col || col >= block.col_end() {
-            return Err(outside(p));
+        if row >= r1 || row < r0 || col < c0 || col >= c1 {
+            bad = Some(p);
+            break;
         }
-        out.push((row - block.row) as usize * block.cols + (col - block.col) as usize);
+        let g = (row - r0) as usize * block.cols + (col - c0) as usize;
+        match seen.get_mut(g) {
+            Some(s) => *s = true,
+            None => {
+                bad = Some(p);
+                break;
+            }
+        }
+        indices.push(g);
     }
-    Ok(())
+    *out = indices;
+    match bad {
+        Some(p) => Err(DataFusionError::Internal(format!(
+            "scan row of pixel {p} is outside its block {block:?}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Physical optimizer rule: `AggregateExec` grouping by pixel over a scene
@@ -681,9 +705,11 @@ mod tests {
         let width = 10;
         let pixels = [23, 26, 33, 36, 23];
         let mut out = Vec::new();
-        block_indices(&pixels, width, &block, &mut out).unwrap();
+        let mut seen = vec![false; 8];
+        block_indices(&pixels, width, &block, &mut out, &mut seen).unwrap();
         assert_eq!(out, vec![0, 3, 4, 7, 0]);
-        assert!(block_indices(&[27], width, &block, &mut out).is_err());
-        assert!(block_indices(&[13], width, &block, &mut out).is_err());
+        assert_eq!(seen, [true, false, false, true, true, false, false, true]);
+        assert!(block_indices(&[27], width, &block, &mut out, &mut seen).is_err());
+        assert!(block_indices(&[13], width, &block, &mut out, &mut seen).is_err());
     }
 }

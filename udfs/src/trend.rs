@@ -681,10 +681,12 @@ where
         self.s_tv[g] = m.sxy;
     }
 
-    /// Remove the emitted groups, returning their states (column by
-    /// column, as kept: no copy into per-group structs).
-    fn take(&mut self, emit_to: EmitTo) -> Taken<T::Native> {
-        Taken {
+    /// Remove the emitted groups, returning them as accumulator of their
+    /// own (read with [`TrendGroups::load`]: no copy into per-group structs).
+    fn take(&mut self, emit_to: EmitTo) -> Self {
+        TrendGroups {
+            time_type: self.time_type.clone(),
+            scale: self.scale,
             n: emit_to.take_needed(&mut self.n),
             mean_t: emit_to.take_needed(&mut self.mean_t),
             mean_v: emit_to.take_needed(&mut self.mean_v),
@@ -695,45 +697,12 @@ where
             shift_v: emit_to.take_needed(&mut self.shift_v),
             first: emit_to.take_needed(&mut self.first),
             last: emit_to.take_needed(&mut self.last),
+            _time: PhantomData,
         }
     }
-}
 
-/// Emitted groups' states, in [`TrendGroups`]' column layout.
-struct Taken<N> {
-    n: Vec<u64>,
-    mean_t: Vec<f64>,
-    mean_v: Vec<f64>,
-    s_tt: Vec<f64>,
-    s_vv: Vec<f64>,
-    s_tv: Vec<f64>,
-    shift_t: Vec<N>,
-    shift_v: Vec<f64>,
-    first: Vec<N>,
-    last: Vec<N>,
-}
-
-impl<N: Copy> Taken<N> {
     fn len(&self) -> usize {
         self.n.len()
-    }
-
-    #[inline(always)]
-    fn get(&self, g: usize) -> GroupState<N> {
-        GroupState {
-            m: Moments {
-                n: self.n[g],
-                mean_x: self.mean_t[g],
-                mean_y: self.mean_v[g],
-                sxx: self.s_tt[g],
-                syy: self.s_vv[g],
-                sxy: self.s_tv[g],
-            },
-            shift_t: self.shift_t[g],
-            shift_v: self.shift_v[g],
-            first: self.first[g],
-            last: self.last[g],
-        }
     }
 }
 
@@ -775,7 +744,7 @@ where
         let groups = self.take(emit_to);
         let scale = self.scale;
         let array = result_array::<T>(&self.time_type, groups.len(), |g| {
-            let s = groups.get(g);
+            let s = groups.load(g);
             (s.absolute(scale), s.range())
         })?;
         Ok(Arc::new(array))
@@ -787,7 +756,7 @@ where
             &self.time_type,
             self.scale,
             groups.len(),
-            |g| groups.get(g),
+            |g| groups.load(g),
         ))
     }
 
