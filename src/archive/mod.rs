@@ -176,11 +176,51 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
     scenes.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
 }
 
+/// `raster::inspect` of each path, in order, on as many threads as there
+/// are cores (opening files is most of a table's creation time).
+fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(paths.len().max(1));
+    let chunk = paths.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|p| raster::inspect(p)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .zip(paths.chunks(chunk))
+            .flat_map(|(h, part)| {
+                h.join().unwrap_or_else(|_| {
+                    part.iter()
+                        .map(|p| {
+                            Err(SceneError::Unreadable {
+                                path: p.to_string(),
+                                message: "inspecting the file panicked".into(),
+                            })
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    })
+}
+
 /// Group matched files into scenes and inspect every file with GDAL.
 fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result<Vec<Scene>> {
     let mut scenes: BTreeMap<String, Scene> = BTreeMap::new();
     let mut geoms: Vec<Arc<RasterGeom>> = Vec::new();
+    let paths: Vec<&str> = matched.iter().map(|(p, _)| p.as_str()).collect();
+    let mut infos = inspect_many(&paths).into_iter();
     for (path, m) in matched {
+        let info = infos.next().ok_or_else(|| SceneError::Unreadable {
+            path: path.clone(),
+            message: "internal: no inspection result".into(),
+        })?;
         let format = opts
             .date_format
             .clone()
@@ -199,7 +239,7 @@ fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result
                 text: m.date_text.clone(),
                 format: format.clone(),
             })?;
-        let info = raster::inspect(&path)?;
+        let info = info?;
         // Share one geometry per distinct file geometry (S2 has three).
         let geom = match geoms.iter().find(|g| ***g == info.geom) {
             Some(g) => g.clone(),

@@ -777,7 +777,7 @@ impl ExecutionPlan for SceneScanExec {
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let filter = self.filter.clone();
         let stream = futures::stream::iter(units)
-            .then(move |(block, scenes, block_done)| {
+            .map(move |(block, scenes, block_done)| {
                 let (archive, bands, m, filter) =
                     (archive.clone(), bands.clone(), m.clone(), filter.clone());
                 let (columns, schema, scene_ids, sensor_ids) = (
@@ -822,6 +822,8 @@ impl ExecutionPlan for SceneScanExec {
                     }))
                 }
             })
+            // The next read runs while this one's rows are consumed.
+            .buffered(READ_AHEAD)
             .map(|r| match r {
                 Ok(s) => s.boxed(),
                 Err(e) => futures::stream::once(async { Err(e) }).boxed(),
@@ -833,6 +835,10 @@ impl ExecutionPlan for SceneScanExec {
         )))
     }
 }
+
+/// Reads a partition has in flight: the one whose rows are being consumed
+/// and the next.
+const READ_AHEAD: usize = 2;
 
 /// Per-partition scan metrics, shown by `EXPLAIN ANALYZE`.
 #[derive(Clone)]
