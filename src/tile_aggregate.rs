@@ -43,8 +43,9 @@ use datafusion::physical_expr::{
 };
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
-use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode};
+use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
@@ -64,6 +65,7 @@ use crate::session::SceneqlOptions;
 #[derive(Debug)]
 pub struct TileAggregateExec {
     input: Arc<dyn ExecutionPlan>,
+    group_expr: Vec<(Arc<dyn PhysicalExpr>, String)>,
     /// Per group expression: the scan column it is (pixel, row, col, x, y).
     groups: Vec<Column>,
     /// The index of `pixel` in the scan's output.
@@ -104,22 +106,7 @@ impl TileAggregateExec {
         if scan.order() != ScanOrder::PixelTime {
             return Ok(None);
         }
-        let mut groups = Vec::new();
-        for (e, _) in agg.group_expr().expr() {
-            let Some(c) = e.downcast_ref::<ColumnExpr>() else {
-                return Ok(None);
-            };
-            match scan.columns().get(c.index()) {
-                Some(col @ (Column::Pixel | Column::Row | Column::Col | Column::X | Column::Y)) => {
-                    groups.push(col.clone())
-                }
-                _ => return Ok(None),
-            }
-        }
-        let Some(pixel_index) = scan.columns().iter().position(|c| *c == Column::Pixel) else {
-            return Ok(None);
-        };
-        if !groups.contains(&Column::Pixel) {
+        if group_columns(agg.group_expr().expr(), scan).is_none() {
             return Ok(None);
         }
         let supported = agg.aggr_expr().iter().all(|a| {
@@ -142,8 +129,7 @@ impl TileAggregateExec {
         }
         Self::try_new(
             input,
-            groups,
-            pixel_index,
+            agg.group_expr().expr().to_vec(),
             agg.aggr_expr().to_vec(),
             agg.filter_expr().to_vec(),
             agg.schema(),
@@ -153,8 +139,7 @@ impl TileAggregateExec {
 
     fn try_new(
         input: Arc<dyn ExecutionPlan>,
-        groups: Vec<Column>,
-        pixel_index: usize,
+        group_expr: Vec<(Arc<dyn PhysicalExpr>, String)>,
         aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
         filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
         schema: SchemaRef,
@@ -165,9 +150,15 @@ impl TileAggregateExec {
                 "TileAggregateExec needs a scene-major scan".into(),
             ));
         }
+        let (groups, pixel_index) = group_columns(&group_expr, scan).ok_or_else(|| {
+            DataFusionError::Internal(
+                "TileAggregateExec groups by the scan's pixel and coordinate columns".into(),
+            )
+        })?;
         let properties = Arc::new(properties_for(&schema, &groups, scan)?);
         Ok(TileAggregateExec {
             input,
+            group_expr,
             groups,
             pixel_index,
             aggr_expr,
@@ -176,6 +167,60 @@ impl TileAggregateExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+}
+
+/// The scan column of each group expression, if all are the scan's pixel
+/// and coordinate columns and pixel is among them; with the index of
+/// `pixel` in the scan's output.
+fn group_columns(
+    group_expr: &[(Arc<dyn PhysicalExpr>, String)],
+    scan: &SceneScanExec,
+) -> Option<(Vec<Column>, usize)> {
+    let groups = group_expr
+        .iter()
+        .map(|(e, _)| {
+            let c = e.downcast_ref::<ColumnExpr>()?;
+            match scan.columns().get(c.index())? {
+                col @ (Column::Pixel | Column::Row | Column::Col | Column::X | Column::Y) => {
+                    Some(col.clone())
+                }
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let pixel_index = scan.columns().iter().position(|c| *c == Column::Pixel)?;
+    groups
+        .contains(&Column::Pixel)
+        .then_some((groups, pixel_index))
+}
+
+impl TileAggregateExec {
+    /// The `AggregateExec` this node stands for, over an empty input of the
+    /// scan's schema: how a cluster's codec ships its expressions (as
+    /// DataFusion protobuf).
+    pub fn template(&self) -> Result<AggregateExec> {
+        let schema = self.input.schema();
+        AggregateExec::try_new(
+            AggregateMode::Single,
+            PhysicalGroupBy::new_single(self.group_expr.clone()),
+            self.aggr_expr.clone(),
+            self.filter_expr.clone(),
+            Arc::new(EmptyExec::new(schema.clone())),
+            schema,
+        )
+    }
+
+    /// Rebuild from a [`TileAggregateExec::template`] over `input` (the
+    /// scene-major scan, as decoded).
+    pub fn from_template(agg: &AggregateExec, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
+        Self::try_new(
+            input,
+            agg.group_expr().expr().to_vec(),
+            agg.aggr_expr().to_vec(),
+            agg.filter_expr().to_vec(),
+            agg.schema(),
+        )
     }
 }
 
@@ -305,8 +350,7 @@ impl ExecutionPlan for TileAggregateExec {
             .map_err(|_| DataFusionError::Internal("TileAggregateExec has one child".into()))?;
         Ok(Arc::new(TileAggregateExec::try_new(
             input,
-            self.groups.clone(),
-            self.pixel_index,
+            self.group_expr.clone(),
             self.aggr_expr.clone(),
             self.filter_expr.clone(),
             self.schema.clone(),

@@ -2,8 +2,10 @@
 //! a plan. A scene table (logical plans, client -> scheduler) and a planned
 //! scene scan (physical plans, scheduler -> executors) travel as JSON behind
 //! a magic prefix, so the scheduler never re-reads the archive and executors
-//! read exactly the blocks the scheduler planned. sceneql's SQL functions
-//! travel by name and are resolved from `sceneql-udfs` on the other side.
+//! read exactly the blocks the scheduler planned; a per-block aggregation
+//! travels as DataFusion's protobuf of the equivalent `AggregateExec`.
+//! sceneql's SQL functions travel by name and are resolved from
+//! `sceneql-udfs` on the other side.
 
 use std::sync::Arc;
 
@@ -22,15 +24,20 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use crate::provider::{Column, SceneArchive, SceneTable};
 use crate::scan::filter::ScanFilter;
 use crate::scan::{ScanParts, SceneScanExec};
+use crate::tile_aggregate::TileAggregateExec;
+use datafusion::physical_plan::aggregates::AggregateExec;
+use datafusion_proto::physical_plan::AsExecutionPlan;
 use datafusion_proto::physical_plan::from_proto::parse_physical_expr;
 use datafusion_proto::physical_plan::to_proto::serialize_physical_expr;
 use datafusion_proto::protobuf::PhysicalExprNode;
+use datafusion_proto::protobuf::PhysicalPlanNode;
 use prost::Message;
 
 /// Prefix of every payload sceneql encodes; anything else is Ballista's.
 const MAGIC: &[u8] = b"sceneql\x01";
 const TABLE: u8 = b'T';
 const SCAN: u8 = b'S';
+const TILE_AGGREGATE: u8 = b'A';
 
 fn encode_json<T: serde::Serialize>(kind: u8, value: &T, buf: &mut Vec<u8>) -> Result<()> {
     buf.extend_from_slice(MAGIC);
@@ -180,7 +187,32 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
                 // With its partition tokens (if sharded), as the scheduler sliced them.
                 Arc::new(SceneScanExec::from_parts(parts)?).rebuild(inputs.to_vec())
             }
-            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+            None => match ours(buf, TILE_AGGREGATE) {
+                Some(payload) => {
+                    // DataFusion's protobuf of the equivalent AggregateExec.
+                    let node = PhysicalPlanNode::decode(payload).map_err(|e| {
+                        DataFusionError::Internal(format!(
+                            "cannot decode a per-block aggregation: {e}"
+                        ))
+                    })?;
+                    let plan = node.try_into_physical_plan(ctx, self)?;
+                    let agg = plan.downcast_ref::<AggregateExec>().ok_or_else(|| {
+                        DataFusionError::Internal(
+                            "a per-block aggregation decoded to another plan".into(),
+                        )
+                    })?;
+                    let [input] = inputs else {
+                        return Err(DataFusionError::Internal(
+                            "a per-block aggregation has one input".into(),
+                        ));
+                    };
+                    Ok(Arc::new(TileAggregateExec::from_template(
+                        agg,
+                        input.clone(),
+                    )?))
+                }
+                None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+            },
         }
     }
 
@@ -203,7 +235,17 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
                 };
                 encode_json(SCAN, &(parts, filter), buf)
             }
-            None => self.inner.try_encode(node, buf, proto_converter),
+            None => match node.downcast_ref::<TileAggregateExec>() {
+                Some(tile) => {
+                    let template: Arc<dyn ExecutionPlan> = Arc::new(tile.template()?);
+                    let bytes = PhysicalPlanNode::try_from_physical_plan(template, self)?;
+                    buf.extend_from_slice(MAGIC);
+                    buf.push(TILE_AGGREGATE);
+                    buf.extend_from_slice(&bytes.encode_to_vec());
+                    Ok(())
+                }
+                None => self.inner.try_encode(node, buf, proto_converter),
+            },
         }
     }
 

@@ -402,6 +402,17 @@ fn standalone_cluster_matches_local() {
     let rows = assert_same_rows(&dir.join("local.parquet"), &dir.join("standalone.parquet"));
     assert!(rows > 15_000);
     assert!(grid_metadata(&dir.join("standalone.parquet")).is_some());
+    // The cluster runs the same per-block aggregation (its node and the
+    // scene-major scan go through the codecs), over sharded scans.
+    let explain = format!(
+        "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{archive}'; \
+         EXPLAIN SELECT pixel, trend(ndvi(landsat_sr(nir), landsat_sr(red)), time) AS t \
+         FROM obs WHERE landsat_clear(qa) GROUP BY pixel"
+    );
+    let plan = sceneql_cli(dir, &["-q", "--standalone", "-c", &explain]);
+    assert!(plan.contains("ShuffleWriterExec"), "{plan}");
+    assert!(plan.contains("TileAggregateExec"), "{plan}");
+    assert!(plan.contains("order=scene-major"), "{plan}");
 }
 
 #[test]
