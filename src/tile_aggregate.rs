@@ -127,14 +127,7 @@ impl TileAggregateExec {
         if cooperative {
             input = Arc::new(CooperativeExec::new(input));
         }
-        Self::try_new(
-            input,
-            agg.group_expr().expr().to_vec(),
-            agg.aggr_expr().to_vec(),
-            agg.filter_expr().to_vec(),
-            agg.schema(),
-        )
-        .map(Some)
+        Self::from_template(agg, input).map(Some)
     }
 
     fn try_new(
@@ -211,8 +204,9 @@ impl TileAggregateExec {
         )
     }
 
-    /// Rebuild from a [`TileAggregateExec::template`] over `input` (the
-    /// scene-major scan, as decoded).
+    /// The node with `agg`'s expressions (the plan it replaces, or a
+    /// [`TileAggregateExec::template`] as decoded) over `input`, a
+    /// scene-major scan.
     pub fn from_template(agg: &AggregateExec, input: Arc<dyn ExecutionPlan>) -> Result<Self> {
         Self::try_new(
             input,
