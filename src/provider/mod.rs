@@ -48,6 +48,19 @@ pub enum Column {
     Band(String),
 }
 
+impl Column {
+    /// The band of `scene` this column reads: a raw band by its name, a
+    /// common name through the scene's mapping; `None` for other columns
+    /// (and a common name the scene does not map).
+    pub fn band_in(&self, scene: &Scene) -> Option<String> {
+        match self {
+            Column::Band(n) => Some(n.clone()),
+            Column::Common(n) => scene.common.get(n).cloned(),
+            _ => None,
+        }
+    }
+}
+
 /// Everything known about an archive once the table is created: scenes, the
 /// grid and where each scene sits on it. Serializable, so the scan can be
 /// shipped to other processes (Ballista) without re-reading the archive.

@@ -23,7 +23,7 @@ use datafusion::arrow::util::bit_util::get_bit;
 use datafusion::error::{DataFusionError, Result};
 
 use super::filter::ScanFilter;
-use super::read::{BlockData, BlockScene, spans_mask};
+use super::read::{BlockData, spans_mask};
 use crate::grid::Window;
 use crate::provider::{Column, SceneArchive};
 
@@ -36,13 +36,6 @@ pub fn band_sources(
     column: &Column,
     t: &DataType,
 ) -> Result<Option<Vec<ArrayRef>>> {
-    let band_of = |bs: &BlockScene| -> Option<String> {
-        match column {
-            Column::Band(n) => Some(n.clone()),
-            Column::Common(n) => archive.scenes[bs.scene].common.get(n).cloned(),
-            _ => None,
-        }
-    };
     if !matches!(column, Column::Band(_) | Column::Common(_)) {
         return Ok(None);
     }
@@ -50,7 +43,10 @@ pub fn band_sources(
     let mut arrays = Vec::with_capacity(data.scenes.len());
     let mut nulls: Option<ArrayRef> = None;
     for bs in &data.scenes {
-        match band_of(bs).and_then(|b| bs.bands.get(&b)) {
+        match column
+            .band_in(&archive.scenes[bs.scene])
+            .and_then(|b| bs.bands.get(&b))
+        {
             Some(a) if a.data_type() == t => arrays.push(a.clone()),
             Some(a) => arrays.push(cast(a, t)?),
             None => arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone()),

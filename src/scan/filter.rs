@@ -160,11 +160,7 @@ impl ScanFilter {
     pub fn bands_of(&self, archive: &SceneArchive, scene: usize) -> Vec<String> {
         self.columns
             .iter()
-            .filter_map(|c| match c {
-                Column::Band(b) => Some(b.clone()),
-                Column::Common(n) => archive.scenes[scene].common.get(n).cloned(),
-                _ => None,
-            })
+            .filter_map(|c| c.band_in(&archive.scenes[scene]))
             .collect()
     }
 }

@@ -152,11 +152,9 @@ impl SceneScanExec {
                 Column::Band(b) => {
                     bands.insert(b.clone());
                 }
-                Column::Common(n) => bands.extend(
-                    scenes
-                        .iter()
-                        .filter_map(|&i| archive.scenes[i].common.get(n).cloned()),
-                ),
+                Column::Common(_) => {
+                    bands.extend(scenes.iter().filter_map(|&i| c.band_in(&archive.scenes[i])))
+                }
                 _ => {}
             }
         }
