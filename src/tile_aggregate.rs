@@ -30,7 +30,6 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{SortOptions, filter_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{ScalarValue, SplitPoint};
 use datafusion::config::ConfigOptions;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -258,19 +257,7 @@ fn properties_for(
     } else {
         EquivalenceProperties::new(schema.clone())
     };
-    let width = scan.archive().grid.width as i64;
-    let splits = (1..partitions)
-        .map(|p| {
-            let first_row = scan
-                .partition_blocks(p)?
-                .first()
-                .map(|b| b.row)
-                .unwrap_or(0);
-            Ok(SplitPoint::new(vec![ScalarValue::Int64(Some(
-                first_row * width,
-            ))]))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let splits = scan.pixel_splits();
     let lex = LexOrdering::new([pixel])
         .ok_or_else(|| DataFusionError::Internal("empty ordering".into()))?;
     Ok(PlanProperties::new(

@@ -389,15 +389,7 @@ impl SceneScanExec {
             if order == ScanOrder::PixelTime {
                 eq = EquivalenceProperties::new_with_orderings(schema.clone(), [ordering]);
             }
-            let width = archive.grid.width as i64;
-            let splits: Vec<SplitPoint> = partitions
-                .iter()
-                .skip(1)
-                .map(|p| {
-                    let first_row = blocks.get(p.start).map(|b| b.row).unwrap_or(0);
-                    SplitPoint::new(vec![ScalarValue::Int64(Some(first_row * width))])
-                })
-                .collect();
+            let splits = range_splits(archive, blocks, partitions);
             let lex = LexOrdering::new([pixel])
                 .ok_or_else(|| DataFusionError::Internal("empty ordering".into()))?;
             Partitioning::Range(RangePartitioning::try_new(lex, splits)?)
@@ -436,6 +428,11 @@ impl SceneScanExec {
     pub fn order(&self) -> ScanOrder {
         self.order
     }
+    /// Where this plan's partitions split the pixel numbers (see
+    /// [`range_splits`]).
+    pub fn pixel_splits(&self) -> Vec<SplitPoint> {
+        range_splits(&self.archive, &self.blocks, &self.partitions)
+    }
     /// The blocks partition `partition` of this plan reads, in order.
     pub fn partition_blocks(&self, partition: usize) -> Result<&[Window]> {
         let range = self.partitions.get(partition).cloned().ok_or_else(|| {
@@ -443,6 +440,24 @@ impl SceneScanExec {
         })?;
         Ok(&self.blocks[range])
     }
+}
+
+/// The first pixel number of every partition but the first: partitions
+/// are runs of whole block rows, so each starts at its first block's row.
+fn range_splits(
+    archive: &SceneArchive,
+    blocks: &[Window],
+    partitions: &[std::ops::Range<usize>],
+) -> Vec<SplitPoint> {
+    let width = archive.grid.width as i64;
+    partitions
+        .iter()
+        .skip(1)
+        .map(|p| {
+            let first_row = blocks.get(p.start).map(|b| b.row).unwrap_or(0);
+            SplitPoint::new(vec![ScalarValue::Int64(Some(first_row * width))])
+        })
+        .collect()
 }
 
 /// Read `bands` of `scenes` over `block`, and evaluate the scan filter (if
