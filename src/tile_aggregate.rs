@@ -24,9 +24,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    ArrayRef, AsArray, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch,
-};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
 use datafusion::arrow::compute::{SortOptions, filter_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -57,6 +55,7 @@ use futures::StreamExt;
 
 use crate::grid::{Grid, Window};
 use crate::provider::Column;
+use crate::scan::batch::coordinates;
 use crate::scan::{ScanOrder, SceneScanExec};
 use crate::session::SceneqlOptions;
 
@@ -560,34 +559,10 @@ impl BlockAggregation {
         let win = open.window;
         let len = open.seen.len();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.exec.schema.fields().len());
-        let row = |i: usize| win.row + (i / win.cols) as i64;
-        let col = |i: usize| win.col + (i % win.cols) as i64;
         for c in &self.exec.groups {
-            let a: ArrayRef = match c {
-                Column::Pixel => {
-                    let width = self.grid.width as i64;
-                    Arc::new(Int64Array::from_iter_values(
-                        (0..len).map(|i| row(i) * width + col(i)),
-                    ))
-                }
-                Column::Row => Arc::new(Int32Array::from_iter_values(
-                    (0..len).map(|i| row(i) as i32),
-                )),
-                Column::Col => Arc::new(Int32Array::from_iter_values(
-                    (0..len).map(|i| col(i) as i32),
-                )),
-                Column::X => Arc::new(Float64Array::from_iter_values(
-                    (0..len).map(|i| self.grid.x(col(i))),
-                )),
-                Column::Y => Arc::new(Float64Array::from_iter_values(
-                    (0..len).map(|i| self.grid.y(row(i))),
-                )),
-                other => {
-                    return Err(DataFusionError::Internal(format!(
-                        "TileAggregateExec cannot group by {other:?}"
-                    )));
-                }
-            };
+            let a = coordinates(c, &self.grid, &win, 0..len).ok_or_else(|| {
+                DataFusionError::Internal(format!("TileAggregateExec cannot group by {c:?}"))
+            })?;
             columns.push(a);
         }
         for acc in open.accumulators.iter_mut() {

@@ -24,7 +24,7 @@ use datafusion::error::{DataFusionError, Result};
 
 use super::filter::ScanFilter;
 use super::read::{BlockData, spans_mask};
-use crate::grid::Window;
+use crate::grid::{Grid, Window};
 use crate::provider::{Column, SceneArchive};
 
 /// The values of `column` for each scene of `data`, over the whole block
@@ -177,9 +177,6 @@ impl BlockBatches {
     fn build(&self, rows: &[(u32, u32)]) -> Result<RecordBatch> {
         let win = self.data.window;
         let grid = &self.archive.grid;
-        let w = win.cols;
-        let grid_row = |p: u32| win.row + (p as usize / w) as i64;
-        let grid_col = |p: u32| win.col + (p as usize % w) as i64;
         let scene = |k: u32| self.data.scenes[k as usize].scene;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len());
         for ((c, source), field) in self
@@ -188,20 +185,12 @@ impl BlockBatches {
             .zip(&self.sources)
             .zip(self.schema.fields())
         {
+            let offsets = rows.iter().map(|&(_, p)| p as usize);
+            if let Some(a) = coordinates(c, grid, &win, offsets) {
+                arrays.push(a);
+                continue;
+            }
             let a: ArrayRef = match c {
-                Column::Pixel => Arc::new(pixel_numbers(rows, &win, grid.width as i64)),
-                Column::Row => Arc::new(Int32Array::from_iter_values(
-                    rows.iter().map(|&(_, p)| grid_row(p) as i32),
-                )),
-                Column::Col => Arc::new(Int32Array::from_iter_values(
-                    rows.iter().map(|&(_, p)| grid_col(p) as i32),
-                )),
-                Column::X => Arc::new(Float64Array::from_iter_values(
-                    rows.iter().map(|&(_, p)| grid.x(grid_col(p))),
-                )),
-                Column::Y => Arc::new(Float64Array::from_iter_values(
-                    rows.iter().map(|&(_, p)| grid.y(grid_row(p))),
-                )),
                 Column::Time => {
                     let times: Vec<i64> = self
                         .data
@@ -224,6 +213,11 @@ impl BlockBatches {
                     ),
                     self.sensor_ids.clone(),
                 )?),
+                Column::Pixel | Column::Row | Column::Col | Column::X | Column::Y => {
+                    return Err(DataFusionError::Internal(
+                        "coordinate columns are built by `coordinates`".into(),
+                    ));
+                }
                 Column::Band(_) | Column::Common(_) => {
                     let sources = source.as_ref().ok_or_else(|| {
                         DataFusionError::Internal("band columns have sources".into())
@@ -242,15 +236,43 @@ impl BlockBatches {
     }
 }
 
-/// The grid pixel number of each row's block pixel. Rows come in block
-/// pixel order, so the block row is found by stepping, not dividing (with a
+/// The coordinate column `column` (`pixel`, `row`, `col`, `x`, `y`) of the
+/// block pixels `offsets` (row-major in `win`), or `None` for other columns.
+pub fn coordinates(
+    column: &Column,
+    grid: &Grid,
+    win: &Window,
+    offsets: impl Iterator<Item = usize>,
+) -> Option<ArrayRef> {
+    let w = win.cols.max(1);
+    let grid_row = |p: usize| win.row + (p / w) as i64;
+    let grid_col = |p: usize| win.col + (p % w) as i64;
+    Some(match column {
+        Column::Pixel => Arc::new(pixel_numbers(offsets, win, grid.width as i64)),
+        Column::Row => Arc::new(Int32Array::from_iter_values(
+            offsets.map(|p| grid_row(p) as i32),
+        )),
+        Column::Col => Arc::new(Int32Array::from_iter_values(
+            offsets.map(|p| grid_col(p) as i32),
+        )),
+        Column::X => Arc::new(Float64Array::from_iter_values(
+            offsets.map(|p| grid.x(grid_col(p))),
+        )),
+        Column::Y => Arc::new(Float64Array::from_iter_values(
+            offsets.map(|p| grid.y(grid_row(p))),
+        )),
+        _ => return None,
+    })
+}
+
+/// The grid pixel number of each block pixel offset. Offsets come in block
+/// order, so the block row is found by stepping, not dividing (with a
 /// division where the order restarts).
-fn pixel_numbers(rows: &[(u32, u32)], win: &Window, width: i64) -> Int64Array {
+fn pixel_numbers(offsets: impl Iterator<Item = usize>, win: &Window, width: i64) -> Int64Array {
     let w = win.cols.max(1);
     let (mut row, mut row_start) = (0usize, 0usize);
     let base = win.row * width + win.col;
-    Int64Array::from_iter_values(rows.iter().map(|&(_, p)| {
-        let p = p as usize;
+    Int64Array::from_iter_values(offsets.map(|p| {
         if p < row_start {
             row = p / w;
             row_start = row * w;
@@ -353,6 +375,7 @@ mod tests {
             .iter()
             .map(|&(_, p)| (2 + p as i64 / 4) * 20 + 5 + p as i64 % 4)
             .collect();
-        assert_eq!(pixel_numbers(&rows, &win, 20).values().to_vec(), want);
+        let offsets = rows.iter().map(|&(_, p)| p as usize);
+        assert_eq!(pixel_numbers(offsets, &win, 20).values().to_vec(), want);
     }
 }
