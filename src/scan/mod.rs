@@ -532,6 +532,18 @@ fn read_unit(
     ))
 }
 
+/// A band's tile (width, height) for planning blocks: its file's block
+/// shape when the file is tiled, else strips of 256 rows as wide as the
+/// window read (`window_cols`).
+fn tile_shape(band: &crate::archive::Band, window_cols: usize) -> (usize, usize) {
+    let (bw, bh) = band.meta.block;
+    if bw < band.geom.width && bh > 1 {
+        (bw, bh)
+    } else {
+        (window_cols, 256)
+    }
+}
+
 /// Split `window` into blocks: strips of whole grid rows, as tall as the
 /// files' tiles when that fits `block_bytes`, else halved until it does.
 pub fn plan_blocks(
@@ -549,12 +561,7 @@ pub fn plan_blocks(
     for &i in scenes {
         for b in bands {
             if let Some(band) = archive.scenes[i].bands.get(b) {
-                let (bw, bh) = band.meta.block;
-                let h = if bw < band.geom.width && bh > 1 {
-                    bh
-                } else {
-                    256
-                };
+                let (_, h) = tile_shape(band, window.cols);
                 *heights.entry(h).or_default() += 1;
                 // Values plus the validity bitmap (output rows are built
                 // lazily, a batch at a time, so they are not held per block).
@@ -607,13 +614,7 @@ pub fn plan_tiles(
     for &i in scenes {
         for b in bands {
             if let Some(band) = archive.scenes[i].bands.get(b) {
-                let (bw, bh) = band.meta.block;
-                let shape = if bw < band.geom.width && bh > 1 {
-                    (bw, bh)
-                } else {
-                    (window.cols, 256)
-                };
-                *shapes.entry(shape).or_default() += 1;
+                *shapes.entry(tile_shape(band, window.cols)).or_default() += 1;
             }
         }
     }
