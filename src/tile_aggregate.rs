@@ -64,13 +64,8 @@ use crate::session::SceneqlOptions;
 pub struct TileAggregateExec {
     input: Arc<dyn ExecutionPlan>,
     group_expr: Vec<(Arc<dyn PhysicalExpr>, String)>,
-    /// Per group expression: the scan column it is (pixel, row, col, x, y).
-    groups: Vec<Column>,
-    /// The index of `pixel` in the scan's output.
-    pixel_index: usize,
-    aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
-    filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    schema: SchemaRef,
+    /// What each partition's aggregation reads (shared with its streams).
+    spec: Arc<Spec>,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -150,11 +145,13 @@ impl TileAggregateExec {
         Ok(TileAggregateExec {
             input,
             group_expr,
-            groups,
-            pixel_index,
-            aggr_expr,
-            filter_expr,
-            schema,
+            spec: Arc::new(Spec {
+                groups,
+                pixel_index,
+                aggr_expr,
+                filter_expr,
+                schema,
+            }),
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -195,8 +192,8 @@ impl TileAggregateExec {
         AggregateExec::try_new(
             AggregateMode::Single,
             PhysicalGroupBy::new_single(self.group_expr.clone()),
-            self.aggr_expr.clone(),
-            self.filter_expr.clone(),
+            self.spec.aggr_expr.clone(),
+            self.spec.filter_expr.clone(),
             Arc::new(EmptyExec::new(schema.clone())),
             schema,
         )
@@ -269,10 +266,10 @@ fn properties_for(
 
 impl DisplayAs for TileAggregateExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        let groups: Vec<String> = (0..self.groups.len())
-            .map(|i| self.schema.field(i).name().clone())
+        let groups: Vec<String> = (0..self.spec.groups.len())
+            .map(|i| self.spec.schema.field(i).name().clone())
             .collect();
-        let aggr: Vec<&str> = self.aggr_expr.iter().map(|a| a.name()).collect();
+        let aggr: Vec<&str> = self.spec.aggr_expr.iter().map(|a| a.name()).collect();
         match t {
             DisplayFormatType::Default | DisplayFormatType::Verbose => write!(
                 f,
@@ -305,7 +302,7 @@ impl ExecutionPlan for TileAggregateExec {
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
         let mut recursion = TreeNodeRecursion::Continue;
-        for a in &self.aggr_expr {
+        for a in &self.spec.aggr_expr {
             for e in a.expressions() {
                 recursion = f(&e)?;
                 if recursion == TreeNodeRecursion::Stop {
@@ -313,7 +310,7 @@ impl ExecutionPlan for TileAggregateExec {
                 }
             }
         }
-        for e in self.filter_expr.iter().flatten() {
+        for e in self.spec.filter_expr.iter().flatten() {
             recursion = f(e)?;
             if recursion == TreeNodeRecursion::Stop {
                 return Ok(recursion);
@@ -331,9 +328,9 @@ impl ExecutionPlan for TileAggregateExec {
         Ok(Arc::new(TileAggregateExec::try_new(
             input,
             self.group_expr.clone(),
-            self.aggr_expr.clone(),
-            self.filter_expr.clone(),
-            self.schema.clone(),
+            self.spec.aggr_expr.clone(),
+            self.spec.filter_expr.clone(),
+            self.spec.schema.clone(),
         )?))
     }
 
@@ -351,14 +348,8 @@ impl ExecutionPlan for TileAggregateExec {
         let grid = scan.archive().grid.clone();
         let input = self.input.execute(partition, context.clone())?;
         let state = BlockAggregation {
-            exec: Shared {
-                groups: self.groups.clone(),
-                pixel_index: self.pixel_index,
-                aggr_expr: self.aggr_expr.clone(),
-                filter_expr: self.filter_expr.clone(),
-                schema: self.schema.clone(),
-                batch_size: context.session_config().batch_size().max(1),
-            },
+            spec: self.spec.clone(),
+            batch_size: context.session_config().batch_size().max(1),
             grid,
             blocks,
             current: None,
@@ -392,20 +383,23 @@ impl ExecutionPlan for TileAggregateExec {
             },
         );
         Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
+            self.spec.schema.clone(),
             stream,
         )))
     }
 }
 
 /// What every partition's aggregation needs from the plan.
-struct Shared {
+#[derive(Debug)]
+struct Spec {
+    /// Per group expression: the scan column it is (pixel, row, col, x, y).
     groups: Vec<Column>,
+    /// The index of `pixel` in the scan's output.
     pixel_index: usize,
     aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
     filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// The output schema.
     schema: SchemaRef,
-    batch_size: usize,
 }
 
 /// The block being aggregated.
@@ -421,7 +415,8 @@ struct OpenBlock {
 }
 
 struct BlockAggregation {
-    exec: Shared,
+    spec: Arc<Spec>,
+    batch_size: usize,
     grid: Grid,
     blocks: Vec<Window>,
     current: Option<OpenBlock>,
@@ -453,7 +448,7 @@ impl BlockAggregation {
             return Ok(());
         }
         let pixels = batch
-            .column(self.exec.pixel_index)
+            .column(self.spec.pixel_index)
             .as_primitive_opt::<Int64Type>()
             .ok_or_else(|| DataFusionError::Internal("pixel is a BIGINT column".into()))?
             .values();
@@ -496,8 +491,8 @@ impl BlockAggregation {
         for ((acc, aggr), filter) in open
             .accumulators
             .iter_mut()
-            .zip(&self.exec.aggr_expr)
-            .zip(&self.exec.filter_expr)
+            .zip(&self.spec.aggr_expr)
+            .zip(&self.spec.filter_expr)
         {
             let values = aggr
                 .expressions()
@@ -524,7 +519,7 @@ impl BlockAggregation {
     fn open(&self, index: usize) -> Result<OpenBlock> {
         let window = self.blocks[index];
         let accumulators = self
-            .exec
+            .spec
             .aggr_expr
             .iter()
             .map(|a| a.create_groups_accumulator())
@@ -558,8 +553,8 @@ impl BlockAggregation {
         self.metrics.blocks.add(1);
         let win = open.window;
         let len = open.seen.len();
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.exec.schema.fields().len());
-        for c in &self.exec.groups {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.schema.fields().len());
+        for c in &self.spec.groups {
             let a = coordinates(c, &self.grid, &win, 0..len).ok_or_else(|| {
                 DataFusionError::Internal(format!("TileAggregateExec cannot group by {c:?}"))
             })?;
@@ -568,7 +563,7 @@ impl BlockAggregation {
         for acc in open.accumulators.iter_mut() {
             columns.push(acc.evaluate(EmitTo::All)?);
         }
-        let batch = RecordBatch::try_new(self.exec.schema.clone(), columns)?;
+        let batch = RecordBatch::try_new(self.spec.schema.clone(), columns)?;
         let batch = if open.seen.iter().all(|&s| s) {
             batch
         } else {
@@ -577,7 +572,7 @@ impl BlockAggregation {
         };
         let mut offset = 0;
         while offset < batch.num_rows() {
-            let n = self.exec.batch_size.min(batch.num_rows() - offset);
+            let n = self.batch_size.min(batch.num_rows() - offset);
             let b = batch.slice(offset, n);
             self.metrics.baseline.record_output(n);
             self.out.push_back(b);
