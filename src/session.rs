@@ -25,10 +25,11 @@ extensions_options! {
         /// Pixels per block of that aggregation (its memory is about this
         /// many groups' accumulator state per partition).
         pub block_pixels: usize, default = 512 * 1024
-        /// Scenes read together per block by that aggregation: more keeps
-        /// each pixel's accumulator state in cache longer, fewer holds less
-        /// decoded data at once.
-        pub scenes_per_read: usize, default = 1
+        /// Scenes read together per block by that aggregation: their rows
+        /// come strip by strip, so more keeps each strip's accumulator
+        /// state in cache for more scenes; fewer holds less decoded data
+        /// at once (a read holds this many scenes' bands of a block).
+        pub scenes_per_read: usize, default = 8
     }
 }
 

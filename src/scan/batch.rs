@@ -70,6 +70,10 @@ pub struct BlockBatches {
     scene_ids: ArrayRef,
     sensor_ids: ArrayRef,
     batch_size: usize,
+    /// Rows strip by strip of this many block pixels, and within a strip
+    /// scene by scene (see [`BlockBatches::in_strips`]); `None`: by
+    /// (pixel, time).
+    strip: Option<usize>,
     /// Next pixel offset in the block.
     next: usize,
 }
@@ -131,8 +135,22 @@ impl BlockBatches {
             scene_ids,
             sensor_ids,
             batch_size: batch_size.max(1),
+            strip: None,
             next: 0,
         })
+    }
+
+    /// Rows in strips instead of by (pixel, time): the block's pixels are
+    /// cut into strips of about `batch_size / scenes` pixels, and a strip's
+    /// rows come scene by scene (scenes in time order). Each pixel's rows
+    /// are still in time order, and an aggregation fed these rows updates
+    /// one strip's groups for every scene of the read while that state is
+    /// in cache, instead of streaming the whole block's state once per
+    /// scene. Batches hold whole strips.
+    pub fn in_strips(mut self) -> Self {
+        let scenes = self.rows.len().max(1);
+        self.strip = Some((self.batch_size / scenes).max(1));
+        self
     }
 
     /// (block scene, pixel offset in block) of the next batch's rows.
@@ -146,6 +164,25 @@ impl BlockBatches {
             .map(|b| (b.inner().as_slice(), b.offset()))
             .collect();
         let mut p = self.next;
+        if let (Some(strip), [_, _, ..]) = (self.strip, &masks[..]) {
+            // Whole strips, each scene by scene: the set bits of each
+            // scene's mask over the strip.
+            while p < len {
+                let end = (p + strip).min(len);
+                for (k, &(bits, off)) in masks.iter().enumerate() {
+                    out.extend(
+                        BitIndexIterator::new(bits, off + p, end - p)
+                            .map(|i| (k as u32, (p + i) as u32)),
+                    );
+                }
+                p = end;
+                if !out.is_empty() && out.len() + strip * masks.len() > self.batch_size {
+                    break;
+                }
+            }
+            self.next = p;
+            return out;
+        }
         if let [(bits, off)] = masks[..] {
             // One scene (a scene-major read): the set bits, in order.
             let start = p;

@@ -62,8 +62,9 @@ pub enum ScanOrder {
     #[default]
     PixelTime,
     /// Per block, a few scenes at a time (`scenes_per_read`, in time
-    /// order), each such group's rows by (pixel, time); a block holds only
-    /// those scenes at once.
+    /// order); each such group's rows strip by strip of the block, and
+    /// within a strip scene by scene (so each pixel's rows are still in
+    /// time order); a block holds only those scenes at once.
     SceneMajor,
 }
 
@@ -85,8 +86,8 @@ pub struct ScanParts {
     pub filter: Option<Arc<ScanFilter>>,
     #[serde(default)]
     pub order: ScanOrder,
-    /// Scene-major: scenes read together per block (rows by (pixel, time)
-    /// within each such group).
+    /// Scene-major: scenes read together per block (rows strip by strip
+    /// within each such group, see [`BlockBatches::in_strips`]).
     #[serde(default = "one")]
     pub scenes_per_read: usize,
 }
@@ -792,6 +793,7 @@ impl ExecutionPlan for SceneScanExec {
         let scene_ids = archive.scene_ids();
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let filter = self.filter.clone();
+        let order = self.order;
         let stream = futures::stream::iter(units)
             .map(move |(block, scenes, block_done)| {
                 let (archive, bands, m, filter) =
@@ -818,10 +820,14 @@ impl ExecutionPlan for SceneScanExec {
                     progress::add_done(1);
                     let batches = {
                         let _t = m.filter_time.timer();
-                        BlockBatches::with_passed(
+                        let b = BlockBatches::with_passed(
                             archive, columns, schema, data, passed, batch_size, scene_ids,
                             sensor_ids,
-                        )?
+                        )?;
+                        match order {
+                            ScanOrder::PixelTime => b,
+                            ScanOrder::SceneMajor => b.in_strips(),
+                        }
                     };
                     let baseline = m.baseline.clone();
                     Ok::<_, DataFusionError>(futures::stream::iter(batches).map(move |b| {
