@@ -1,10 +1,11 @@
 //! `GROUP BY pixel` over a scene scan without hashing and without holding
 //! every date of a block: [`TileAggregateExec`] aggregates a scene-major
 //! scan ([`ScanOrder::SceneMajor`]) one block at a time. A row's group is
-//! its pixel's offset in the block (dense, known from the pixel number), so
-//! the accumulators (DataFusion `GroupsAccumulator`s, the same ones
-//! `AggregateExec` would use) are fed without a hash table; when the scan
-//! moves to the next block the block's groups are emitted and dropped.
+//! found from its pixel's offset in the block (one array lookup, known
+//! from the pixel number), so the accumulators (DataFusion
+//! `GroupsAccumulator`s, the same ones `AggregateExec` would use) are fed
+//! without a hash table; when the scan moves to the next block the block's
+//! groups are emitted, by pixel offset, and dropped.
 //! Memory is one block's accumulator state plus one scene's pixels of it,
 //! whatever the size of the grid.
 //!
@@ -24,8 +25,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
-use datafusion::arrow::compute::{SortOptions, filter_record_batch};
+use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{SortOptions, take_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
@@ -408,8 +409,8 @@ struct OpenBlock {
     index: usize,
     window: Window,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
-    /// Which pixel offsets had a row.
-    seen: Vec<bool>,
+    /// The block's groups: the pixels that had a row.
+    groups: BlockGroups,
     /// Scratch: the current batch's group indices.
     indices: Vec<usize>,
 }
@@ -480,14 +481,9 @@ impl BlockAggregation {
             .current
             .as_mut()
             .ok_or_else(|| DataFusionError::Internal("no open block".into()))?;
-        block_indices(
-            pixels,
-            width,
-            &open.window,
-            &mut open.indices,
-            &mut open.seen,
-        )?;
-        let total = open.seen.len();
+        open.groups
+            .assign(pixels, width, &open.window, &mut open.indices)?;
+        let total = open.groups.len();
         for ((acc, aggr), filter) in open
             .accumulators
             .iter_mut()
@@ -528,7 +524,7 @@ impl BlockAggregation {
             index,
             window,
             accumulators,
-            seen: vec![false; window.rows * window.cols],
+            groups: BlockGroups::new(window.rows * window.cols),
             indices: Vec::new(),
         })
     }
@@ -552,10 +548,10 @@ impl BlockAggregation {
         .entered();
         self.metrics.blocks.add(1);
         let win = open.window;
-        let len = open.seen.len();
+        let offsets = open.groups.offsets.iter().map(|&p| p as usize);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.schema.fields().len());
         for c in &self.spec.groups {
-            let a = coordinates(c, &self.grid, &win, 0..len).ok_or_else(|| {
+            let a = coordinates(c, &self.grid, &win, offsets.clone()).ok_or_else(|| {
                 DataFusionError::Internal(format!("TileAggregateExec cannot group by {c:?}"))
             })?;
             columns.push(a);
@@ -564,11 +560,11 @@ impl BlockAggregation {
             columns.push(acc.evaluate(EmitTo::All)?);
         }
         let batch = RecordBatch::try_new(self.spec.schema.clone(), columns)?;
-        let batch = if open.seen.iter().all(|&s| s) {
-            batch
-        } else {
-            let keep = BooleanArray::from(std::mem::take(&mut open.seen));
-            filter_record_batch(&batch, &keep)?
+        // Groups were numbered as their pixels first had a row; out they
+        // go by pixel offset.
+        let batch = match open.groups.by_offset() {
+            None => batch,
+            Some(order) => take_record_batch(&batch, &order)?,
         };
         let mut offset = 0;
         while offset < batch.num_rows() {
@@ -582,54 +578,82 @@ impl BlockAggregation {
     }
 }
 
-/// Each pixel's offset in `block` (row-major), into `out`, marking each in
-/// `seen` (one flag per block pixel). Pixels of a scan batch ascend, so rows
-/// are found by stepping, not dividing. Works on local copies of the
-/// vectors so the loop keeps them in registers.
-fn block_indices(
-    pixels: &[i64],
-    width: i64,
-    block: &Window,
-    out: &mut Vec<usize>,
-    seen: &mut [bool],
-) -> Result<()> {
-    let mut indices = std::mem::take(out);
-    indices.clear();
-    indices.reserve(pixels.len());
-    let (r0, r1, c0, c1) = (block.row, block.row_end(), block.col, block.col_end());
-    let mut row = r0;
-    let mut row_start = row * width;
-    let mut bad = None;
-    for &p in pixels {
-        if p < row_start {
-            row = p.div_euclid(width);
-            row_start = row * width;
+/// The groups of one block: its pixels that had a row, numbered in the
+/// order they first had one. DataFusion's accumulators expect exactly
+/// that: every group below `total_num_groups` has been passed a row (they
+/// take a group as "seen" from the count alone, so numbering groups by
+/// pixel offset would give an all-NULL pixel's `sum` 0, not NULL).
+struct BlockGroups {
+    /// Per pixel offset in the block, its group (`u32::MAX`: none yet).
+    slot: Vec<u32>,
+    /// Per group, its pixel offset in the block.
+    offsets: Vec<u32>,
+}
+
+impl BlockGroups {
+    fn new(pixels: usize) -> Self {
+        BlockGroups {
+            slot: vec![u32::MAX; pixels],
+            offsets: Vec::new(),
         }
-        while p >= row_start + width {
-            row += 1;
-            row_start += width;
-        }
-        let col = p - row_start;
-        if row >= r1 || row < r0 || col < c0 || col >= c1 {
-            bad = Some(p);
-            break;
-        }
-        let g = (row - r0) as usize * block.cols + (col - c0) as usize;
-        match seen.get_mut(g) {
-            Some(s) => *s = true,
-            None => {
-                bad = Some(p);
-                break;
-            }
-        }
-        indices.push(g);
     }
-    *out = indices;
-    match bad {
-        Some(p) => Err(DataFusionError::Internal(format!(
-            "scan row of pixel {p} is outside its block {block:?}"
-        ))),
-        None => Ok(()),
+
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// The group of each of `pixels` (grid pixel numbers, in `block`),
+    /// into `out`, numbering new ones. Pixels of a scan batch mostly
+    /// ascend, so rows are found by stepping, not dividing.
+    fn assign(
+        &mut self,
+        pixels: &[i64],
+        width: i64,
+        block: &Window,
+        out: &mut Vec<usize>,
+    ) -> Result<()> {
+        out.clear();
+        out.reserve(pixels.len());
+        let (r0, r1, c0, c1) = (block.row, block.row_end(), block.col, block.col_end());
+        let mut row = r0;
+        let mut row_start = row * width;
+        for &p in pixels {
+            if p < row_start {
+                row = p.div_euclid(width);
+                row_start = row * width;
+            }
+            while p >= row_start + width {
+                row += 1;
+                row_start += width;
+            }
+            let col = p - row_start;
+            let outside = || {
+                DataFusionError::Internal(format!(
+                    "scan row of pixel {p} is outside its block {block:?}"
+                ))
+            };
+            if row >= r1 || row < r0 || col < c0 || col >= c1 {
+                return Err(outside());
+            }
+            let offset = (row - r0) as usize * block.cols + (col - c0) as usize;
+            let slot = self.slot.get_mut(offset).ok_or_else(outside)?;
+            if *slot == u32::MAX {
+                *slot = self.offsets.len() as u32;
+                self.offsets.push(offset as u32);
+            }
+            out.push(*slot as usize);
+        }
+        Ok(())
+    }
+
+    /// The groups in pixel offset order, or `None` if they are numbered so.
+    fn by_offset(&self) -> Option<UInt32Array> {
+        if self.offsets.is_sorted() {
+            return None;
+        }
+        Some(UInt32Array::from_iter_values(
+            self.slot.iter().copied().filter(|&g| g != u32::MAX),
+        ))
     }
 }
 
@@ -690,7 +714,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_offsets_step_through_rows() {
+    fn block_groups_are_numbered_as_they_first_have_a_row() {
         let block = Window {
             row: 2,
             col: 3,
@@ -698,13 +722,25 @@ mod tests {
             cols: 4,
         };
         let width = 10;
-        let pixels = [23, 26, 33, 36, 23];
+        // Block offsets 3, 0, 7, 4, 0 (grid rows 2 and 3, columns 3..7).
+        let pixels = [26, 23, 36, 33, 23];
+        let mut groups = BlockGroups::new(8);
         let mut out = Vec::new();
-        let mut seen = vec![false; 8];
-        block_indices(&pixels, width, &block, &mut out, &mut seen).unwrap();
-        assert_eq!(out, vec![0, 3, 4, 7, 0]);
-        assert_eq!(seen, [true, false, false, true, true, false, false, true]);
-        assert!(block_indices(&[27], width, &block, &mut out, &mut seen).is_err());
-        assert!(block_indices(&[13], width, &block, &mut out, &mut seen).is_err());
+        groups.assign(&pixels, width, &block, &mut out).unwrap();
+        assert_eq!(out, vec![0, 1, 2, 3, 1]);
+        assert_eq!(groups.len(), 4);
+        assert_eq!(groups.offsets, vec![3, 0, 7, 4]);
+        // By offset: 0 (group 1), 3 (group 0), 4 (group 3), 7 (group 2).
+        assert_eq!(
+            groups.by_offset().unwrap().values().to_vec(),
+            vec![1, 0, 3, 2]
+        );
+        assert!(groups.assign(&[27], width, &block, &mut out).is_err());
+        assert!(groups.assign(&[13], width, &block, &mut out).is_err());
+        let mut sorted = BlockGroups::new(8);
+        sorted
+            .assign(&[23, 24, 33], width, &block, &mut out)
+            .unwrap();
+        assert!(sorted.by_offset().is_none());
     }
 }

@@ -38,7 +38,7 @@ fn mosaic(dir: &std::path::Path) {
     }
 }
 
-const QUERY: &str = "SELECT pixel, x, y, count(*) AS n, count(red) AS n_red, sum(red) AS s, \
+const QUERY: &str = "SELECT pixel, x, y, count(*) AS n, count(red) AS n_red, sum(red) AS s, max(red) AS hi, \
      min(nir) AS lo, avg(CAST(nir AS DOUBLE)) AS mean_nir, \
      trend(CAST(red AS DOUBLE), time)['slope'] AS slope, \
      count(nir) FILTER (WHERE red > 500) AS bright \
@@ -85,6 +85,29 @@ async fn per_block_aggregation_equals_hash_aggregation() {
         assert!(plan.contains("order=scene-major"), "{block_pixels}: {plan}");
         let got = sorted(&query(&ctx, QUERY).await);
         assert_eq!(got, reference, "block_pixels = {block_pixels}");
+    }
+    // Scenes read one, two or all at a time, their rows in strips of a
+    // few pixels (batches smaller than a strip of every scene, too). Some
+    // pixels' only rows have a NULL red: their sum and max must be NULL
+    // however the batches fall.
+    query(&ctx, "SET sceneql.block_pixels = 256").await;
+    for (scenes, batch) in [(1, 8192), (2, 37), (8, 8192), (8, 5)] {
+        query(&ctx, &format!("SET sceneql.scenes_per_read = {scenes}")).await;
+        query(
+            &ctx,
+            &format!("SET datafusion.execution.batch_size = {batch}"),
+        )
+        .await;
+        let plan = explain(&ctx, QUERY).await;
+        assert!(
+            plan.contains(&format!("scenes_per_read={scenes}")),
+            "{plan}"
+        );
+        let got = sorted(&query(&ctx, QUERY).await);
+        assert_eq!(
+            got, reference,
+            "scenes_per_read = {scenes}, batch_size = {batch}"
+        );
     }
 }
 
