@@ -36,12 +36,36 @@ pub struct Moments {
     pub sxy: f64,
 }
 
+/// `1 / n` for counts below this are looked up, not divided.
+const RECIPROCALS_LEN: usize = 1024;
+
+/// `RECIPROCALS[n] = 1 / n` (correctly rounded, as the division is).
+static RECIPROCALS: [f64; RECIPROCALS_LEN] = {
+    let mut r = [0.0; RECIPROCALS_LEN];
+    let mut n = 1;
+    while n < RECIPROCALS_LEN {
+        r[n] = 1.0 / n as f64;
+        n += 1;
+    }
+    r
+};
+
+/// `1 / n`, the same value as the division: looked up for the counts a
+/// per-pixel series has (a division is the slowest step of an update).
+#[inline(always)]
+pub fn reciprocal(n: u64) -> f64 {
+    match RECIPROCALS.get(n as usize) {
+        Some(&r) => r,
+        None => 1.0 / n as f64,
+    }
+}
+
 impl Moments {
     /// Add one pair (Welford's update).
     #[inline(always)]
     pub fn update(&mut self, x: f64, y: f64) {
         self.n += 1;
-        let w = 1.0 / self.n as f64;
+        let w = reciprocal(self.n);
         let dx = x - self.mean_x;
         let dy = y - self.mean_y;
         self.mean_x += dx * w;
@@ -385,6 +409,17 @@ pub fn ln_gamma(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reciprocals_are_the_quotients() {
+        for n in 1..(RECIPROCALS_LEN as u64 + 10) {
+            assert_eq!(
+                reciprocal(n).to_bits(),
+                (1.0 / n as f64).to_bits(),
+                "n = {n}"
+            );
+        }
+    }
 
     fn close(a: f64, b: f64, rtol: f64) -> bool {
         (a - b).abs() <= rtol * b.abs().max(1e-300)

@@ -639,46 +639,62 @@ where
         self.last[g] = s.last;
     }
 
-    /// Add one row to group g (NaN / infinite value or time: skipped).
-    /// Written out field by field so that only the fields that change are
-    /// stored; the arithmetic is exactly [`GroupState::update`]'s.
+    /// Add rows `(group, time, value)` (NaN / infinite value or time:
+    /// skipped); an error if a group is out of range. The arithmetic is
+    /// exactly [`GroupState::update`]'s, written out on the state vectors
+    /// (sliced to one length, so each row checks its group once) so that
+    /// only the fields that change are stored.
     #[inline(always)]
-    fn update_row(&mut self, g: usize, t: T::Native, v: f64) {
-        if !v.is_finite() || !t.is_finite() {
-            return;
-        }
-        let n = self.n[g];
-        if n == 0 {
-            self.shift_t[g] = t;
-            self.shift_v[g] = v;
-            self.first[g] = t;
-            self.last[g] = t;
-        } else {
-            if t < self.first[g] {
-                self.first[g] = t;
-            }
-            if t > self.last[g] {
-                self.last[g] = t;
-            }
-        }
-        let mut m = Moments {
-            n,
-            mean_x: self.mean_t[g],
-            mean_y: self.mean_v[g],
-            sxx: self.s_tt[g],
-            syy: self.s_vv[g],
-            sxy: self.s_tv[g],
-        };
-        m.update(
-            t.offset_from(self.shift_t[g]) * self.scale,
-            v - self.shift_v[g],
+    fn update_rows(&mut self, rows: impl Iterator<Item = (usize, T::Native, f64)>) -> Result<()> {
+        let len = self.n.len();
+        let scale = self.scale;
+        let n = &mut self.n[..len];
+        let (mean_t, mean_v) = (&mut self.mean_t[..len], &mut self.mean_v[..len]);
+        let (s_tt, s_vv, s_tv) = (
+            &mut self.s_tt[..len],
+            &mut self.s_vv[..len],
+            &mut self.s_tv[..len],
         );
-        self.n[g] = m.n;
-        self.mean_t[g] = m.mean_x;
-        self.mean_v[g] = m.mean_y;
-        self.s_tt[g] = m.sxx;
-        self.s_vv[g] = m.syy;
-        self.s_tv[g] = m.sxy;
+        let (shift_t, shift_v) = (&mut self.shift_t[..len], &mut self.shift_v[..len]);
+        let (first, last) = (&mut self.first[..len], &mut self.last[..len]);
+        for (g, t, v) in rows {
+            if g >= len {
+                return internal_err!("{SIGNATURE}: group index {g} out of range ({len} groups)");
+            }
+            if !v.is_finite() || !t.is_finite() {
+                continue;
+            }
+            let k = n[g];
+            if k == 0 {
+                shift_t[g] = t;
+                shift_v[g] = v;
+                first[g] = t;
+                last[g] = t;
+            } else {
+                if t < first[g] {
+                    first[g] = t;
+                }
+                if t > last[g] {
+                    last[g] = t;
+                }
+            }
+            let mut m = Moments {
+                n: k,
+                mean_x: mean_t[g],
+                mean_y: mean_v[g],
+                sxx: s_tt[g],
+                syy: s_vv[g],
+                sxy: s_tv[g],
+            };
+            m.update(t.offset_from(shift_t[g]) * scale, v - shift_v[g]);
+            n[g] = m.n;
+            mean_t[g] = m.mean_x;
+            mean_v[g] = m.mean_y;
+            s_tt[g] = m.sxx;
+            s_vv[g] = m.syy;
+            s_tv[g] = m.sxy;
+        }
+        Ok(())
     }
 
     /// Remove the emitted groups, returning them as accumulator of their
@@ -726,18 +742,17 @@ where
         }
         match valid_rows(values, times, opt_filter) {
             // Fast path: no NULLs, no filter.
-            None => {
-                for ((&g, &t), &v) in group_indices.iter().zip(t).zip(v) {
-                    self.update_row(g, t, v);
-                }
-            }
+            None => self.update_rows(
+                group_indices
+                    .iter()
+                    .zip(t)
+                    .zip(v)
+                    .map(|((&g, &t), &v)| (g, t, v)),
+            ),
             Some(valid) => {
-                for i in valid.set_indices() {
-                    self.update_row(group_indices[i], t[i], v[i]);
-                }
+                self.update_rows(valid.set_indices().map(|i| (group_indices[i], t[i], v[i])))
             }
         }
-        Ok(())
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
