@@ -14,6 +14,7 @@
 //! GDAL reads run on blocking threads, never on the async workers.
 
 pub mod batch;
+pub mod carry;
 pub mod filter;
 pub mod read;
 pub mod shard;
@@ -52,6 +53,7 @@ use crate::grid::Window;
 use crate::progress;
 use crate::provider::{Column, SceneArchive};
 use batch::BlockBatches;
+use carry::TileCarry;
 use filter::ScanFilter;
 
 /// The order a scan emits its rows in.
@@ -472,9 +474,10 @@ fn read_unit(
     bands: &[String],
     block: Window,
     filter: Option<&ScanFilter>,
+    carry: Option<(&TileCarry, usize)>,
 ) -> Result<(read::BlockData, read::ReadStats, Option<Vec<BooleanBuffer>>)> {
     let Some(filter) = filter else {
-        let (data, stats) = read::read_block(archive, scenes, bands, block)?;
+        let (data, stats) = read::read_block(archive, scenes, bands, block, carry)?;
         return Ok((data, stats, None));
     };
     let first: BTreeSet<String> = scenes
@@ -482,7 +485,7 @@ fn read_unit(
         .flat_map(|&i| filter.bands_of(archive, i))
         .collect();
     if bands.iter().all(|b| first.contains(b)) {
-        let (data, stats) = read::read_block(archive, scenes, bands, block)?;
+        let (data, stats) = read::read_block(archive, scenes, bands, block, carry)?;
         let passed = filter.evaluate(archive, &data)?;
         return Ok((data, stats, Some(passed)));
     }
@@ -496,7 +499,7 @@ fn read_unit(
         .filter(|b| !first.contains(*b))
         .cloned()
         .collect();
-    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block)?;
+    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block, carry)?;
     let passed = filter.evaluate(archive, &data)?;
     let (kept, kept_passed): (Vec<read::BlockScene>, Vec<BooleanBuffer>) = data
         .scenes
@@ -505,9 +508,10 @@ fn read_unit(
         .filter(|(_, p)| p.count_set_bits() > 0)
         .unzip();
     let kept_ids: Vec<usize> = kept.iter().map(|s| s.scene).collect();
-    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block)?;
+    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, carry)?;
     stats.files_opened += more_stats.files_opened;
     stats.bytes_decoded += more_stats.bytes_decoded;
+    stats.bytes_carried += more_stats.bytes_carried;
     stats.nanos += more_stats.nanos;
     let mut more = more
         .scenes
@@ -751,14 +755,16 @@ impl ExecutionPlan for SceneScanExec {
         // What each read covers: a block with all its scenes, or (scene-major)
         // a block with one scene, the scenes of a block in time order.
         let all_scenes = Arc::new(self.scenes.clone());
-        let units: Vec<(Window, Arc<Vec<usize>>, bool)> = match self.order {
-            ScanOrder::PixelTime => self.blocks[range]
+        let units: Vec<(usize, Window, Arc<Vec<usize>>, bool)> = match self.order {
+            ScanOrder::PixelTime => self.blocks[range.clone()]
                 .iter()
-                .map(|b| (*b, all_scenes.clone(), true))
+                .enumerate()
+                .map(|(i, b)| (i, *b, all_scenes.clone(), true))
                 .collect(),
-            ScanOrder::SceneMajor => self.blocks[range]
+            ScanOrder::SceneMajor => self.blocks[range.clone()]
                 .iter()
-                .flat_map(|b| {
+                .enumerate()
+                .flat_map(|(i, b)| {
                     let covering: Vec<usize> = self
                         .scenes
                         .iter()
@@ -775,7 +781,7 @@ impl ExecutionPlan for SceneScanExec {
                     covering
                         .chunks(self.scenes_per_read.max(1))
                         .enumerate()
-                        .map(|(k, group)| (*b, Arc::new(group.to_vec()), k + 1 == reads))
+                        .map(|(k, group)| (i, *b, Arc::new(group.to_vec()), k + 1 == reads))
                         .collect::<Vec<_>>()
                 })
                 .collect(),
@@ -794,10 +800,16 @@ impl ExecutionPlan for SceneScanExec {
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let filter = self.filter.clone();
         let order = self.order;
+        let carry = Arc::new(TileCarry::new(self.blocks[range].to_vec()));
         let stream = futures::stream::iter(units)
-            .map(move |(block, scenes, block_done)| {
-                let (archive, bands, m, filter) =
-                    (archive.clone(), bands.clone(), m.clone(), filter.clone());
+            .map(move |(index, block, scenes, block_done)| {
+                let (archive, bands, m, filter, carry) = (
+                    archive.clone(),
+                    bands.clone(),
+                    m.clone(),
+                    filter.clone(),
+                    carry.clone(),
+                );
                 let (columns, schema, scene_ids, sensor_ids) = (
                     columns.clone(),
                     schema.clone(),
@@ -810,7 +822,14 @@ impl ExecutionPlan for SceneScanExec {
                         let _span =
                             tracing::info_span!("scan_block", row = block.row, rows = block.rows)
                                 .entered();
-                        read_unit(&a, &scenes, &bands, block, filter.as_deref())
+                        read_unit(
+                            &a,
+                            &scenes,
+                            &bands,
+                            block,
+                            filter.as_deref(),
+                            Some((&carry, index)),
+                        )
                     })
                     .await
                     .map_err(|e| {
@@ -862,6 +881,7 @@ struct ScanMetrics {
     files_opened: Count,
     scenes_read: Count,
     bytes_decoded: Count,
+    bytes_carried: Count,
     blocks: Count,
     read_time: Time,
     /// Building a block's rows from the read: the footprints, the rows
@@ -876,6 +896,7 @@ impl ScanMetrics {
             files_opened: MetricBuilder::new(set).counter("files_opened", partition),
             scenes_read: MetricBuilder::new(set).counter("scenes_read", partition),
             bytes_decoded: MetricBuilder::new(set).counter("bytes_decoded", partition),
+            bytes_carried: MetricBuilder::new(set).counter("bytes_carried", partition),
             blocks: MetricBuilder::new(set).counter("blocks", partition),
             read_time: MetricBuilder::new(set).subset_time("read_time", partition),
             filter_time: MetricBuilder::new(set).subset_time("filter_time", partition),
@@ -887,6 +908,7 @@ impl ScanMetrics {
         self.files_opened.add(s.files_opened);
         self.scenes_read.add(s.scenes_read);
         self.bytes_decoded.add(s.bytes_decoded);
+        self.bytes_carried.add(s.bytes_carried);
         self.blocks.add(block_done as usize);
         self.read_time
             .add_duration(std::time::Duration::from_nanos(s.nanos));

@@ -14,6 +14,7 @@ use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer, NullBuffer, Scalar
 use datafusion::arrow::datatypes::*;
 use gdal::Dataset;
 
+use super::carry::{self, TileCarry};
 use crate::archive::Band;
 use crate::error::{Result, SceneError};
 use crate::grid::{Placement, Window};
@@ -42,16 +43,22 @@ pub struct BlockData {
 pub struct ReadStats {
     pub files_opened: usize,
     pub scenes_read: usize,
+    /// Bytes of samples read from files (with a carry: of whole tiles).
     pub bytes_decoded: usize,
+    /// Bytes of samples copied from a carry instead of decoded again.
+    pub bytes_carried: usize,
     pub nanos: u64,
 }
 
-/// Read `bands` of `scenes` over `window`.
+/// Read `bands` of `scenes` over `window`; with `carry`, `window` is block
+/// `.1` of the carry's partition, and tiles its edges cut are decoded once
+/// for it and the partition's later blocks ([`super::carry`]).
 pub fn read_block(
     archive: &SceneArchive,
     scenes: &[usize],
     bands: &[String],
     window: Window,
+    carry: Option<(&TileCarry, usize)>,
 ) -> Result<(BlockData, ReadStats)> {
     let start = Instant::now();
     let mut stats = ReadStats::default();
@@ -97,7 +104,7 @@ pub fn read_block(
                         rows: band.geom.height,
                         cols: band.geom.width,
                     };
-                    read_band(&ds, band, file, window)?
+                    read_band(&ds, band, file, window, carry)?
                 }
                 Placement::Warped => {
                     let fw = fp.window;
@@ -114,10 +121,11 @@ pub fn read_block(
                         src_nodata: archive.options.nodata.for_band(name),
                     };
                     let vrt = raster::warped_vrt(&ds, &band.path, &spec)?;
-                    read_band(&vrt, band, fw, window)?
+                    read_band(&vrt, band, fw, window, None)?
                 }
             };
-            stats.bytes_decoded += bytes;
+            stats.bytes_decoded += bytes.decoded;
+            stats.bytes_carried += bytes.carried;
             arrays.insert(name.clone(), array);
             opened.insert(band.path.as_str(), ds);
         }
@@ -138,13 +146,37 @@ pub fn read_block(
 }
 
 /// Read the part of `window` covered by `file` (the dataset's pixels placed
-/// on the grid) into an array over the whole window.
-fn read_band(ds: &Dataset, band: &Band, file: Window, window: Window) -> Result<(ArrayRef, usize)> {
+/// on the grid) into an array over the whole window (through `carry` when
+/// the window's edges cut the file's tiles).
+fn read_band(
+    ds: &Dataset,
+    band: &Band,
+    file: Window,
+    window: Window,
+    carry: Option<(&TileCarry, usize)>,
+) -> Result<(ArrayRef, carry::Bytes)> {
     let sample = band.meta.sample.read_as();
     let len = window.rows * window.cols;
     let mut buf = MutableBuffer::from_len_zeroed(len * sample.bytes());
     let cover = file.intersect(&window);
-    if !cover.is_empty() {
+    let carry = carry.filter(|_| !cover.is_empty() && !carry::tile_aligned(band, file, cover));
+    let mut bytes = carry::Bytes {
+        decoded: cover.rows * cover.cols * sample.bytes(),
+        carried: 0,
+    };
+    if let Some((carry, block)) = carry {
+        bytes = carry::read_cover(
+            ds,
+            band,
+            sample,
+            file,
+            cover,
+            window,
+            buf.as_slice_mut(),
+            carry,
+            block,
+        )?;
+    } else if !cover.is_empty() {
         let offset = ((cover.row - window.row) as usize * window.cols
             + (cover.col - window.col) as usize)
             * sample.bytes();
@@ -175,7 +207,7 @@ fn read_band(ds: &Dataset, band: &Band, file: Window, window: Window) -> Result<
         cols: cover.cols,
     };
     let array = to_array(buf, sample, len, rel, window.cols, band.meta.nodata);
-    Ok((array, cover.rows * cover.cols * sample.bytes()))
+    Ok((array, bytes))
 }
 
 fn to_array(
