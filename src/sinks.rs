@@ -271,7 +271,10 @@ pub fn copy_asks_for_order(plan: &LogicalPlan) -> bool {
 /// the next row of another: every partition but the first would wait, and a
 /// `GROUP BY pixel` written to Parquet would run on one core. The rows
 /// written are the same; rows of different partitions interleave by batch,
-/// and the file claims no sort order.
+/// and the file claims no sort order. With one input partition there is no
+/// merge, but the sink's order requirement is dropped all the same, so a
+/// per-block aggregation whose blocks are narrower than the grid can run
+/// under it.
 ///
 /// A query's own `ORDER BY` leaves the same physical plan, so the rule is
 /// not a session rule: the statement runner applies it to a local `COPY`
@@ -290,17 +293,20 @@ impl PhysicalOptimizerRule for UnorderedSinkInput {
             let Some(exec) = node.downcast_ref::<DataSinkExec>() else {
                 return Ok(Transformed::no(node));
             };
-            let (Some(merge), Some(sink)) = (
-                exec.input().downcast_ref::<SortPreservingMergeExec>(),
-                exec.sink().downcast_ref::<ParquetSink>(),
-            ) else {
+            let Some(sink) = exec.sink().downcast_ref::<ParquetSink>() else {
                 return Ok(Transformed::no(node));
             };
-            if merge.fetch().is_some() {
-                return Ok(Transformed::no(node));
-            }
             let input: Arc<dyn ExecutionPlan> =
-                Arc::new(CoalescePartitionsExec::new(merge.input().clone()));
+                match exec.input().downcast_ref::<SortPreservingMergeExec>() {
+                    Some(merge) if merge.fetch().is_none() => {
+                        Arc::new(CoalescePartitionsExec::new(merge.input().clone()))
+                    }
+                    Some(_) => return Ok(Transformed::no(node)),
+                    // One input partition: no merge, but the sink still asks
+                    // its input to keep its order.
+                    None if exec.sort_order().is_some() => exec.input().clone(),
+                    None => return Ok(Transformed::no(node)),
+                };
             let sink = ParquetSink::new(sink.config().clone(), sink.parquet_options().clone());
             Ok(Transformed::yes(Arc::new(DataSinkExec::new(
                 input,

@@ -230,3 +230,55 @@ fn trace_writes_a_chrome_trace_with_scan_spans() {
         );
     }
 }
+
+/// A `COPY` of `GROUP BY pixel` on one partition, over blocks narrower than
+/// the grid, still aggregates per block (`TileAggregateExec`'s emit spans
+/// are in the trace): the sink does not hold its input to the pixel order.
+#[test]
+fn copy_on_one_partition_aggregates_per_block() {
+    let d = tempfile::tempdir().unwrap();
+    sceneql_cli(
+        d.path(),
+        &[
+            "gen-sample",
+            "a",
+            "--size",
+            "32",
+            "--dates",
+            "3",
+            "--tile",
+            "16",
+        ],
+    );
+    sceneql_cli(
+        d.path(),
+        &[
+            "-q",
+            "--trace",
+            "trace.json",
+            "-c",
+            "SET datafusion.execution.target_partitions = 1",
+            "-c",
+            "SET sceneql.block_pixels = 256",
+            "-c",
+            "COPY (SELECT pixel, trend(CAST(nir AS DOUBLE), time) AS t FROM scenes('a/') GROUP BY pixel) TO 'out.parquet'",
+        ],
+    );
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.path().join("trace.json")).unwrap())
+            .unwrap();
+    let emits = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"].as_str() == Some("tile_aggregate_emit"))
+        .count();
+    assert!(emits >= 4, "{emits} per-block emits");
+    let r =
+        ParquetRecordBatchReaderBuilder::try_new(File::open(d.path().join("out.parquet")).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+    let rows: usize = r.map(|b| b.unwrap().num_rows()).sum();
+    assert!(rows > 32 * 28, "{rows} pixels written");
+}
