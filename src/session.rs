@@ -29,7 +29,7 @@ extensions_options! {
         /// come strip by strip, so more keeps each strip's accumulator
         /// state in cache for more scenes; fewer holds less decoded data
         /// at once (a read holds this many scenes' bands of a block).
-        pub scenes_per_read: usize, default = 8
+        pub scenes_per_read: usize, default = 4
     }
 }
 
