@@ -38,21 +38,7 @@ fn reference_slopes(archive: &Path) -> (HashMap<i64, f64>, usize) {
 #[test]
 fn ndvi_trend_pipeline_matches_an_independent_ols() {
     let d = tempfile::tempdir().unwrap();
-    sceneql_cli(
-        d.path(),
-        &[
-            "gen-sample",
-            "archive",
-            "--size",
-            "48",
-            "--dates",
-            "10",
-            "--tile",
-            "16",
-            "--seed",
-            "5",
-        ],
-    );
+    gen_sample(d.path(), "archive", 48, 10, 16, Some(5));
     let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/ndvi_trend.sql");
     // Relative paths are resolved against the client's working directory.
     sceneql_cli(
@@ -191,38 +177,13 @@ fn formats_variables_and_struct_flattening() {
 #[test]
 fn trace_writes_a_chrome_trace_with_scan_spans() {
     let d = tempfile::tempdir().unwrap();
-    sceneql_cli(
+    gen_sample(d.path(), "a", 32, 3, 16, None);
+    let names: std::collections::BTreeSet<String> = traced(
         d.path(),
-        &[
-            "gen-sample",
-            "a",
-            "--size",
-            "32",
-            "--dates",
-            "3",
-            "--tile",
-            "16",
-        ],
-    );
-    sceneql_cli(
-        d.path(),
-        &[
-            "-q",
-            "--trace",
-            "trace.json",
-            "-c",
-            "SELECT pixel, avg(nir) FROM scenes('a/') GROUP BY pixel",
-        ],
-    );
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.path().join("trace.json")).unwrap())
-            .unwrap();
-    let names: std::collections::BTreeSet<String> = trace
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["name"].as_str().map(String::from))
-        .collect();
+        &["SELECT pixel, avg(nir) FROM scenes('a/') GROUP BY pixel"],
+    )
+    .into_iter()
+    .collect();
     for span in ["statement", "scan_block", "decode", "batch"] {
         assert!(
             names.contains(span),
@@ -237,41 +198,17 @@ fn trace_writes_a_chrome_trace_with_scan_spans() {
 #[test]
 fn copy_on_one_partition_aggregates_per_block() {
     let d = tempfile::tempdir().unwrap();
-    sceneql_cli(
+    gen_sample(d.path(), "a", 32, 3, 16, None);
+    let emits = traced(
         d.path(),
         &[
-            "gen-sample",
-            "a",
-            "--size",
-            "32",
-            "--dates",
-            "3",
-            "--tile",
-            "16",
-        ],
-    );
-    sceneql_cli(
-        d.path(),
-        &[
-            "-q",
-            "--trace",
-            "trace.json",
-            "-c",
             "SET datafusion.execution.target_partitions = 1",
-            "-c",
             "SET sceneql.block_pixels = 256",
-            "-c",
             "COPY (SELECT pixel, trend(CAST(nir AS DOUBLE), time) AS t FROM scenes('a/') GROUP BY pixel) TO 'out.parquet'",
         ],
-    );
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(d.path().join("trace.json")).unwrap())
-            .unwrap();
-    let emits = trace
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["name"].as_str() == Some("tile_aggregate_emit"))
+    )
+    .iter()
+        .filter(|n| *n == "tile_aggregate_emit")
         .count();
     assert!(emits >= 4, "{emits} per-block emits");
     let r =
@@ -281,4 +218,14 @@ fn copy_on_one_partition_aggregates_per_block() {
             .unwrap();
     let rows: usize = r.map(|b| b.unwrap().num_rows()).sum();
     assert!(rows > 32 * 28, "{rows} pixels written");
+}
+
+/// Run `statements` (one `-c` each) with `--trace`; the trace's event names.
+fn traced(dir: &Path, statements: &[&str]) -> Vec<String> {
+    let mut args = vec!["-q", "--trace", "trace.json"];
+    for s in statements {
+        args.extend(["-c", s]);
+    }
+    sceneql_cli(dir, &args);
+    trace_names(&dir.join("trace.json"))
 }

@@ -158,6 +158,45 @@ pub fn clear_ndvi_series(
     (series, width)
 }
 
+/// `sceneql gen-sample NAME --size .. --dates .. --tile .. [--seed ..]` in `dir`.
+pub fn gen_sample(
+    dir: &Path,
+    name: &str,
+    size: usize,
+    dates: usize,
+    tile: usize,
+    seed: Option<u64>,
+) {
+    let (size, dates, tile) = (size.to_string(), dates.to_string(), tile.to_string());
+    let mut args = vec![
+        "gen-sample",
+        name,
+        "--size",
+        &size,
+        "--dates",
+        &dates,
+        "--tile",
+        &tile,
+    ];
+    let seed = seed.map(|s| s.to_string());
+    if let Some(s) = &seed {
+        args.extend(["--seed", s]);
+    }
+    sceneql_cli(dir, &args);
+}
+
+/// The names of a Chrome trace's events (`--trace` output).
+pub fn trace_names(path: &Path) -> Vec<String> {
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["name"].as_str().map(String::from))
+        .collect()
+}
+
 /// Run the sceneql binary in `dir`; panics with its stderr when it fails.
 pub fn sceneql_cli(dir: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_sceneql"))

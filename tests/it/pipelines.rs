@@ -36,21 +36,7 @@ fn python() -> PathBuf {
 /// Run a pipeline on a fresh sample and return its rows and numpy's reference.
 fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
     let d = tempfile::tempdir().unwrap();
-    sceneql_cli(
-        d.path(),
-        &[
-            "gen-sample",
-            "archive",
-            "--size",
-            "24",
-            "--dates",
-            "14",
-            "--tile",
-            "16",
-            "--seed",
-            "11",
-        ],
-    );
+    gen_sample(d.path(), "archive", 24, 14, 16, Some(11));
     let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(sql);
     sceneql_cli(
         d.path(),

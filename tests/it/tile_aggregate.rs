@@ -154,21 +154,7 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
     let d = tempfile::tempdir().unwrap();
-    sceneql_cli(
-        d.path(),
-        &[
-            "gen-sample",
-            "archive",
-            "--size",
-            "100",
-            "--dates",
-            "5",
-            "--tile",
-            "16",
-            "--seed",
-            "3",
-        ],
-    );
+    gen_sample(d.path(), "archive", 100, 5, 16, Some(3));
     let (series, _) = clear_ndvi_series(&d.path().join("archive"));
     let ctx = ctx();
     query(
