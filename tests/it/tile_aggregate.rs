@@ -148,55 +148,68 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
 }
 
 /// Tiles cut by block edges are decoded once and their edges carried to the
-/// later blocks: with blocks of 2 x 2 tiles over an archive whose dates are
-/// shifted by up to 4 pixels, per-pixel clear-observation counts and NDVI
-/// sums equal an independent read of the whole files (common::clear_ndvi_series).
+/// later blocks: with blocks of 2 x 2 tiles (scene-major) or strips of a few
+/// rows ((pixel, time)) over an archive whose dates are shifted by up to 4
+/// pixels, per-pixel clear-observation counts and NDVI sums equal an
+/// independent read of the whole files (common::clear_ndvi_series).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
     let d = tempfile::tempdir().unwrap();
-    gen_sample(d.path(), "archive", 100, 5, 16, Some(3));
+    gen_sample(d.path(), "archive", 200, 5, 16, Some(3));
     let (series, _) = clear_ndvi_series(&d.path().join("archive"));
     let ctx = ctx();
+    let archive = location(&d.path().join("archive"));
+    // Scene-major blocks of 2 x 2 tiles (per-block aggregation), and
+    // (pixel, time) strips of a few rows under hash aggregation.
+    query(
+        &ctx,
+        &format!("CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{archive}'"),
+    )
+    .await;
     query(
         &ctx,
         &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
-            location(&d.path().join("archive"))
+            "CREATE EXTERNAL TABLE strips STORED AS SCENES LOCATION '{archive}' \
+             OPTIONS ('block_bytes' '1MB')"
         ),
     )
     .await;
     query(&ctx, "SET sceneql.block_pixels = 1024").await;
     query(&ctx, "SET sceneql.scenes_per_read = 2").await;
-    let sql = "SELECT pixel, count(*) AS n, \
-               sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
-               FROM obs WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel";
-    let plan = explain(&ctx, sql).await;
-    assert!(plan.contains("TileAggregateExec"), "{plan}");
-    let (batches, carried) = run_with_metric(&ctx, sql, "bytes_carried").await;
-    assert!(carried > 0, "no tile edge was carried");
-    let mut got = std::collections::BTreeMap::new();
-    for b in &batches {
-        let p = b
-            .column(0)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        let n = b
-            .column(1)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        let s = b
-            .column(2)
-            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        for i in 0..b.num_rows() {
-            got.insert(p.value(i), (n.value(i) as usize, s.value(i)));
-        }
-    }
-    assert_eq!(got.len(), series.len());
-    for (pixel, obs) in &series {
-        let (n, s) = got[pixel];
-        let want: f64 = obs.iter().map(|o| o.1).sum();
-        assert_eq!(n, obs.len(), "pixel {pixel}");
-        assert!(
-            (s - want).abs() <= 1e-9 * want.abs().max(1.0),
-            "pixel {pixel}: {s} vs {want}"
+    for (table, per_block) in [("obs", true), ("strips", false)] {
+        query(&ctx, &format!("SET sceneql.tile_aggregate = {per_block}")).await;
+        let sql = format!(
+            "SELECT pixel, count(*) AS n, sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
+             FROM {table} WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel"
         );
+        let plan = explain(&ctx, &sql).await;
+        assert_eq!(plan.contains("TileAggregateExec"), per_block, "{plan}");
+        let (batches, carried) = run_with_metric(&ctx, &sql, "bytes_carried").await;
+        assert!(carried > 0, "{table}: no tile edge was carried");
+        let mut got = std::collections::BTreeMap::new();
+        for b in &batches {
+            let p = b
+                .column(0)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let n = b
+                .column(1)
+                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+            let s = b
+                .column(2)
+                .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+            for i in 0..b.num_rows() {
+                got.insert(p.value(i), (n.value(i) as usize, s.value(i)));
+            }
+        }
+        assert_eq!(got.len(), series.len(), "{table}");
+        for (pixel, obs) in &series {
+            let (n, s) = got[pixel];
+            let want: f64 = obs.iter().map(|o| o.1).sum();
+            assert_eq!(n, obs.len(), "{table}: pixel {pixel}");
+            assert!(
+                (s - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{table}: pixel {pixel}: {s} vs {want}"
+            );
+        }
     }
 }
