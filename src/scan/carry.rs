@@ -19,10 +19,11 @@ use std::sync::Mutex;
 
 use gdal::Dataset;
 
+use super::read::read_rect;
 use crate::archive::Band;
-use crate::error::{Result, SceneError};
+use crate::error::Result;
 use crate::grid::Window;
-use crate::raster::{self, SampleType};
+use crate::raster::SampleType;
 
 /// The most a partition's carry holds.
 pub const CARRY_BYTES: usize = 64 << 20;
@@ -166,19 +167,7 @@ pub fn read_cover(
                 cols: (tx * tw).min(file.cols) - start * tw,
             };
             let mut data = vec![0u8; run.rows * run.cols * size];
-            let src = (
-                (run.col - file.col) as usize,
-                (run.row - file.row) as usize,
-                run.cols,
-                run.rows,
-            );
-            raster::read_window(ds, band.index, src, sample, &mut data, run.cols).map_err(
-                |message| SceneError::Read {
-                    path: band.path.clone(),
-                    what: format!("band {} window {:?}", band.index, src),
-                    message,
-                },
-            )?;
+            read_rect(ds, band, sample, file, run, &mut data, run.cols)?;
             bytes.decoded += data.len();
             copy_rect(&data, run, run.intersect(&cover), buf, window, size);
             // What later blocks of the partition need of each tile.

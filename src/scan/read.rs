@@ -160,12 +160,8 @@ fn read_band(
     let mut buf = MutableBuffer::from_len_zeroed(len * sample.bytes());
     let cover = file.intersect(&window);
     let carry = carry.filter(|_| !cover.is_empty() && !carry::tile_aligned(band, file, cover));
-    let mut bytes = carry::Bytes {
-        decoded: cover.rows * cover.cols * sample.bytes(),
-        carried: 0,
-    };
-    if let Some((carry, block)) = carry {
-        bytes = carry::read_cover(
+    let bytes = match carry {
+        Some((carry, block)) => carry::read_cover(
             ds,
             band,
             sample,
@@ -175,31 +171,28 @@ fn read_band(
             buf.as_slice_mut(),
             carry,
             block,
-        )?;
-    } else if !cover.is_empty() {
-        let offset = ((cover.row - window.row) as usize * window.cols
-            + (cover.col - window.col) as usize)
-            * sample.bytes();
-        let src = (
-            (cover.col - file.col) as usize,
-            (cover.row - file.row) as usize,
-            cover.cols,
-            cover.rows,
-        );
-        raster::read_window(
-            ds,
-            band.index,
-            src,
-            sample,
-            &mut buf.as_slice_mut()[offset..],
-            window.cols,
-        )
-        .map_err(|message| SceneError::Read {
-            path: band.path.clone(),
-            what: format!("band {} window {:?}", band.index, src),
-            message,
-        })?;
-    }
+        )?,
+        None => {
+            if !cover.is_empty() {
+                let offset = ((cover.row - window.row) as usize * window.cols
+                    + (cover.col - window.col) as usize)
+                    * sample.bytes();
+                read_rect(
+                    ds,
+                    band,
+                    sample,
+                    file,
+                    cover,
+                    &mut buf.as_slice_mut()[offset..],
+                    window.cols,
+                )?;
+            }
+            carry::Bytes {
+                decoded: cover.rows * cover.cols * sample.bytes(),
+                carried: 0,
+            }
+        }
+    };
     let rel = Window {
         row: cover.row - window.row,
         col: cover.col - window.col,
@@ -208,6 +201,32 @@ fn read_band(
     };
     let array = to_array(buf, sample, len, rel, window.cols, band.meta.nodata);
     Ok((array, bytes))
+}
+
+/// Read grid pixels `rect` of `file` (the dataset placed on the grid) into
+/// `dst`, rows `dst_stride` samples apart.
+pub(super) fn read_rect(
+    ds: &Dataset,
+    band: &Band,
+    sample: SampleType,
+    file: Window,
+    rect: Window,
+    dst: &mut [u8],
+    dst_stride: usize,
+) -> Result<()> {
+    let src = (
+        (rect.col - file.col) as usize,
+        (rect.row - file.row) as usize,
+        rect.cols,
+        rect.rows,
+    );
+    raster::read_window(ds, band.index, src, sample, dst, dst_stride).map_err(|message| {
+        SceneError::Read {
+            path: band.path.clone(),
+            what: format!("band {} window {:?}", band.index, src),
+            message,
+        }
+    })
 }
 
 fn to_array(
