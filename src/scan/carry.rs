@@ -1,21 +1,32 @@
-//! Decoded tile edges carried from one block's read to later blocks' reads
-//! of the same partition, so that no file tile is decoded twice.
+//! Decoded tile parts passed between the block reads of a scan, so that no
+//! file tile is decoded twice.
 //!
 //! Scenes of an archive rarely share a tile grid: footprints shift by a few
 //! pixels from date to date, so block edges (one grid for all scenes) cut
 //! through most files' tiles, and each block touching a tile would decode
 //! all of it again (GDAL decodes whole tiles, and a file is closed after
 //! each read). On a 4096 x 4096 archive shifted by up to 4 pixels, that is
-//! two to three decodes per tile. Instead, a read decodes each cut tile
-//! once and keeps, for every later block of the partition that the tile
-//! reaches into, that block's part of it (usually a strip a few pixels
-//! wide); the later block's read copies its parts in and decodes only the
-//! tiles it has no part of. Parts are dropped when used, when their block
-//! has passed, and never held beyond [`CARRY_BYTES`] (past that, tiles are
-//! decoded again, as without a carry).
-
+//! two to three decodes per tile. Instead, the read that decodes a cut tile
+//! keeps, for every other block the tile reaches into (usually a strip a
+//! few pixels wide), that block's part of it; the other block's read
+//! copies its parts in and decodes only the tiles it has no part of.
+//!
+//! One carry serves all partitions of a scan in a process, so the blocks on
+//! either side of a partition boundary, read at the same time by two
+//! threads, also share their cut tiles. Each cut tile has an owner, the
+//! block holding most of it: a read first decodes the tiles it owns (and
+//! those no other block covers), then, for each tile it does not own whose
+//! part it has not been given, waits while the owner is reading the same
+//! file band (the owner decodes its own tiles first, without waiting), and
+//! decodes the tile itself if no part came. So each block decodes about
+//! its share, and waits are one level deep. Parts are dropped when used,
+//! when their block has read the file band or has finished, and never held
+//! beyond [`CARRY_BYTES`] (past that, tiles are decoded again, as without a
+//! carry). Which read decodes a tile depends on timing; the pixels each
+//! block gets do not.
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use gdal::Dataset;
 
@@ -25,23 +36,43 @@ use crate::error::Result;
 use crate::grid::Window;
 use crate::raster::SampleType;
 
-/// The most a partition's carry holds.
+/// The most a scan's carry holds.
 pub const CARRY_BYTES: usize = 64 << 20;
 
-/// The carried tile parts of one partition's reads.
+/// The longest a read waits for another read's parts (a safety bound: the
+/// read waited for decodes the tiles it owns without waiting).
+const WAIT_LIMIT: Duration = Duration::from_secs(10);
+
+/// A file band (path, band index) read by one block (its index).
+type Key = (String, usize, usize);
+
+/// The carried tile parts of a scan's reads.
 pub struct TileCarry {
-    /// The partition's blocks, in the order they are read.
+    /// The scan's blocks, by index.
     blocks: Vec<Window>,
     store: Mutex<Store>,
+    /// Signalled when parts are kept or a read ends.
+    changed: Condvar,
 }
 
 #[derive(Default)]
 struct Store {
-    /// (file path, band index, block index) -> parts for that block.
-    parts: HashMap<(String, usize, usize), Vec<Part>>,
+    /// Parts kept for a block's read of a file band.
+    parts: HashMap<Key, Vec<Part>>,
     bytes: usize,
-    /// Parts for blocks before this index have been dropped.
-    passed: usize,
+    /// File bands being read, and read, by block.
+    reading: HashSet<Key>,
+    read: HashSet<Key>,
+    /// Blocks whose reads are all done.
+    finished: HashSet<usize>,
+}
+
+impl Store {
+    fn remove_parts(&mut self, key: &Key) -> Vec<Part> {
+        let parts = self.parts.remove(key).unwrap_or_default();
+        self.bytes -= parts.iter().map(|p| p.data.len()).sum::<usize>();
+        parts
+    }
 }
 
 /// One tile's pixels inside one block, decoded (row-major samples).
@@ -53,53 +84,130 @@ struct Part {
     data: Vec<u8>,
 }
 
+/// A block's read of a file band, from [`TileCarry::begin`]; ends when dropped.
+struct Reading<'a> {
+    carry: &'a TileCarry,
+    key: Key,
+    /// Parts kept for this read before it began.
+    parts: Vec<Part>,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut s = self.carry.lock();
+        s.reading.remove(&self.key);
+        s.remove_parts(&self.key);
+        s.read.insert(self.key.clone());
+        drop(s);
+        self.carry.changed.notify_all();
+    }
+}
+
 impl TileCarry {
     pub fn new(blocks: Vec<Window>) -> Self {
         TileCarry {
             blocks,
             store: Mutex::new(Store::default()),
+            changed: Condvar::new(),
         }
     }
 
-    /// The parts kept for `block` of a file band (removing them), after
-    /// dropping those of blocks before it.
-    fn take(&self, path: &str, band: usize, block: usize) -> Vec<Part> {
-        let Ok(mut s) = self.store.lock() else {
-            return Vec::new();
-        };
-        if block > s.passed {
-            let mut freed = 0;
-            s.parts.retain(|k, v| {
-                let keep = k.2 >= block;
-                if !keep {
-                    freed += v.iter().map(|p| p.data.len()).sum::<usize>();
-                }
-                keep
-            });
-            s.bytes -= freed;
-            s.passed = block;
-        }
-        let parts = s
-            .parts
-            .remove(&(path.to_string(), band, block))
-            .unwrap_or_default();
-        s.bytes -= parts.iter().map(|p| p.data.len()).sum::<usize>();
-        parts
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        // A read that panicked leaves a consistent store (every change is
+        // made under one lock), so a poisoned lock is still usable.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Keep `part` for `block`, if it fits.
+    /// Begin `block`'s read of a file band, taking the parts kept for it.
+    fn begin(&self, path: &str, band: usize, block: usize) -> Reading<'_> {
+        let key = (path.to_string(), band, block);
+        let mut s = self.lock();
+        let parts = s.remove_parts(&key);
+        s.reading.insert(key.clone());
+        Reading {
+            carry: self,
+            key,
+            parts,
+        }
+    }
+
+    /// The block holding most of `rect` (the first of equals).
+    fn owner(&self, rect: Window) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for (b, w) in self.blocks.iter().enumerate() {
+            let area = {
+                let i = w.intersect(&rect);
+                i.rows * i.cols
+            };
+            if area > 0 && best.is_none_or(|(_, a)| area > a) {
+                best = Some((b, area));
+            }
+        }
+        best.map(|(b, _)| b)
+    }
+
+    /// Whether a part for `block`'s read of a file band would be kept.
+    fn wants(&self, path: &str, band: usize, block: usize) -> bool {
+        let s = self.lock();
+        !s.finished.contains(&block) && !s.read.contains(&(path.to_string(), band, block))
+    }
+
+    /// Keep `part` for `block`'s read of a file band, unless that block
+    /// has read it or finished, or the carry is full.
     fn put(&self, path: &str, band: usize, block: usize, part: Part) {
-        let Ok(mut s) = self.store.lock() else {
-            return;
-        };
-        if block < s.passed || s.bytes + part.data.len() > CARRY_BYTES {
+        let key = (path.to_string(), band, block);
+        let mut s = self.lock();
+        if s.finished.contains(&block)
+            || s.read.contains(&key)
+            || s.bytes + part.data.len() > CARRY_BYTES
+        {
             return;
         }
         s.bytes += part.data.len();
-        s.parts
-            .entry((path.to_string(), band, block))
-            .or_default()
-            .push(part);
+        s.parts.entry(key).or_default().push(part);
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Wait until parts of all of `tiles` (each with its owner) are kept
+    /// for `reading`, or no owner of a missing one is reading the file
+    /// band; the parts kept meanwhile.
+    fn wait(&self, reading: &Reading, tiles: &[((usize, usize), usize)]) -> Vec<Part> {
+        let (path, band, _) = &reading.key;
+        let deadline = Instant::now() + WAIT_LIMIT;
+        let mut got = Vec::new();
+        let mut s = self.lock();
+        loop {
+            got.extend(s.remove_parts(&reading.key));
+            let busy = tiles.iter().any(|(t, owner)| {
+                !got.iter().any(|p| p.tile == *t)
+                    && s.reading.contains(&(path.clone(), *band, *owner))
+            });
+            let now = Instant::now();
+            if !busy || now >= deadline {
+                return got;
+            }
+            s = match self.changed.wait_timeout(s, deadline - now) {
+                Ok((s, _)) => s,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
+
+    /// `block` reads nothing more: drop what is kept for it.
+    pub fn finish(&self, block: usize) {
+        let mut s = self.lock();
+        s.finished.insert(block);
+        let mut freed = 0;
+        s.parts.retain(|k, v| {
+            let keep = k.2 != block;
+            if !keep {
+                freed += v.iter().map(|p| p.data.len()).sum::<usize>();
+            }
+            keep
+        });
+        s.bytes -= freed;
+        s.read.retain(|k| k.2 != block);
     }
 }
 
@@ -110,11 +218,132 @@ pub struct Bytes {
     pub carried: usize,
 }
 
+/// One file band's read into a block through the carry.
+struct CoverRead<'a> {
+    ds: &'a Dataset,
+    band: &'a Band,
+    sample: SampleType,
+    /// The file on the grid, and its tile size.
+    file: Window,
+    tile: (usize, usize),
+    /// What the block needs of the file, and the block.
+    cover: Window,
+    window: Window,
+    block: usize,
+    carry: &'a TileCarry,
+    /// Tiles whose pixels are in the buffer.
+    filled: HashSet<(usize, usize)>,
+    bytes: Bytes,
+}
+
+impl CoverRead<'_> {
+    /// The grid pixels of tile `t` (clipped to the file).
+    fn tile_rect(&self, t: (usize, usize)) -> Window {
+        let (tw, th) = self.tile;
+        self.file.intersect(&Window {
+            row: self.file.row + (t.1 * th) as i64,
+            col: self.file.col + (t.0 * tw) as i64,
+            rows: th,
+            cols: tw,
+        })
+    }
+
+    /// Copy in the parts of tiles not yet filled.
+    fn use_parts(&mut self, parts: Vec<Part>, buf: &mut [u8]) {
+        for p in parts {
+            if self.filled.insert(p.tile) {
+                copy_rect(
+                    &p.data,
+                    p.rect,
+                    p.rect,
+                    buf,
+                    self.window,
+                    self.sample.bytes(),
+                );
+                self.bytes.carried += p.data.len();
+            }
+        }
+    }
+
+    /// Decode the tiles of `tiles` not yet filled, by runs along tile rows,
+    /// and keep for every other block the part of each tile it covers. A
+    /// run is read twice from the open dataset: the block's part straight
+    /// into `buf` (GDAL decodes the run's tiles into its block cache), then
+    /// the other blocks' parts, from that cache.
+    fn decode(&mut self, tiles: &[(usize, usize)], buf: &mut [u8]) -> Result<()> {
+        let size = self.sample.bytes();
+        let todo: Vec<(usize, usize)> = tiles
+            .iter()
+            .copied()
+            .filter(|t| !self.filled.contains(t))
+            .collect();
+        let mut i = 0;
+        while i < todo.len() {
+            // A run: consecutive tiles of one tile row.
+            let mut j = i + 1;
+            while j < todo.len() && todo[j] == (todo[j - 1].0 + 1, todo[i].1) {
+                j += 1;
+            }
+            let (first, last) = (self.tile_rect(todo[i]), self.tile_rect(todo[j - 1]));
+            let run = Window {
+                cols: (last.col_end() - first.col) as usize,
+                ..first
+            };
+            let mine = run.intersect(&self.cover);
+            let offset = ((mine.row - self.window.row) as usize * self.window.cols
+                + (mine.col - self.window.col) as usize)
+                * size;
+            read_rect(
+                self.ds,
+                self.band,
+                self.sample,
+                self.file,
+                mine,
+                &mut buf[offset..],
+                self.window.cols,
+            )?;
+            self.bytes.decoded += run.rows * run.cols * size;
+            for &t in &todo[i..j] {
+                self.filled.insert(t);
+                let tile = self.tile_rect(t);
+                for (b, w) in self.carry.blocks.iter().enumerate() {
+                    let rect = tile.intersect(w);
+                    if b == self.block
+                        || rect.is_empty()
+                        || !self.carry.wants(&self.band.path, self.band.index, b)
+                    {
+                        continue;
+                    }
+                    let mut data = vec![0u8; rect.rows * rect.cols * size];
+                    read_rect(
+                        self.ds,
+                        self.band,
+                        self.sample,
+                        self.file,
+                        rect,
+                        &mut data,
+                        rect.cols,
+                    )?;
+                    let part = Part {
+                        tile: t,
+                        rect,
+                        data,
+                    };
+                    self.carry.put(&self.band.path, self.band.index, b, part);
+                }
+            }
+            i = j;
+        }
+        Ok(())
+    }
+}
+
 /// Read `cover` (grid pixels of `file`, the dataset placed on the grid,
 /// inside block `block` of `carry`, whose window is `window`) into `buf`
-/// (samples of `window`, row-major): parts carried from earlier blocks are
-/// copied in, the other tiles decoded once each, and the parts of those
-/// tiles that later blocks of the partition cover are kept for them.
+/// (samples of `window`, row-major): parts kept for it are copied in, the
+/// tiles it owns decoded, the others awaited from their owners while these
+/// read the file band, and decoded if no part came; of every tile decoded,
+/// the parts other blocks cover are kept for them.
 /// Returns the bytes decoded and carried.
 #[allow(clippy::too_many_arguments)]
 pub fn read_cover(
@@ -128,78 +357,47 @@ pub fn read_cover(
     carry: &TileCarry,
     block: usize,
 ) -> Result<Bytes> {
-    let size = sample.bytes();
-    let (tw, th) = tile_size(band, file);
-    // The tiles cover touches, in file tile coordinates.
+    let tile = tile_size(band, file);
+    let (tw, th) = tile;
+    // The tiles cover touches, in file tile coordinates, row by row.
     let (fc0, fr0) = (
         (cover.col - file.col) as usize,
         (cover.row - file.row) as usize,
     );
     let (fc1, fr1) = (fc0 + cover.cols, fr0 + cover.rows);
-    let tiles_x = fc0 / tw..fc1.div_ceil(tw);
-    let tiles_y = fr0 / th..fr1.div_ceil(th);
-    let parts = carry.take(&band.path, band.index, block);
-    let mut carried = HashSet::with_capacity(parts.len());
-    let mut bytes = Bytes::default();
-    for p in &parts {
-        copy_rect(&p.data, p.rect, p.rect, buf, window, size);
-        carried.insert(p.tile);
-        bytes.carried += p.data.len();
+    let tiles: Vec<(usize, usize)> = (fr0 / th..fr1.div_ceil(th))
+        .flat_map(|ty| (fc0 / tw..fc1.div_ceil(tw)).map(move |tx| (tx, ty)))
+        .collect();
+    let mut reading = carry.begin(&band.path, band.index, block);
+    let mut read = CoverRead {
+        ds,
+        band,
+        sample,
+        file,
+        tile,
+        cover,
+        window,
+        block,
+        carry,
+        filled: HashSet::with_capacity(tiles.len()),
+        bytes: Bytes::default(),
+    };
+    read.use_parts(std::mem::take(&mut reading.parts), buf);
+    // The tiles this block owns first, then those of other owners.
+    let (own, others): (Vec<_>, Vec<_>) = tiles
+        .iter()
+        .filter(|t| !read.filled.contains(t))
+        .map(|&t| (t, carry.owner(read.tile_rect(t)).unwrap_or(block)))
+        .partition(|&(_, owner)| owner == block);
+    let own: Vec<_> = own.into_iter().map(|(t, _)| t).collect();
+    read.decode(&own, buf)?;
+    if !others.is_empty() {
+        let parts = carry.wait(&reading, &others);
+        read.use_parts(parts, buf);
+        let rest: Vec<_> = others.into_iter().map(|(t, _)| t).collect();
+        read.decode(&rest, buf)?;
     }
-    let later = carry.blocks.get(block + 1..).unwrap_or(&[]);
-    for ty in tiles_y {
-        // Runs of tiles of this tile row without a carried part.
-        let mut tx = tiles_x.start;
-        while tx < tiles_x.end {
-            if carried.contains(&(tx, ty)) {
-                tx += 1;
-                continue;
-            }
-            let start = tx;
-            while tx < tiles_x.end && !carried.contains(&(tx, ty)) {
-                tx += 1;
-            }
-            // The run's whole tiles (clipped to the file), on the grid.
-            let run = Window {
-                row: file.row + (ty * th) as i64,
-                col: file.col + (start * tw) as i64,
-                rows: th.min(file.rows - ty * th),
-                cols: (tx * tw).min(file.cols) - start * tw,
-            };
-            let mut data = vec![0u8; run.rows * run.cols * size];
-            read_rect(ds, band, sample, file, run, &mut data, run.cols)?;
-            bytes.decoded += data.len();
-            copy_rect(&data, run, run.intersect(&cover), buf, window, size);
-            // What later blocks of the partition need of each tile.
-            for t in start..tx {
-                let tile = run.intersect(&Window {
-                    row: run.row,
-                    col: file.col + (t * tw) as i64,
-                    rows: run.rows,
-                    cols: tw,
-                });
-                for (k, b) in later.iter().enumerate() {
-                    let rect = tile.intersect(b);
-                    if rect.is_empty() {
-                        continue;
-                    }
-                    let mut part = vec![0u8; rect.rows * rect.cols * size];
-                    copy_rect(&data, run, rect, &mut part, rect, size);
-                    carry.put(
-                        &band.path,
-                        band.index,
-                        block + 1 + k,
-                        Part {
-                            tile: (t, ty),
-                            rect,
-                            data: part,
-                        },
-                    );
-                }
-            }
-        }
-    }
-    Ok(bytes)
+    Ok(read.bytes)
 }
 
 /// True when reading `cover` of `file` decodes no tile that reaches outside
@@ -249,7 +447,7 @@ mod tests {
     }
 
     #[test]
-    fn parts_are_taken_once_and_dropped_when_their_block_passes() {
+    fn parts_are_taken_once_and_not_kept_for_reads_done() {
         let carry = TileCarry::new(vec![w(0, 0, 2, 2), w(0, 2, 2, 2), w(0, 4, 2, 2)]);
         let part = |b: u8| Part {
             tile: (0, 0),
@@ -259,15 +457,52 @@ mod tests {
         carry.put("f", 1, 1, part(1));
         carry.put("f", 1, 2, part(2));
         carry.put("g", 1, 1, part(3));
-        assert_eq!(carry.take("f", 1, 1).len(), 1);
-        assert!(carry.take("f", 1, 1).is_empty());
-        // Reading block 2 drops what block 1 left untaken ("g").
-        assert_eq!(carry.take("f", 1, 2)[0].data, vec![2, 2]);
-        assert!(carry.store.lock().unwrap().parts.is_empty());
-        assert_eq!(carry.store.lock().unwrap().bytes, 0);
-        // Parts for passed blocks are not kept.
-        carry.put("g", 1, 1, part(4));
-        assert_eq!(carry.store.lock().unwrap().bytes, 0);
+        let r = carry.begin("f", 1, 1);
+        assert_eq!(r.parts.len(), 1);
+        drop(r);
+        // Block 1 has read "f": parts for it are no longer kept.
+        carry.put("f", 1, 1, part(4));
+        assert!(carry.begin("f", 1, 1).parts.is_empty());
+        assert_eq!(carry.begin("f", 1, 2).parts[0].data, vec![2, 2]);
+        // A finished block's parts are dropped, and no more are kept.
+        carry.finish(1);
+        carry.put("h", 1, 1, part(5));
+        assert!(carry.lock().parts.is_empty());
+        assert_eq!(carry.lock().bytes, 0);
+    }
+
+    #[test]
+    fn a_read_waits_for_the_owner_of_a_tile_while_it_reads() {
+        let carry = TileCarry::new(vec![w(0, 0, 3, 2), w(3, 0, 1, 2)]);
+        // A tile of rows 0..4 belongs to block 0 (3 of its 4 rows).
+        assert_eq!(carry.owner(w(0, 0, 4, 2)), Some(0));
+        assert_eq!(carry.owner(w(3, 0, 4, 2)), Some(1));
+        assert_eq!(carry.owner(w(9, 0, 4, 2)), None);
+        let owner = carry.begin("f", 1, 0);
+        let reader = carry.begin("f", 1, 1);
+        let tiles = [((0, 0), 0), ((1, 0), 0)];
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| carry.wait(&reader, &tiles));
+            // The owner keeps one of the two tiles, then ends its read: the
+            // wait returns that part without the other.
+            std::thread::sleep(Duration::from_millis(20));
+            carry.put(
+                "f",
+                1,
+                1,
+                Part {
+                    tile: (0, 0),
+                    rect: w(3, 0, 1, 1),
+                    data: vec![7; 2],
+                },
+            );
+            drop(owner);
+            let got = waiter.join().unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].tile, (0, 0));
+        });
+        // With the owner not reading, nothing is awaited.
+        assert!(carry.wait(&reader, &tiles).is_empty());
     }
 
     #[test]

@@ -21,7 +21,8 @@ pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::buffer::BooleanBuffer;
@@ -122,6 +123,9 @@ pub struct SceneScanExec {
     scenes_per_read: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
+    /// The carry its running partitions share ([`carry`]): made by the
+    /// first partition executed, dropped with the last one's stream.
+    carry: Arc<Mutex<Weak<TileCarry>>>,
 }
 
 impl SceneScanExec {
@@ -279,7 +283,20 @@ impl SceneScanExec {
             scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            carry: Arc::default(),
         })
+    }
+
+    /// The carry of this scan's running partitions: the one a partition
+    /// still running made, or a new one.
+    fn shared_carry(&self) -> Arc<TileCarry> {
+        let mut slot = self.carry.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(carry) = slot.upgrade() {
+            return carry;
+        }
+        let carry = Arc::new(TileCarry::new(self.blocks.clone()));
+        *slot = Arc::downgrade(&carry);
+        carry
     }
 
     /// This scan running only the partitions `selected` (indices into all
@@ -321,6 +338,7 @@ impl SceneScanExec {
             scenes_per_read: self.scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
+            carry: Arc::default(),
         })
     }
 
@@ -800,9 +818,19 @@ impl ExecutionPlan for SceneScanExec {
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let filter = self.filter.clone();
         let order = self.order;
-        let carry = Arc::new(TileCarry::new(self.blocks[range].to_vec()));
+        let carry = self.shared_carry();
+        let first_block = range.start;
+        // Reads not yet done per block of the partition: the carry is told
+        // a block has finished when all of them are (two run at a time).
+        let pending: Vec<AtomicUsize> = (0..range.len()).map(|_| AtomicUsize::new(0)).collect();
+        for u in &units {
+            pending[u.0].fetch_add(1, Ordering::Relaxed);
+        }
+        let pending = Arc::new(pending);
         let stream = futures::stream::iter(units)
-            .map(move |(index, block, scenes, block_done)| {
+            .map(move |(local, block, scenes, block_done)| {
+                let index = first_block + local;
+                let pending = pending.clone();
                 let (archive, bands, m, filter, carry) = (
                     archive.clone(),
                     bands.clone(),
@@ -817,7 +845,7 @@ impl ExecutionPlan for SceneScanExec {
                     sensor_ids.clone(),
                 );
                 async move {
-                    let a = archive.clone();
+                    let (a, c) = (archive.clone(), carry.clone());
                     let (data, stats, passed) = tokio::task::spawn_blocking(move || {
                         let _span =
                             tracing::info_span!("scan_block", row = block.row, rows = block.rows)
@@ -828,7 +856,7 @@ impl ExecutionPlan for SceneScanExec {
                             &bands,
                             block,
                             filter.as_deref(),
-                            Some((&carry, index)),
+                            Some((&c, index)),
                         )
                     })
                     .await
@@ -836,6 +864,9 @@ impl ExecutionPlan for SceneScanExec {
                         DataFusionError::Execution(format!("block read task failed: {e}"))
                     })??;
                     m.record(&stats, block_done);
+                    if pending[local].fetch_sub(1, Ordering::AcqRel) == 1 {
+                        carry.finish(index);
+                    }
                     progress::add_done(1);
                     let batches = {
                         let _t = m.filter_time.timer();

@@ -148,10 +148,14 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
 }
 
 /// Tiles cut by block edges are decoded once and their edges carried to the
-/// later blocks: with blocks of 2 x 2 tiles (scene-major) or strips of a few
-/// rows ((pixel, time)) over an archive whose dates are shifted by up to 4
-/// pixels, per-pixel clear-observation counts and NDVI sums equal an
-/// independent read of the whole files (common::clear_ndvi_series).
+/// other blocks: with blocks of 2 x 2 tiles (scene-major), strips of a few
+/// rows ((pixel, time)), and with four partitions (whose boundaries are
+/// read at the same time by different threads) over an
+/// archive whose dates are shifted by up to 4 pixels, per-pixel
+/// clear-observation counts and NDVI sums equal an independent read of the
+/// whole files (common::clear_ndvi_series). With four partitions, the
+/// bytes decoded are (up to a rare race) those of the files: each tile is
+/// decoded once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
     let d = tempfile::tempdir().unwrap();
@@ -176,14 +180,37 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
     .await;
     query(&ctx, "SET sceneql.block_pixels = 1024").await;
     query(&ctx, "SET sceneql.scenes_per_read = 2").await;
-    for (table, per_block) in [("obs", true), ("strips", false)] {
+    let file_bytes: usize = std::fs::read_dir(d.path().join("archive"))
+        .unwrap()
+        .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
+        .map(|f| {
+            let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
+            let (w, h) = ds.raster_size();
+            w * h * 2
+        })
+        .sum();
+    for (table, per_block, partitions) in [("obs", true, 2), ("strips", false, 2), ("obs", true, 4)]
+    {
         query(&ctx, &format!("SET sceneql.tile_aggregate = {per_block}")).await;
+        query(
+            &ctx,
+            &format!("SET datafusion.execution.target_partitions = {partitions}"),
+        )
+        .await;
         let sql = format!(
             "SELECT pixel, count(*) AS n, sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
              FROM {table} WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel"
         );
         let plan = explain(&ctx, &sql).await;
         assert_eq!(plan.contains("TileAggregateExec"), per_block, "{plan}");
+        if partitions == 4 {
+            assert!(plan.contains("partitions=4"), "{plan}");
+            let (_, decoded) = run_with_metric(&ctx, &sql, "bytes_decoded").await;
+            assert!(
+                decoded * 100 <= file_bytes * 105,
+                "{decoded} bytes decoded, the files hold {file_bytes}"
+            );
+        }
         let (batches, carried) = run_with_metric(&ctx, &sql, "bytes_carried").await;
         assert!(carried > 0, "{table}: no tile edge was carried");
         let mut got = std::collections::BTreeMap::new();
