@@ -39,7 +39,7 @@ fn reference_slopes(archive: &Path) -> (HashMap<i64, f64>, usize) {
 fn ndvi_trend_pipeline_matches_an_independent_ols() {
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "archive", 48, 10, 16, Some(5));
-    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql/ndvi_trend.sql");
+    let sql = repo().join("sql/ndvi_trend.sql");
     // Relative paths are resolved against the client's working directory.
     sceneql_cli(
         d.path(),

@@ -9,6 +9,15 @@ use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionContext;
 use sceneql::scan::SceneScanExec;
 
+/// This checkout's root: cargo sets the manifest directory when it runs the
+/// tests, which holds even when a build cache shared between checkouts has
+/// the test binary built from another checkout's path.
+pub fn repo() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
+}
+
 pub fn ctx() -> SessionContext {
     sceneql::session::local_context().expect("session")
 }

@@ -18,7 +18,7 @@ fn sceneql() -> Command {
 }
 
 fn repo_file(rel: &str) -> String {
-    format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/{rel}", crate::common::repo().display())
 }
 
 /// Wait until `path` contains `needle`; returns the file's text.

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -37,7 +37,7 @@ fn python() -> PathBuf {
 fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "archive", 24, 14, 16, Some(11));
-    let sql = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql").join(sql);
+    let sql = repo().join("sql").join(sql);
     sceneql_cli(
         d.path(),
         &[
@@ -64,7 +64,7 @@ fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
         serde_json::to_string(&input).unwrap(),
     )
     .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/models.py");
+    let script = repo().join("tests/reference/models.py");
     let out = Command::new(python())
         .arg(script)
         .arg(d.path().join("series.json"))

@@ -212,7 +212,15 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    const FUNCTIONS_MD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/functions.md");
+    /// `docs/functions.md` of the checkout being tested: cargo sets the
+    /// manifest directory when it runs the test too, which also holds when a
+    /// shared build cache has the test built from another checkout's path.
+    fn functions_md() -> std::path::PathBuf {
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+        dir.join("../docs/functions.md")
+    }
 
     #[test]
     fn every_registered_function_is_documented_once() {
@@ -255,10 +263,11 @@ mod tests {
     fn committed_functions_md_is_up_to_date() {
         let generated = markdown();
         if std::env::var_os("SCENEQL_BLESS").is_some() {
-            std::fs::write(FUNCTIONS_MD, &generated).expect("write docs/functions.md");
+            std::fs::write(functions_md(), &generated).expect("write docs/functions.md");
             return;
         }
-        let committed = std::fs::read_to_string(FUNCTIONS_MD).unwrap_or_default();
+        let committed = std::fs::read_to_string(functions_md())
+            .unwrap_or_else(|e| panic!("read {}: {e}", functions_md().display()));
         assert!(
             committed == generated,
             "docs/functions.md is out of date with the functions' documentation(); regenerate it with \
