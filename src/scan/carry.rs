@@ -20,9 +20,11 @@
 //! file band (the owner decodes its own tiles first, without waiting), and
 //! decodes the tile itself if no part came. So each block decodes about
 //! its share, and waits are one level deep. Parts are dropped when used,
-//! when their block has read the file band or has finished, and never held
-//! beyond [`CARRY_BYTES`] (past that, tiles are decoded again, as without a
-//! carry). Which read decodes a tile depends on timing; the pixels each
+//! or when their block has read the file band or has finished; they are
+//! kept for a block of another partition only if it is the block that
+//! partition reads now or next (else they would be held for most of the
+//! scan), and never beyond [`CARRY_BYTES`] (past that, tiles are decoded
+//! again, as without a carry). Which read decodes a tile depends on timing; the pixels each
 //! block gets do not.
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -50,6 +52,8 @@ type Key = (String, usize, usize);
 pub struct TileCarry {
     /// The scan's blocks, by index.
     blocks: Vec<Window>,
+    /// The partition (of those this process runs) reading each block.
+    partition_of: Vec<Option<usize>>,
     store: Mutex<Store>,
     /// Signalled when parts are kept or a read ends.
     changed: Condvar,
@@ -65,6 +69,8 @@ struct Store {
     read: HashSet<Key>,
     /// Blocks whose reads are all done.
     finished: HashSet<usize>,
+    /// Per partition, the last block a read has begun in (its first before).
+    frontier: Vec<usize>,
 }
 
 impl Store {
@@ -104,10 +110,25 @@ impl Drop for Reading<'_> {
 }
 
 impl TileCarry {
-    pub fn new(blocks: Vec<Window>) -> Self {
+    /// A carry for `blocks`, read by `partitions` (ranges of block indices;
+    /// blocks in none are read elsewhere, and nothing is kept for them).
+    pub fn new(blocks: Vec<Window>, partitions: &[std::ops::Range<usize>]) -> Self {
+        let mut partition_of = vec![None; blocks.len()];
+        for (p, range) in partitions.iter().enumerate() {
+            for b in range.clone() {
+                if let Some(slot) = partition_of.get_mut(b) {
+                    *slot = Some(p);
+                }
+            }
+        }
+        let store = Store {
+            frontier: partitions.iter().map(|r| r.start).collect(),
+            ..Store::default()
+        };
         TileCarry {
             blocks,
-            store: Mutex::new(Store::default()),
+            partition_of,
+            store: Mutex::new(store),
             changed: Condvar::new(),
         }
     }
@@ -124,6 +145,9 @@ impl TileCarry {
         let mut s = self.lock();
         let parts = s.remove_parts(&key);
         s.reading.insert(key.clone());
+        if let Some(p) = self.partition_of.get(block).copied().flatten() {
+            s.frontier[p] = s.frontier[p].max(block);
+        }
         Reading {
             carry: self,
             key,
@@ -146,21 +170,46 @@ impl TileCarry {
         best.map(|(b, _)| b)
     }
 
-    /// Whether a part for `block`'s read of a file band would be kept.
-    fn wants(&self, path: &str, band: usize, block: usize) -> bool {
-        let s = self.lock();
-        !s.finished.contains(&block) && !s.read.contains(&(path.to_string(), band, block))
+    /// Whether a part for `block`'s read of a file band, decoded by a read
+    /// for block `from`, is kept: not once that block has read it or
+    /// finished, nor for a block read elsewhere; and a part that is most of
+    /// its tile (`for_owner`: `block` owns the tile) for a block of another
+    /// partition only if it is the block that partition reads now or next
+    /// (else it would be held for most of the scan).
+    fn wanted(&self, s: &Store, key: &Key, from: usize, for_owner: bool) -> bool {
+        let block = key.2;
+        let Some(p) = self.partition_of.get(block).copied().flatten() else {
+            return false;
+        };
+        let soon = !for_owner
+            || self.partition_of.get(from).copied().flatten() == Some(p)
+            || block <= s.frontier[p] + 1;
+        soon && !s.finished.contains(&block) && !s.read.contains(key)
     }
 
-    /// Keep `part` for `block`'s read of a file band, unless that block
-    /// has read it or finished, or the carry is full.
-    fn put(&self, path: &str, band: usize, block: usize, part: Part) {
+    fn wants(
+        &self,
+        path: &str,
+        band: usize,
+        (block, from, for_owner): (usize, usize, bool),
+    ) -> bool {
+        let s = self.lock();
+        self.wanted(&s, &(path.to_string(), band, block), from, for_owner)
+    }
+
+    /// Keep `part` for `block`'s read of a file band (decoded by a read for
+    /// block `from`; `for_owner`: `block` owns its tile), if it is wanted
+    /// and fits.
+    fn put(
+        &self,
+        path: &str,
+        band: usize,
+        (block, from, for_owner): (usize, usize, bool),
+        part: Part,
+    ) {
         let key = (path.to_string(), band, block);
         let mut s = self.lock();
-        if s.finished.contains(&block)
-            || s.read.contains(&key)
-            || s.bytes + part.data.len() > CARRY_BYTES
-        {
+        if !self.wanted(&s, &key, from, for_owner) || s.bytes + part.data.len() > CARRY_BYTES {
             return;
         }
         s.bytes += part.data.len();
@@ -306,11 +355,13 @@ impl CoverRead<'_> {
             for &t in &todo[i..j] {
                 self.filled.insert(t);
                 let tile = self.tile_rect(t);
+                let owner = self.carry.owner(tile);
                 for (b, w) in self.carry.blocks.iter().enumerate() {
                     let rect = tile.intersect(w);
+                    let to = (b, self.block, owner == Some(b));
                     if b == self.block
                         || rect.is_empty()
-                        || !self.carry.wants(&self.band.path, self.band.index, b)
+                        || !self.carry.wants(&self.band.path, self.band.index, to)
                     {
                         continue;
                     }
@@ -329,7 +380,7 @@ impl CoverRead<'_> {
                         rect,
                         data,
                     };
-                    self.carry.put(&self.band.path, self.band.index, b, part);
+                    self.carry.put(&self.band.path, self.band.index, to, part);
                 }
             }
             i = j;
@@ -448,32 +499,56 @@ mod tests {
 
     #[test]
     fn parts_are_taken_once_and_not_kept_for_reads_done() {
-        let carry = TileCarry::new(vec![w(0, 0, 2, 2), w(0, 2, 2, 2), w(0, 4, 2, 2)]);
+        let carry = TileCarry::new(vec![w(0, 0, 2, 2), w(0, 2, 2, 2), w(0, 4, 2, 2)], &[0..3]);
         let part = |b: u8| Part {
             tile: (0, 0),
             rect: w(0, 2, 1, 1),
             data: vec![b; 2],
         };
-        carry.put("f", 1, 1, part(1));
-        carry.put("f", 1, 2, part(2));
-        carry.put("g", 1, 1, part(3));
+        carry.put("f", 1, (1, 0, true), part(1));
+        carry.put("f", 1, (2, 0, true), part(2));
+        carry.put("g", 1, (1, 0, true), part(3));
         let r = carry.begin("f", 1, 1);
         assert_eq!(r.parts.len(), 1);
         drop(r);
         // Block 1 has read "f": parts for it are no longer kept.
-        carry.put("f", 1, 1, part(4));
+        carry.put("f", 1, (1, 0, true), part(4));
         assert!(carry.begin("f", 1, 1).parts.is_empty());
         assert_eq!(carry.begin("f", 1, 2).parts[0].data, vec![2, 2]);
         // A finished block's parts are dropped, and no more are kept.
         carry.finish(1);
-        carry.put("h", 1, 1, part(5));
+        carry.put("h", 1, (1, 0, true), part(5));
         assert!(carry.lock().parts.is_empty());
         assert_eq!(carry.lock().bytes, 0);
     }
 
     #[test]
+    fn parts_for_other_partitions_are_kept_when_small_or_read_soon() {
+        let blocks = (0..5).map(|r| w(r, 0, 1, 2)).collect();
+        // Blocks 0..3 in one partition, 3 in another, 4 read elsewhere.
+        let carry = TileCarry::new(blocks, &[0..3, 3..4]);
+        let key = |b: usize| ("f".to_string(), 1, b);
+        let s = carry.lock();
+        // Most of a tile, from block 3: for the other partition's current
+        // (first) and next blocks only.
+        assert!(carry.wanted(&s, &key(0), 3, true));
+        assert!(carry.wanted(&s, &key(1), 3, true));
+        assert!(!carry.wanted(&s, &key(2), 3, true));
+        // The smaller part of a tile: for any block.
+        assert!(carry.wanted(&s, &key(2), 3, false));
+        // From block 0: for every block of its own partition.
+        assert!(carry.wanted(&s, &key(2), 0, true));
+        // Never for a block no partition here reads.
+        assert!(!carry.wanted(&s, &key(4), 3, false));
+        drop(s);
+        // Once block 1 is being read, block 2 is next.
+        let _reading = carry.begin("g", 1, 1);
+        assert!(carry.wanted(&carry.lock(), &key(2), 3, true));
+    }
+
+    #[test]
     fn a_read_waits_for_the_owner_of_a_tile_while_it_reads() {
-        let carry = TileCarry::new(vec![w(0, 0, 3, 2), w(3, 0, 1, 2)]);
+        let carry = TileCarry::new(vec![w(0, 0, 3, 2), w(3, 0, 1, 2)], &[0..1, 1..2]);
         // A tile of rows 0..4 belongs to block 0 (3 of its 4 rows).
         assert_eq!(carry.owner(w(0, 0, 4, 2)), Some(0));
         assert_eq!(carry.owner(w(3, 0, 4, 2)), Some(1));
@@ -489,7 +564,7 @@ mod tests {
             carry.put(
                 "f",
                 1,
-                1,
+                (1, 0, false),
                 Part {
                     tile: (0, 0),
                     rect: w(3, 0, 1, 1),

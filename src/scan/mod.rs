@@ -294,7 +294,7 @@ impl SceneScanExec {
         if let Some(carry) = slot.upgrade() {
             return carry;
         }
-        let carry = Arc::new(TileCarry::new(self.blocks.clone()));
+        let carry = Arc::new(TileCarry::new(self.blocks.clone(), &self.partitions));
         *slot = Arc::downgrade(&carry);
         carry
     }

@@ -149,49 +149,41 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
 
 /// Tiles cut by block edges are decoded once and their edges carried to the
 /// other blocks: with blocks of 2 x 2 tiles (scene-major), strips of a few
-/// rows ((pixel, time)), and with four partitions (whose boundaries are
-/// read at the same time by different threads) over an
-/// archive whose dates are shifted by up to 4 pixels, per-pixel
+/// rows ((pixel, time)), and four partitions of one block each (whose
+/// boundaries are read at the same time by different threads) over
+/// archives whose dates are shifted by up to 4 pixels, per-pixel
 /// clear-observation counts and NDVI sums equal an independent read of the
-/// whole files (common::clear_ndvi_series). With four partitions, the
-/// bytes decoded are (up to a rare race) those of the files: each tile is
-/// decoded once.
+/// whole files (common::clear_ndvi_series). With four partitions, the bytes
+/// decoded are (up to a rare race) those of the files: each tile is decoded
+/// once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
     let d = tempfile::tempdir().unwrap();
-    gen_sample(d.path(), "archive", 200, 5, 16, Some(3));
-    let (series, _) = clear_ndvi_series(&d.path().join("archive"));
     let ctx = ctx();
-    let archive = location(&d.path().join("archive"));
-    // Scene-major blocks of 2 x 2 tiles (per-block aggregation), and
-    // (pixel, time) strips of a few rows under hash aggregation.
-    query(
-        &ctx,
-        &format!("CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{archive}'"),
-    )
-    .await;
-    query(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE strips STORED AS SCENES LOCATION '{archive}' \
-             OPTIONS ('block_bytes' '1MB')"
-        ),
-    )
-    .await;
-    query(&ctx, "SET sceneql.block_pixels = 1024").await;
     query(&ctx, "SET sceneql.scenes_per_read = 2").await;
-    let file_bytes: usize = std::fs::read_dir(d.path().join("archive"))
-        .unwrap()
-        .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
-        .map(|f| {
-            let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
-            let (w, h) = ds.raster_size();
-            w * h * 2
-        })
-        .sum();
-    for (table, per_block, partitions) in [("obs", true, 2), ("strips", false, 2), ("obs", true, 4)]
+    // (archive, tile size, block options, per-block aggregation,
+    // partitions, sceneql.block_pixels)
+    let cases = [
+        ("a16", 16, "", true, 2, 1024),
+        ("a16", 16, "OPTIONS ('block_bytes' '1MB')", false, 2, 1024),
+        ("a64", 64, "", true, 4, 64 * 200),
+    ];
+    for (k, (name, tile, options, per_block, partitions, block_pixels)) in
+        cases.into_iter().enumerate()
     {
+        let dir = d.path().join(name);
+        if !dir.exists() {
+            gen_sample(d.path(), name, 200, 5, tile, Some(3));
+        }
+        let (series, _) = clear_ndvi_series(&dir);
+        let table = format!("t{k}");
+        let create = format!(
+            "CREATE EXTERNAL TABLE {table} STORED AS SCENES LOCATION '{}' {options}",
+            location(&dir)
+        );
+        query(&ctx, &create).await;
         query(&ctx, &format!("SET sceneql.tile_aggregate = {per_block}")).await;
+        query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
         query(
             &ctx,
             &format!("SET datafusion.execution.target_partitions = {partitions}"),
@@ -204,7 +196,16 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
         let plan = explain(&ctx, &sql).await;
         assert_eq!(plan.contains("TileAggregateExec"), per_block, "{plan}");
         if partitions == 4 {
-            assert!(plan.contains("partitions=4"), "{plan}");
+            assert!(plan.contains("blocks=4, partitions=4"), "{plan}");
+            let file_bytes: usize = std::fs::read_dir(&dir)
+                .unwrap()
+                .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
+                .map(|f| {
+                    let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
+                    let (w, h) = ds.raster_size();
+                    w * h * 2
+                })
+                .sum();
             let (_, decoded) = run_with_metric(&ctx, &sql, "bytes_decoded").await;
             assert!(
                 decoded * 100 <= file_bytes * 105,
