@@ -551,22 +551,14 @@ where
 // GroupsAccumulator
 // ---------------------------------------------------------------------------
 
-/// Vectorised `trend` state for many groups, one vector per field of
-/// [`GroupState`] (struct of arrays).
+/// Vectorised `trend` state for many groups: one [`GroupState`] per group,
+/// side by side (a row's update reads and writes one 80-byte record, with
+/// one base pointer for the loop to keep in a register).
 pub struct TrendGroups<T: ArrowPrimitiveType> {
     time_type: DataType,
     /// Years per raw time unit (1 for numbers).
     scale: f64,
-    n: Vec<u64>,
-    mean_t: Vec<f64>,
-    mean_v: Vec<f64>,
-    s_tt: Vec<f64>,
-    s_vv: Vec<f64>,
-    s_tv: Vec<f64>,
-    shift_t: Vec<T::Native>,
-    shift_v: Vec<f64>,
-    first: Vec<T::Native>,
-    last: Vec<T::Native>,
+    groups: Vec<GroupState<T::Native>>,
     _time: PhantomData<fn() -> T>,
 }
 
@@ -578,85 +570,35 @@ where
         Self {
             scale: years_scale(&time_type).unwrap_or(1.0),
             time_type,
-            n: Vec::new(),
-            mean_t: Vec::new(),
-            mean_v: Vec::new(),
-            s_tt: Vec::new(),
-            s_vv: Vec::new(),
-            s_tv: Vec::new(),
-            shift_t: Vec::new(),
-            shift_v: Vec::new(),
-            first: Vec::new(),
-            last: Vec::new(),
+            groups: Vec::new(),
             _time: PhantomData,
         }
     }
 
     fn resize(&mut self, total: usize) {
-        if total > self.n.len() {
-            self.n.resize(total, 0);
-            self.mean_t.resize(total, 0.0);
-            self.mean_v.resize(total, 0.0);
-            self.s_tt.resize(total, 0.0);
-            self.s_vv.resize(total, 0.0);
-            self.s_tv.resize(total, 0.0);
-            self.shift_t.resize(total, T::Native::default());
-            self.shift_v.resize(total, 0.0);
-            self.first.resize(total, T::Native::default());
-            self.last.resize(total, T::Native::default());
+        if total > self.groups.len() {
+            self.groups.resize(total, GroupState::default());
         }
     }
 
     #[inline(always)]
     fn load(&self, g: usize) -> GroupState<T::Native> {
-        GroupState {
-            m: Moments {
-                n: self.n[g],
-                mean_x: self.mean_t[g],
-                mean_y: self.mean_v[g],
-                sxx: self.s_tt[g],
-                syy: self.s_vv[g],
-                sxy: self.s_tv[g],
-            },
-            shift_t: self.shift_t[g],
-            shift_v: self.shift_v[g],
-            first: self.first[g],
-            last: self.last[g],
-        }
+        self.groups[g]
     }
 
     #[inline(always)]
     fn store(&mut self, g: usize, s: &GroupState<T::Native>) {
-        self.n[g] = s.m.n;
-        self.mean_t[g] = s.m.mean_x;
-        self.mean_v[g] = s.m.mean_y;
-        self.s_tt[g] = s.m.sxx;
-        self.s_vv[g] = s.m.syy;
-        self.s_tv[g] = s.m.sxy;
-        self.shift_t[g] = s.shift_t;
-        self.shift_v[g] = s.shift_v;
-        self.first[g] = s.first;
-        self.last[g] = s.last;
+        self.groups[g] = *s;
     }
 
     /// Add rows `(group, time, value)` (NaN / infinite value or time:
-    /// skipped); an error if a group is out of range. The arithmetic is
-    /// exactly [`GroupState::update`]'s, written out on the state vectors
-    /// (sliced to one length, so each row checks its group once) so that
-    /// only the fields that change are stored.
+    /// skipped) with [`GroupState::update`]; an error if a group is out of
+    /// range.
     #[inline(always)]
     fn update_rows(&mut self, rows: impl Iterator<Item = (usize, T::Native, f64)>) -> Result<()> {
-        let len = self.n.len();
         let scale = self.scale;
-        let n = &mut self.n[..len];
-        let (mean_t, mean_v) = (&mut self.mean_t[..len], &mut self.mean_v[..len]);
-        let (s_tt, s_vv, s_tv) = (
-            &mut self.s_tt[..len],
-            &mut self.s_vv[..len],
-            &mut self.s_tv[..len],
-        );
-        let (shift_t, shift_v) = (&mut self.shift_t[..len], &mut self.shift_v[..len]);
-        let (first, last) = (&mut self.first[..len], &mut self.last[..len]);
+        let groups = &mut self.groups[..];
+        let len = groups.len();
         for (g, t, v) in rows {
             if g >= len {
                 return internal_err!("{SIGNATURE}: group index {g} out of range ({len} groups)");
@@ -664,35 +606,7 @@ where
             if !v.is_finite() || !t.is_finite() {
                 continue;
             }
-            let k = n[g];
-            if k == 0 {
-                shift_t[g] = t;
-                shift_v[g] = v;
-                first[g] = t;
-                last[g] = t;
-            } else {
-                if t < first[g] {
-                    first[g] = t;
-                }
-                if t > last[g] {
-                    last[g] = t;
-                }
-            }
-            let mut m = Moments {
-                n: k,
-                mean_x: mean_t[g],
-                mean_y: mean_v[g],
-                sxx: s_tt[g],
-                syy: s_vv[g],
-                sxy: s_tv[g],
-            };
-            m.update(t.offset_from(shift_t[g]) * scale, v - shift_v[g]);
-            n[g] = m.n;
-            mean_t[g] = m.mean_x;
-            mean_v[g] = m.mean_y;
-            s_tt[g] = m.sxx;
-            s_vv[g] = m.syy;
-            s_tv[g] = m.sxy;
+            groups[g].update(t, v, scale);
         }
         Ok(())
     }
@@ -703,22 +617,13 @@ where
         TrendGroups {
             time_type: self.time_type.clone(),
             scale: self.scale,
-            n: emit_to.take_needed(&mut self.n),
-            mean_t: emit_to.take_needed(&mut self.mean_t),
-            mean_v: emit_to.take_needed(&mut self.mean_v),
-            s_tt: emit_to.take_needed(&mut self.s_tt),
-            s_vv: emit_to.take_needed(&mut self.s_vv),
-            s_tv: emit_to.take_needed(&mut self.s_tv),
-            shift_t: emit_to.take_needed(&mut self.shift_t),
-            shift_v: emit_to.take_needed(&mut self.shift_v),
-            first: emit_to.take_needed(&mut self.first),
-            last: emit_to.take_needed(&mut self.last),
+            groups: emit_to.take_needed(&mut self.groups),
             _time: PhantomData,
         }
     }
 
     fn len(&self) -> usize {
-        self.n.len()
+        self.groups.len()
     }
 }
 
@@ -816,16 +721,7 @@ where
     }
 
     fn size(&self) -> usize {
-        self.n.capacity() * size_of::<u64>()
-            + (self.mean_t.capacity()
-                + self.mean_v.capacity()
-                + self.s_tt.capacity()
-                + self.s_vv.capacity()
-                + self.s_tv.capacity()
-                + self.shift_v.capacity())
-                * size_of::<f64>()
-            + (self.shift_t.capacity() + self.first.capacity() + self.last.capacity())
-                * size_of::<T::Native>()
+        self.groups.capacity() * size_of::<GroupState<T::Native>>()
     }
 }
 
