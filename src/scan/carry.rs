@@ -499,7 +499,11 @@ mod tests {
 
     #[test]
     fn parts_are_taken_once_and_not_kept_for_reads_done() {
-        let carry = TileCarry::new(vec![w(0, 0, 2, 2), w(0, 2, 2, 2), w(0, 4, 2, 2)], &[0..3]);
+        let one_partition = std::iter::once(0..3).collect::<Vec<_>>();
+        let carry = TileCarry::new(
+            vec![w(0, 0, 2, 2), w(0, 2, 2, 2), w(0, 4, 2, 2)],
+            &one_partition,
+        );
         let part = |b: u8| Part {
             tile: (0, 0),
             rect: w(0, 2, 1, 1),
