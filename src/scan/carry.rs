@@ -16,10 +16,10 @@
 //! threads, also share their cut tiles. Each cut tile has an owner, the
 //! block holding most of it: a read first decodes the tiles it owns (and
 //! those no other block covers), then, for each tile it does not own whose
-//! part it has not been given, waits while the owner is reading the same
-//! file band (the owner decodes its own tiles first, without waiting), and
-//! decodes the tile itself if no part came. So each block decodes about
-//! its share, and waits are one level deep. Parts are dropped when used,
+//! part it has not been given, waits while the owner is decoding the
+//! tiles it owns in the same file band (which it does first, without
+//! waiting), and decodes the tile itself if no part came. So each block
+//! decodes about its share, and a wait never waits on another wait. Parts are dropped when used,
 //! or when their block has read the file band or has finished; they are
 //! kept for a block of another partition only if it is the block that
 //! partition reads now or next (else they would be held for most of the
@@ -67,6 +67,9 @@ struct Store {
     /// File bands being read, and read, by block.
     reading: HashSet<Key>,
     read: HashSet<Key>,
+    /// Reads (of `reading`) that have decoded the tiles they own: every
+    /// part they will give is kept by now.
+    owned_done: HashSet<Key>,
     /// Blocks whose reads are all done.
     finished: HashSet<usize>,
     /// Per partition, the last block a read has begun in (its first before).
@@ -102,6 +105,7 @@ impl Drop for Reading<'_> {
     fn drop(&mut self) {
         let mut s = self.carry.lock();
         s.reading.remove(&self.key);
+        s.owned_done.remove(&self.key);
         s.remove_parts(&self.key);
         s.read.insert(self.key.clone());
         drop(s);
@@ -218,9 +222,16 @@ impl TileCarry {
         self.changed.notify_all();
     }
 
+    /// `reading` has decoded the tiles it owns (and kept their parts).
+    fn owned_done(&self, reading: &Reading) {
+        self.lock().owned_done.insert(reading.key.clone());
+        self.changed.notify_all();
+    }
+
     /// Wait until parts of all of `tiles` (each with its owner) are kept
-    /// for `reading`, or no owner of a missing one is reading the file
-    /// band; the parts kept meanwhile.
+    /// for `reading`, or no owner of a missing one is still decoding the
+    /// tiles it owns (the parts not kept then will not come: the carry was
+    /// full); the parts kept meanwhile.
     fn wait(&self, reading: &Reading, tiles: &[((usize, usize), usize)]) -> Vec<Part> {
         let (path, band, _) = &reading.key;
         let deadline = Instant::now() + WAIT_LIMIT;
@@ -229,8 +240,10 @@ impl TileCarry {
         loop {
             got.extend(s.remove_parts(&reading.key));
             let busy = tiles.iter().any(|(t, owner)| {
+                let key = (path.clone(), *band, *owner);
                 !got.iter().any(|p| p.tile == *t)
-                    && s.reading.contains(&(path.clone(), *band, *owner))
+                    && s.reading.contains(&key)
+                    && !s.owned_done.contains(&key)
             });
             let now = Instant::now();
             if !busy || now >= deadline {
@@ -393,7 +406,7 @@ impl CoverRead<'_> {
 /// inside block `block` of `carry`, whose window is `window`) into `buf`
 /// (samples of `window`, row-major): parts kept for it are copied in, the
 /// tiles it owns decoded, the others awaited from their owners while these
-/// read the file band, and decoded if no part came; of every tile decoded,
+/// decode their own tiles of the file band, and decoded if no part came; of every tile decoded,
 /// the parts other blocks cover are kept for them.
 /// Returns the bytes decoded and carried.
 #[allow(clippy::too_many_arguments)]
@@ -442,6 +455,7 @@ pub fn read_cover(
         .partition(|&(_, owner)| owner == block);
     let own: Vec<_> = own.into_iter().map(|(t, _)| t).collect();
     read.decode(&own, buf)?;
+    carry.owned_done(&reading);
     if !others.is_empty() {
         let parts = carry.wait(&reading, &others);
         read.use_parts(parts, buf);
@@ -580,7 +594,11 @@ mod tests {
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].tile, (0, 0));
         });
-        // With the owner not reading, nothing is awaited.
+        // With the owner not reading, nothing is awaited; nor once it has
+        // decoded the tiles it owns.
+        assert!(carry.wait(&reader, &tiles).is_empty());
+        let owner = carry.begin("f", 1, 0);
+        carry.owned_done(&owner);
         assert!(carry.wait(&reader, &tiles).is_empty());
     }
 
