@@ -62,6 +62,11 @@ pub fn apply_settings(config: SessionConfig) -> SessionConfig {
     // partition: the pixel ranges already split those groups, however few
     // partitions there are.
     options.optimizer.subset_repartition_threshold = 1;
+    // Parquet written with zstd level 1 (DataFusion's default is 3): on the
+    // benchmark's per-pixel trends, 0.85% larger files for 5% less CPU of
+    // the whole job (BENCHMARKS.md). `SET` or a COPY's
+    // `OPTIONS ('format.compression' ...)` choose another.
+    options.execution.parquet.compression = Some("zstd(1)".into());
     config
 }
 

@@ -291,3 +291,21 @@ async fn scenes_failing_the_filter_are_not_decoded_further() {
         "{filtered_bytes} vs {all_bytes}"
     );
 }
+
+/// Parquet output is zstd level 1 unless a statement says otherwise
+/// (DataFusion's default is level 3; see src/session.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_output_defaults_to_zstd_level_1() {
+    let ctx = ctx();
+    let setting = "datafusion.execution.parquet.compression";
+    let value = |b: &[datafusion::arrow::array::RecordBatch]| strings(b[0].column(1))[0].clone();
+    assert_eq!(
+        value(&query(&ctx, &format!("SHOW {setting}")).await),
+        "zstd(1)"
+    );
+    query(&ctx, &format!("SET {setting} = 'snappy'")).await;
+    assert_eq!(
+        value(&query(&ctx, &format!("SHOW {setting}")).await),
+        "snappy"
+    );
+}
