@@ -16,16 +16,18 @@
 //! threads, also share their cut tiles. Each cut tile has an owner, the
 //! block holding most of it: a read first decodes the tiles it owns (and
 //! those no other block covers), then, for each tile it does not own whose
-//! part it has not been given, waits while the owner is decoding the
-//! tiles it owns in the same file band (which it does first, without
-//! waiting), and decodes the tile itself if no part came. So each block
-//! decodes about its share, and a wait never waits on another wait. Parts are dropped when used,
-//! or when their block has read the file band or has finished; they are
-//! kept for a block of another partition only if it is the block that
-//! partition reads now or next (else they would be held for most of the
-//! scan), and never beyond [`CARRY_BYTES`] (past that, tiles are decoded
-//! again, as without a carry). Which read decodes a tile depends on timing; the pixels each
-//! block gets do not.
+//! part it has not been given, waits while the owner is decoding the tiles
+//! it owns in the same file band (which it does first, without waiting),
+//! and decodes the tile itself if no part came. So each block decodes
+//! about its share, and a wait never waits on another wait.
+//!
+//! Parts are dropped when used, or when their block has read the file band
+//! or has finished; they are kept for a block of another partition only if
+//! it is the block that partition reads now or next (else they would be
+//! held for most of the scan), and never beyond [`CARRY_BYTES`] (past
+//! that, tiles are decoded again, as without a carry). Which read decodes
+//! a tile depends on timing; the pixels each block gets do not.
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -47,6 +49,10 @@ const WAIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// A file band (path, band index) read by one block (its index).
 type Key = (String, usize, usize);
+
+/// A file tile (tile column, tile row) and the block that owns it, if any
+/// block of the scan covers it.
+type Owned = ((usize, usize), Option<usize>);
 
 /// The carried tile parts of a scan's reads.
 pub struct TileCarry {
@@ -232,16 +238,17 @@ impl TileCarry {
     /// for `reading`, or no owner of a missing one is still decoding the
     /// tiles it owns (the parts not kept then will not come: the carry was
     /// full); the parts kept meanwhile.
-    fn wait(&self, reading: &Reading, tiles: &[((usize, usize), usize)]) -> Vec<Part> {
+    fn wait(&self, reading: &Reading, tiles: &[Owned]) -> Vec<Part> {
         let (path, band, _) = &reading.key;
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut got = Vec::new();
         let mut s = self.lock();
         loop {
             got.extend(s.remove_parts(&reading.key));
-            let busy = tiles.iter().any(|(t, owner)| {
-                let key = (path.clone(), *band, *owner);
-                !got.iter().any(|p| p.tile == *t)
+            let busy = tiles.iter().any(|&(t, owner)| {
+                let Some(owner) = owner else { return false };
+                let key = (path.clone(), *band, owner);
+                !got.iter().any(|p| p.tile == t)
                     && s.reading.contains(&key)
                     && !s.owned_done.contains(&key)
             });
@@ -260,15 +267,10 @@ impl TileCarry {
     pub fn finish(&self, block: usize) {
         let mut s = self.lock();
         s.finished.insert(block);
-        let mut freed = 0;
-        s.parts.retain(|k, v| {
-            let keep = k.2 != block;
-            if !keep {
-                freed += v.iter().map(|p| p.data.len()).sum::<usize>();
-            }
-            keep
-        });
-        s.bytes -= freed;
+        let kept: Vec<Key> = s.parts.keys().filter(|k| k.2 == block).cloned().collect();
+        for key in &kept {
+            s.remove_parts(key);
+        }
         s.read.retain(|k| k.2 != block);
     }
 }
@@ -327,48 +329,44 @@ impl CoverRead<'_> {
         }
     }
 
-    /// Decode the tiles of `tiles` not yet filled, by runs along tile rows,
-    /// and keep for every other block the part of each tile it covers. A
-    /// run is read twice from the open dataset: the block's part straight
-    /// into `buf` (GDAL decodes the run's tiles into its block cache), then
-    /// the other blocks' parts, from that cache.
-    fn decode(&mut self, tiles: &[(usize, usize)], buf: &mut [u8]) -> Result<()> {
+    /// Decode the tiles of `tiles` (each with its owner, if any) not yet
+    /// filled, by runs along tile rows, and keep for every other block the
+    /// part of each tile it covers. A run is read twice from the open
+    /// dataset: the block's part straight into `buf` (GDAL decodes the
+    /// run's tiles into its block cache), then the other blocks' parts,
+    /// from that cache.
+    fn decode(&mut self, tiles: &[Owned], buf: &mut [u8]) -> Result<()> {
         let size = self.sample.bytes();
-        let todo: Vec<(usize, usize)> = tiles
+        let todo: Vec<Owned> = tiles
             .iter()
             .copied()
-            .filter(|t| !self.filled.contains(t))
+            .filter(|(t, _)| !self.filled.contains(t))
             .collect();
         let mut i = 0;
         while i < todo.len() {
             // A run: consecutive tiles of one tile row.
             let mut j = i + 1;
-            while j < todo.len() && todo[j] == (todo[j - 1].0 + 1, todo[i].1) {
+            while j < todo.len() && todo[j].0 == (todo[j - 1].0.0 + 1, todo[i].0.1) {
                 j += 1;
             }
-            let (first, last) = (self.tile_rect(todo[i]), self.tile_rect(todo[j - 1]));
+            let (first, last) = (self.tile_rect(todo[i].0), self.tile_rect(todo[j - 1].0));
             let run = Window {
                 cols: (last.col_end() - first.col) as usize,
                 ..first
             };
-            let mine = run.intersect(&self.cover);
-            let offset = ((mine.row - self.window.row) as usize * self.window.cols
-                + (mine.col - self.window.col) as usize)
-                * size;
             read_rect(
                 self.ds,
                 self.band,
                 self.sample,
                 self.file,
-                mine,
-                &mut buf[offset..],
-                self.window.cols,
+                run.intersect(&self.cover),
+                buf,
+                self.window,
             )?;
             self.bytes.decoded += run.rows * run.cols * size;
-            for &t in &todo[i..j] {
+            for &(t, owner) in &todo[i..j] {
                 self.filled.insert(t);
                 let tile = self.tile_rect(t);
-                let owner = self.carry.owner(tile);
                 for (b, w) in self.carry.blocks.iter().enumerate() {
                     let rect = tile.intersect(w);
                     let to = (b, self.block, owner == Some(b));
@@ -386,7 +384,7 @@ impl CoverRead<'_> {
                         self.file,
                         rect,
                         &mut data,
-                        rect.cols,
+                        rect,
                     )?;
                     let part = Part {
                         tile: t,
@@ -406,8 +404,8 @@ impl CoverRead<'_> {
 /// inside block `block` of `carry`, whose window is `window`) into `buf`
 /// (samples of `window`, row-major): parts kept for it are copied in, the
 /// tiles it owns decoded, the others awaited from their owners while these
-/// decode their own tiles of the file band, and decoded if no part came; of every tile decoded,
-/// the parts other blocks cover are kept for them.
+/// decode their own tiles of the file band, and decoded if no part came;
+/// of every tile decoded, the parts other blocks cover are kept for them.
 /// Returns the bytes decoded and carried.
 #[allow(clippy::too_many_arguments)]
 pub fn read_cover(
@@ -448,19 +446,17 @@ pub fn read_cover(
     };
     read.use_parts(std::mem::take(&mut reading.parts), buf);
     // The tiles this block owns first, then those of other owners.
-    let (own, others): (Vec<_>, Vec<_>) = tiles
+    let (own, others): (Vec<Owned>, Vec<Owned>) = tiles
         .iter()
         .filter(|t| !read.filled.contains(t))
-        .map(|&t| (t, carry.owner(read.tile_rect(t)).unwrap_or(block)))
-        .partition(|&(_, owner)| owner == block);
-    let own: Vec<_> = own.into_iter().map(|(t, _)| t).collect();
+        .map(|&t| (t, carry.owner(read.tile_rect(t))))
+        .partition(|&(_, owner)| owner.is_none_or(|o| o == block));
     read.decode(&own, buf)?;
     carry.owned_done(&reading);
     if !others.is_empty() {
         let parts = carry.wait(&reading, &others);
         read.use_parts(parts, buf);
-        let rest: Vec<_> = others.into_iter().map(|(t, _)| t).collect();
-        read.decode(&rest, buf)?;
+        read.decode(&others, buf)?;
     }
     Ok(read.bytes)
 }
@@ -573,7 +569,7 @@ mod tests {
         assert_eq!(carry.owner(w(9, 0, 4, 2)), None);
         let owner = carry.begin("f", 1, 0);
         let reader = carry.begin("f", 1, 1);
-        let tiles = [((0, 0), 0), ((1, 0), 0)];
+        let tiles = [((0, 0), Some(0)), ((1, 0), Some(0))];
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| carry.wait(&reader, &tiles));
             // The owner keeps one of the two tiles, then ends its read: the

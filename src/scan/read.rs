@@ -50,9 +50,9 @@ pub struct ReadStats {
     pub nanos: u64,
 }
 
-/// Read `bands` of `scenes` over `window`; with `carry`, `window` is block
-/// `.1` of the carry's partition, and tiles its edges cut are decoded once
-/// for it and the partition's later blocks ([`super::carry`]).
+/// Read `bands` of `scenes` over `window`; with `carry`, `window` is the
+/// scan's block `.1`, and the tiles its edges cut are decoded once for it
+/// and the other blocks they reach into ([`super::carry`]).
 pub fn read_block(
     archive: &SceneArchive,
     scenes: &[usize],
@@ -174,18 +174,7 @@ fn read_band(
         )?,
         None => {
             if !cover.is_empty() {
-                let offset = ((cover.row - window.row) as usize * window.cols
-                    + (cover.col - window.col) as usize)
-                    * sample.bytes();
-                read_rect(
-                    ds,
-                    band,
-                    sample,
-                    file,
-                    cover,
-                    &mut buf.as_slice_mut()[offset..],
-                    window.cols,
-                )?;
+                read_rect(ds, band, sample, file, cover, buf.as_slice_mut(), window)?;
             }
             carry::Bytes {
                 decoded: cover.rows * cover.cols * sample.bytes(),
@@ -204,7 +193,7 @@ fn read_band(
 }
 
 /// Read grid pixels `rect` of `file` (the dataset placed on the grid) into
-/// `dst`, rows `dst_stride` samples apart.
+/// `dst`, the samples (row-major) of grid window `to`, which holds `rect`.
 pub(super) fn read_rect(
     ds: &Dataset,
     band: &Band,
@@ -212,7 +201,7 @@ pub(super) fn read_rect(
     file: Window,
     rect: Window,
     dst: &mut [u8],
-    dst_stride: usize,
+    to: Window,
 ) -> Result<()> {
     let src = (
         (rect.col - file.col) as usize,
@@ -220,7 +209,10 @@ pub(super) fn read_rect(
         rect.cols,
         rect.rows,
     );
-    raster::read_window(ds, band.index, src, sample, dst, dst_stride).map_err(|message| {
+    let offset =
+        ((rect.row - to.row) as usize * to.cols + (rect.col - to.col) as usize) * sample.bytes();
+    let dst = dst.get_mut(offset..).unwrap_or_default();
+    raster::read_window(ds, band.index, src, sample, dst, to.cols).map_err(|message| {
         SceneError::Read {
             path: band.path.clone(),
             what: format!("band {} window {:?}", band.index, src),

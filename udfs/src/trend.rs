@@ -612,7 +612,7 @@ where
     }
 
     /// Remove the emitted groups, returning them as accumulator of their
-    /// own (read with [`TrendGroups::load`]: no copy into per-group structs).
+    /// own (read with [`TrendGroups::load`]).
     fn take(&mut self, emit_to: EmitTo) -> Self {
         TrendGroups {
             time_type: self.time_type.clone(),
