@@ -19,6 +19,7 @@ pub mod sample;
 pub mod scan;
 pub mod session;
 pub mod sinks;
+pub mod tiff;
 pub mod tile_aggregate;
 
 pub use error::SceneError;

@@ -31,7 +31,7 @@ pub enum SampleType {
 }
 
 impl SampleType {
-    fn from_gdal(t: GdalDataType) -> Option<Self> {
+    pub(crate) fn from_gdal(t: GdalDataType) -> Option<Self> {
         Some(match t {
             GdalDataType::UInt8 => Self::U8,
             GdalDataType::UInt16 => Self::U16,
@@ -60,6 +60,10 @@ impl SampleType {
             Self::F32 => G::GDT_Float32,
             Self::F64 => G::GDT_Float64,
         }
+    }
+
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F32 | Self::F64)
     }
 
     /// The type samples are read as (Int8 is read as Int16 on GDAL 3.6).

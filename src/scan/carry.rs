@@ -18,8 +18,11 @@
 //! those no other block covers), then, for each tile it does not own whose
 //! part it has not been given, waits while the owner is decoding the tiles
 //! it owns in the same file band (which it does first, without waiting),
-//! and decodes the tile itself if no part came. So each block decodes
-//! about its share, and a wait never waits on another wait.
+//! and decodes the tile itself if no part came. A tile a read decodes
+//! that way is claimed while it does: another read needing it (its owner
+//! too, when it comes later) waits for that decode's parts instead of
+//! decoding it again. So each block decodes about its share, and a wait
+//! never waits on another wait (a read holds claims only while decoding).
 //!
 //! Parts are dropped when used, or when their block has read the file band
 //! or has finished; they are kept for a block of another partition only if
@@ -32,13 +35,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use gdal::Dataset;
-
 use super::read::read_rect;
 use crate::archive::Band;
 use crate::error::Result;
 use crate::grid::Window;
 use crate::raster::SampleType;
+use crate::tiff::BandReader;
 
 /// The most a scan's carry holds.
 pub const CARRY_BYTES: usize = 64 << 20;
@@ -53,6 +55,9 @@ type Key = (String, usize, usize);
 /// A file tile (tile column, tile row) and the block that owns it, if any
 /// block of the scan covers it.
 type Owned = ((usize, usize), Option<usize>);
+
+/// A tile of a file band (path, band index, tile).
+type TileKey = (String, usize, (usize, usize));
 
 /// The carried tile parts of a scan's reads.
 pub struct TileCarry {
@@ -76,6 +81,10 @@ struct Store {
     /// Reads (of `reading`) that have decoded the tiles they own: every
     /// part they will give is kept by now.
     owned_done: HashSet<Key>,
+    /// Tiles a read is decoding for want of its owner's part (claimed in
+    /// [`TileCarry::wait`]): other reads wait for their parts, not decode
+    /// them too.
+    decoding: HashSet<TileKey>,
     /// Blocks whose reads are all done.
     finished: HashSet<usize>,
     /// Per partition, the last block a read has begun in (its first before).
@@ -105,6 +114,14 @@ struct Reading<'a> {
     key: Key,
     /// Parts kept for this read before it began.
     parts: Vec<Part>,
+    /// Tiles of other owners this read has claimed to decode.
+    claims: Vec<(usize, usize)>,
+}
+
+impl Reading<'_> {
+    fn tile_key(&self, tile: (usize, usize)) -> TileKey {
+        (self.key.0.clone(), self.key.1, tile)
+    }
 }
 
 impl Drop for Reading<'_> {
@@ -113,6 +130,9 @@ impl Drop for Reading<'_> {
         s.reading.remove(&self.key);
         s.owned_done.remove(&self.key);
         s.remove_parts(&self.key);
+        for &t in &self.claims {
+            s.decoding.remove(&self.tile_key(t));
+        }
         s.read.insert(self.key.clone());
         drop(s);
         self.carry.changed.notify_all();
@@ -162,6 +182,7 @@ impl TileCarry {
             carry: self,
             key,
             parts,
+            claims: Vec::new(),
         }
     }
 
@@ -234,27 +255,74 @@ impl TileCarry {
         self.changed.notify_all();
     }
 
+    /// Wait until no other read is decoding any of `tiles` (tiles
+    /// `reading`'s block owns, which another read decodes when it came
+    /// first); the parts kept for `reading` meanwhile.
+    fn await_decodes(&self, reading: &Reading, tiles: &[Owned]) -> Vec<Part> {
+        self.wait_while(reading, |s, got| {
+            tiles.iter().any(|&(t, _)| {
+                !got.iter().any(|p| p.tile == t) && s.decoding.contains(&reading.tile_key(t))
+            })
+        })
+        .0
+    }
+
     /// Wait until parts of all of `tiles` (each with its owner) are kept
     /// for `reading`, or no owner of a missing one is still decoding the
-    /// tiles it owns (the parts not kept then will not come: the carry was
-    /// full); the parts kept meanwhile.
-    fn wait(&self, reading: &Reading, tiles: &[Owned]) -> Vec<Part> {
+    /// tiles it owns and no other read is decoding it (the parts not kept
+    /// then will not come: the carry was full); the parts kept meanwhile.
+    /// The missing tiles are then claimed for `reading` to decode, until
+    /// [`TileCarry::release`].
+    fn wait(&self, reading: &mut Reading, tiles: &[Owned]) -> Vec<Part> {
         let (path, band, _) = &reading.key;
+        let (got, mut s) = self.wait_while(reading, |s, got| {
+            tiles.iter().any(|&(t, owner)| {
+                let owner_busy = owner.is_some_and(|owner| {
+                    let key = (path.clone(), *band, owner);
+                    s.reading.contains(&key) && !s.owned_done.contains(&key)
+                });
+                let claimed =
+                    !reading.claims.contains(&t) && s.decoding.contains(&reading.tile_key(t));
+                !got.iter().any(|p| p.tile == t) && (owner_busy || claimed)
+            })
+        });
+        let claims: Vec<(usize, usize)> = tiles
+            .iter()
+            .map(|&(t, _)| t)
+            .filter(|&t| !got.iter().any(|p| p.tile == t))
+            .filter(|&t| s.decoding.insert(reading.tile_key(t)))
+            .collect();
+        drop(s);
+        reading.claims.extend(claims);
+        got
+    }
+
+    /// `reading` has decoded the tiles it claimed (and kept their parts).
+    fn release(&self, reading: &mut Reading) {
+        let mut s = self.lock();
+        for t in std::mem::take(&mut reading.claims) {
+            s.decoding.remove(&reading.tile_key(t));
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    /// Wait while `busy` (given the store and the parts taken so far) holds,
+    /// at most [`WAIT_LIMIT`]; the parts kept for `reading` meanwhile, and
+    /// the store, still locked.
+    fn wait_while(
+        &self,
+        reading: &Reading,
+        busy: impl Fn(&Store, &[Part]) -> bool,
+    ) -> (Vec<Part>, MutexGuard<'_, Store>) {
         let deadline = Instant::now() + WAIT_LIMIT;
         let mut got = Vec::new();
         let mut s = self.lock();
         loop {
             got.extend(s.remove_parts(&reading.key));
-            let busy = tiles.iter().any(|&(t, owner)| {
-                let Some(owner) = owner else { return false };
-                let key = (path.clone(), *band, owner);
-                !got.iter().any(|p| p.tile == t)
-                    && s.reading.contains(&key)
-                    && !s.owned_done.contains(&key)
-            });
             let now = Instant::now();
-            if !busy || now >= deadline {
-                return got;
+            if !busy(&s, &got) || now >= deadline {
+                return (got, s);
             }
             s = match self.changed.wait_timeout(s, deadline - now) {
                 Ok((s, _)) => s,
@@ -283,8 +351,8 @@ pub struct Bytes {
 }
 
 /// One file band's read into a block through the carry.
-struct CoverRead<'a> {
-    ds: &'a Dataset,
+struct CoverRead<'a, 'b> {
+    reader: &'a mut BandReader<'b>,
     band: &'a Band,
     sample: SampleType,
     /// The file on the grid, and its tile size.
@@ -300,7 +368,7 @@ struct CoverRead<'a> {
     bytes: Bytes,
 }
 
-impl CoverRead<'_> {
+impl CoverRead<'_, '_> {
     /// The grid pixels of tile `t` (clipped to the file).
     fn tile_rect(&self, t: (usize, usize)) -> Window {
         let (tw, th) = self.tile;
@@ -355,7 +423,7 @@ impl CoverRead<'_> {
                 ..first
             };
             read_rect(
-                self.ds,
+                self.reader,
                 self.band,
                 self.sample,
                 self.file,
@@ -378,7 +446,7 @@ impl CoverRead<'_> {
                     }
                     let mut data = vec![0u8; rect.rows * rect.cols * size];
                     read_rect(
-                        self.ds,
+                        self.reader,
                         self.band,
                         self.sample,
                         self.file,
@@ -409,7 +477,7 @@ impl CoverRead<'_> {
 /// Returns the bytes decoded and carried.
 #[allow(clippy::too_many_arguments)]
 pub fn read_cover(
-    ds: &Dataset,
+    reader: &mut BandReader,
     band: &Band,
     sample: SampleType,
     file: Window,
@@ -432,7 +500,7 @@ pub fn read_cover(
         .collect();
     let mut reading = carry.begin(&band.path, band.index, block);
     let mut read = CoverRead {
-        ds,
+        reader,
         band,
         sample,
         file,
@@ -451,12 +519,15 @@ pub fn read_cover(
         .filter(|t| !read.filled.contains(t))
         .map(|&t| (t, carry.owner(read.tile_rect(t))))
         .partition(|&(_, owner)| owner.is_none_or(|o| o == block));
+    let parts = carry.await_decodes(&reading, &own);
+    read.use_parts(parts, buf);
     read.decode(&own, buf)?;
     carry.owned_done(&reading);
     if !others.is_empty() {
-        let parts = carry.wait(&reading, &others);
+        let parts = carry.wait(&mut reading, &others);
         read.use_parts(parts, buf);
         read.decode(&others, buf)?;
+        carry.release(&mut reading);
     }
     Ok(read.bytes)
 }
@@ -568,10 +639,10 @@ mod tests {
         assert_eq!(carry.owner(w(3, 0, 4, 2)), Some(1));
         assert_eq!(carry.owner(w(9, 0, 4, 2)), None);
         let owner = carry.begin("f", 1, 0);
-        let reader = carry.begin("f", 1, 1);
+        let mut reader = carry.begin("f", 1, 1);
         let tiles = [((0, 0), Some(0)), ((1, 0), Some(0))];
         std::thread::scope(|scope| {
-            let waiter = scope.spawn(|| carry.wait(&reader, &tiles));
+            let waiter = scope.spawn(|| carry.wait(&mut reader, &tiles));
             // The owner keeps one of the two tiles, then ends its read: the
             // wait returns that part without the other.
             std::thread::sleep(Duration::from_millis(20));
@@ -590,12 +661,53 @@ mod tests {
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].tile, (0, 0));
         });
+        // The tile that did not come is now the reader's to decode.
+        assert_eq!(reader.claims, vec![(1, 0)]);
+        carry.release(&mut reader);
         // With the owner not reading, nothing is awaited; nor once it has
         // decoded the tiles it owns.
-        assert!(carry.wait(&reader, &tiles).is_empty());
+        assert!(carry.wait(&mut reader, &tiles).is_empty());
+        carry.release(&mut reader);
         let owner = carry.begin("f", 1, 0);
         carry.owned_done(&owner);
-        assert!(carry.wait(&reader, &tiles).is_empty());
+        assert!(carry.wait(&mut reader, &tiles).is_empty());
+    }
+
+    #[test]
+    fn a_tile_claimed_by_another_read_is_awaited_not_decoded_again() {
+        let carry = TileCarry::new(vec![w(0, 0, 3, 2), w(3, 0, 1, 2)], &[0..1, 1..2]);
+        let tiles = [((0, 0), Some(0))];
+        // Block 1 reads first and, the owner not reading, claims the tile.
+        let mut reader = carry.begin("f", 1, 1);
+        assert!(carry.wait(&mut reader, &tiles).is_empty());
+        assert_eq!(reader.claims, vec![(0, 0)]);
+        // The owner begins meanwhile: it waits for that decode and takes
+        // the part kept for it.
+        let owner = carry.begin("f", 1, 0);
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| carry.await_decodes(&owner, &tiles));
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(
+                !waiter.is_finished(),
+                "the owner waits for the claimed tile"
+            );
+            carry.put(
+                "f",
+                1,
+                (0, 1, true),
+                Part {
+                    tile: (0, 0),
+                    rect: w(0, 0, 3, 2),
+                    data: vec![1; 12],
+                },
+            );
+            carry.release(&mut reader);
+            let got = waiter.join().unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].tile, (0, 0));
+        });
+        // A tile nobody decodes is not awaited.
+        assert!(carry.await_decodes(&owner, &[((1, 0), Some(0))]).is_empty());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::error::{Result, SceneError};
 use crate::grid::{Placement, Window};
 use crate::provider::SceneArchive;
 use crate::raster::{self, SampleType, WarpSpec};
+use crate::tiff::BandReader;
 
 /// One scene's data within a block.
 pub struct BlockScene {
@@ -160,9 +161,16 @@ fn read_band(
     let mut buf = MutableBuffer::from_len_zeroed(len * sample.bytes());
     let cover = file.intersect(&window);
     let carry = carry.filter(|_| !cover.is_empty() && !carry::tile_aligned(band, file, cover));
+    // With a carry, the tiles of a run along a tile row are read again
+    // for the other blocks' parts: keep them decoded.
+    let keep = match carry {
+        Some(_) => cover.cols.div_ceil(band.meta.block.0.max(1)) + 1,
+        None => 0,
+    };
+    let mut reader = BandReader::new(ds, band.index, &band.path, sample, keep);
     let bytes = match carry {
         Some((carry, block)) => carry::read_cover(
-            ds,
+            &mut reader,
             band,
             sample,
             file,
@@ -174,7 +182,15 @@ fn read_band(
         )?,
         None => {
             if !cover.is_empty() {
-                read_rect(ds, band, sample, file, cover, buf.as_slice_mut(), window)?;
+                read_rect(
+                    &mut reader,
+                    band,
+                    sample,
+                    file,
+                    cover,
+                    buf.as_slice_mut(),
+                    window,
+                )?;
             }
             carry::Bytes {
                 decoded: cover.rows * cover.cols * sample.bytes(),
@@ -195,7 +211,7 @@ fn read_band(
 /// Read grid pixels `rect` of `file` (the dataset placed on the grid) into
 /// `dst`, the samples (row-major) of grid window `to`, which holds `rect`.
 pub(super) fn read_rect(
-    ds: &Dataset,
+    reader: &mut BandReader,
     band: &Band,
     sample: SampleType,
     file: Window,
@@ -212,13 +228,13 @@ pub(super) fn read_rect(
     let offset =
         ((rect.row - to.row) as usize * to.cols + (rect.col - to.col) as usize) * sample.bytes();
     let dst = dst.get_mut(offset..).unwrap_or_default();
-    raster::read_window(ds, band.index, src, sample, dst, to.cols).map_err(|message| {
-        SceneError::Read {
+    reader
+        .read_window(src, sample, dst, to.cols)
+        .map_err(|message| SceneError::Read {
             path: band.path.clone(),
             what: format!("band {} window {:?}", band.index, src),
             message,
-        }
-    })
+        })
 }
 
 fn to_array(
