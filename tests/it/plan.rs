@@ -295,7 +295,7 @@ async fn scenes_failing_the_filter_are_not_decoded_further() {
 /// Parquet output is zstd level 1 unless a statement says otherwise
 /// (DataFusion's default is level 3; see src/session.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parquet_output_defaults_to_zstd_level_1() {
+async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries() {
     let ctx = ctx();
     let setting = "datafusion.execution.parquet.compression";
     let value = |b: &[datafusion::arrow::array::RecordBatch]| strings(b[0].column(1))[0].clone();
@@ -308,4 +308,26 @@ async fn parquet_output_defaults_to_zstd_level_1() {
         value(&query(&ctx, &format!("SHOW {setting}")).await),
         "snappy"
     );
+    // Written column chunks have no dictionary page, unless a COPY asks.
+    let d = tempfile::tempdir().unwrap();
+    let has_dictionary = |path: &std::path::Path| {
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let chunk = reader.metadata().row_group(0).column(0).clone();
+        chunk.dictionary_page_offset().is_some()
+    };
+    let rows = "SELECT v FROM (VALUES (1.5), (1.5), (2.5), (1.5)) AS t(v)";
+    let plain = d.path().join("plain.parquet");
+    query(&ctx, &format!("COPY ({rows}) TO '{}'", plain.display())).await;
+    assert!(!has_dictionary(&plain));
+    let dict = d.path().join("dict.parquet");
+    query(
+        &ctx,
+        &format!(
+            "COPY ({rows}) TO '{}' OPTIONS ('format.dictionary_enabled' 'true')",
+            dict.display()
+        ),
+    )
+    .await;
+    assert!(has_dictionary(&dict));
 }
