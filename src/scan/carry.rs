@@ -578,6 +578,15 @@ mod tests {
         }
     }
 
+    /// A part of tile `(0, 0)` of 2-byte samples over `rect`, all `fill`.
+    fn part_of_tile_0(rect: Window, fill: u8) -> Part {
+        Part {
+            tile: (0, 0),
+            rect,
+            data: vec![fill; rect.rows * rect.cols * 2],
+        }
+    }
+
     #[test]
     fn parts_are_taken_once_and_not_kept_for_reads_done() {
         let one_partition = std::iter::once(0..3).collect::<Vec<_>>();
@@ -585,11 +594,7 @@ mod tests {
             vec![w(0, 0, 2, 2), w(0, 2, 2, 2), w(0, 4, 2, 2)],
             &one_partition,
         );
-        let part = |b: u8| Part {
-            tile: (0, 0),
-            rect: w(0, 2, 1, 1),
-            data: vec![b; 2],
-        };
+        let part = |b: u8| part_of_tile_0(w(0, 2, 1, 1), b);
         carry.put("f", 1, (1, 0, true), part(1));
         carry.put("f", 1, (2, 0, true), part(2));
         carry.put("g", 1, (1, 0, true), part(3));
@@ -646,16 +651,7 @@ mod tests {
             // The owner keeps one of the two tiles, then ends its read: the
             // wait returns that part without the other.
             std::thread::sleep(Duration::from_millis(20));
-            carry.put(
-                "f",
-                1,
-                (1, 0, false),
-                Part {
-                    tile: (0, 0),
-                    rect: w(3, 0, 1, 1),
-                    data: vec![7; 2],
-                },
-            );
+            carry.put("f", 1, (1, 0, false), part_of_tile_0(w(3, 0, 1, 1), 7));
             drop(owner);
             let got = waiter.join().unwrap();
             assert_eq!(got.len(), 1);
@@ -691,16 +687,7 @@ mod tests {
                 !waiter.is_finished(),
                 "the owner waits for the claimed tile"
             );
-            carry.put(
-                "f",
-                1,
-                (0, 1, true),
-                Part {
-                    tile: (0, 0),
-                    rect: w(0, 0, 3, 2),
-                    data: vec![1; 12],
-                },
-            );
+            carry.put("f", 1, (0, 1, true), part_of_tile_0(w(0, 0, 3, 2), 1));
             carry.release(&mut reader);
             let got = waiter.join().unwrap();
             assert_eq!(got.len(), 1);
