@@ -4,21 +4,24 @@
 //! scenes in time order. Batches are built lazily (one per call), so only
 //! the block's decoded bands are held in memory.
 //!
-//! Rows are addressed as (block scene, pixel offset) pairs; band columns are
-//! built from them by typed gathers (one tight loop per column, no per-row
-//! dispatch), and rows that fail the filter are never built at all.
+//! Rows are addressed as (block scene, pixel offset) pairs, and rows that
+//! fail the filter are never built at all. Where a batch's rows come scene
+//! by scene over pixel ranges (strips, or a single scene), band columns are
+//! copied run by run (each run of set bits of a scene's row mask, values
+//! and validity, whole); otherwise by typed gathers (one tight loop per
+//! column, no per-row dispatch).
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, DictionaryArray, Float64Array, Int32Array,
-    Int64Array, PrimitiveArray, RecordBatch, RecordBatchOptions, TimestampNanosecondArray,
-    new_null_array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanBufferBuilder, DictionaryArray,
+    Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, RecordBatchOptions,
+    TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::*;
-use datafusion::arrow::util::bit_iterator::BitIndexIterator;
+use datafusion::arrow::util::bit_iterator::{BitIndexIterator, BitSliceIterator};
 use datafusion::arrow::util::bit_util::get_bit;
 use datafusion::error::{DataFusionError, Result};
 
@@ -76,6 +79,11 @@ pub struct BlockBatches {
     strip: Option<usize>,
     /// Next pixel offset in the block.
     next: usize,
+    /// The last batch's rows as (block scene, pixel range) segments, each
+    /// the set bits of that scene's row mask over the range, in row order
+    /// (empty when rows interleave scenes pixel by pixel): band columns
+    /// are then copied run by run instead of gathered row by row.
+    segments: Vec<(usize, usize, usize)>,
 }
 
 impl BlockBatches {
@@ -137,6 +145,7 @@ impl BlockBatches {
             batch_size: batch_size.max(1),
             strip: None,
             next: 0,
+            segments: Vec::new(),
         })
     }
 
@@ -164,6 +173,7 @@ impl BlockBatches {
             .map(|b| (b.inner().as_slice(), b.offset()))
             .collect();
         let mut p = self.next;
+        self.segments.clear();
         if let (Some(strip), [_, _, ..]) = (self.strip, &masks[..]) {
             // Whole strips, each scene by scene: the set bits of each
             // scene's mask over the strip.
@@ -174,6 +184,7 @@ impl BlockBatches {
                         BitIndexIterator::new(bits, off + p, end - p)
                             .map(|i| (k as u32, (p + i) as u32)),
                     );
+                    self.segments.push((k, p, end));
                 }
                 p = end;
                 if !out.is_empty() && out.len() + strip * masks.len() > self.batch_size {
@@ -197,6 +208,7 @@ impl BlockBatches {
                 p = len;
             }
             self.next = p;
+            self.segments.push((0, start, p));
             return out;
         }
         while p < len && out.len() < self.batch_size {
@@ -259,7 +271,17 @@ impl BlockBatches {
                     let sources = source.as_ref().ok_or_else(|| {
                         DataFusionError::Internal("band columns have sources".into())
                     })?;
-                    gather(sources, rows, field.data_type())?
+                    if self.segments.is_empty() {
+                        gather(sources, rows, field.data_type())?
+                    } else {
+                        copy_runs(
+                            sources,
+                            &self.rows,
+                            &self.segments,
+                            rows.len(),
+                            field.data_type(),
+                        )?
+                    }
                 }
             };
             arrays.push(a);
@@ -336,6 +358,75 @@ fn footprint_rows(data: &BlockData) -> Vec<BooleanBuffer> {
         .collect()
 }
 
+/// The values of `sources[k]` at the set bits of `masks[k]` over each
+/// segment `(k, p0, p1)` in turn (`rows` values in all), with validity:
+/// runs of set bits are copied whole.
+fn copy_runs(
+    sources: &[ArrayRef],
+    masks: &[BooleanBuffer],
+    segments: &[(usize, usize, usize)],
+    rows: usize,
+    t: &DataType,
+) -> Result<ArrayRef> {
+    macro_rules! typed {
+        ($($variant:ident => $arrow:ty),* $(,)?) => {
+            match t {
+                $(DataType::$variant => copy_runs_typed::<$arrow>(sources, masks, segments, rows),)*
+                other => Err(DataFusionError::Internal(format!(
+                    "band columns are numeric, got {other}"
+                ))),
+            }
+        };
+    }
+    typed!(
+        UInt8 => UInt8Type, Int8 => Int8Type, UInt16 => UInt16Type, Int16 => Int16Type,
+        UInt32 => UInt32Type, Int32 => Int32Type, UInt64 => UInt64Type, Int64 => Int64Type,
+        Float32 => Float32Type, Float64 => Float64Type,
+    )
+}
+
+fn copy_runs_typed<T: ArrowPrimitiveType>(
+    sources: &[ArrayRef],
+    masks: &[BooleanBuffer],
+    segments: &[(usize, usize, usize)],
+    rows: usize,
+) -> Result<ArrayRef> {
+    let arrays: Vec<&PrimitiveArray<T>> = sources.iter().map(|a| a.as_primitive::<T>()).collect();
+    let mut values: Vec<T::Native> = Vec::with_capacity(rows);
+    let mut validity = arrays
+        .iter()
+        .any(|a| a.null_count() > 0)
+        .then(|| BooleanBufferBuilder::new(rows));
+    for &(k, p0, p1) in segments {
+        let (array, mask) = (arrays[k], &masks[k]);
+        let src = array.values();
+        for (s, e) in BitSliceIterator::new(mask.values(), mask.offset() + p0, p1 - p0) {
+            let (a, b) = (p0 + s, p0 + e);
+            values.extend_from_slice(&src[a..b]);
+            if let Some(v) = &mut validity {
+                match array.nulls() {
+                    Some(n) => {
+                        let bits = n.inner();
+                        v.append_packed_range(bits.offset() + a..bits.offset() + b, bits.values());
+                    }
+                    None => v.append_n(b - a, true),
+                }
+            }
+        }
+    }
+    if values.len() != rows {
+        return Err(DataFusionError::Internal(format!(
+            "scan batch: {} values copied for {rows} rows",
+            values.len()
+        )));
+    }
+    let nulls = validity.map(|mut v| NullBuffer::new(v.finish()));
+    Ok(Arc::new(PrimitiveArray::<T>::new(
+        ScalarBuffer::from(values),
+        nulls,
+    )))
+}
+
 /// `out[i] = sources[k][p]` for `rows[i] = (k, p)`, with validity.
 fn gather(sources: &[ArrayRef], rows: &[(u32, u32)], t: &DataType) -> Result<ArrayRef> {
     macro_rules! typed {
@@ -396,7 +487,52 @@ impl Iterator for BlockBatches {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::array::UInt16Array;
+
     use super::*;
+
+    #[test]
+    fn runs_of_each_segment_are_copied_with_their_nulls() {
+        let a0: ArrayRef = Arc::new(UInt16Array::from(vec![
+            Some(1),
+            Some(2),
+            None,
+            Some(4),
+            Some(5),
+            Some(6),
+        ]));
+        let a1: ArrayRef = Arc::new(UInt16Array::from(vec![
+            Some(10),
+            None,
+            Some(30),
+            Some(40),
+            Some(50),
+            Some(60),
+        ]));
+        let mask = |bits: [bool; 6]| BooleanBuffer::from(bits.to_vec());
+        let masks = [
+            mask([true, true, true, false, true, true]),
+            mask([false, true, true, true, true, false]),
+        ];
+        // Two strips of three pixels, scene by scene.
+        let segments = [(0, 0, 3), (1, 0, 3), (0, 3, 6), (1, 3, 6)];
+        let sources = [a0, a1];
+        let out = copy_runs(&sources, &masks, &segments, 9, &DataType::UInt16).unwrap();
+        let want = UInt16Array::from(vec![
+            Some(1),
+            Some(2),
+            None,
+            None,
+            Some(30),
+            Some(5),
+            Some(6),
+            Some(40),
+            Some(50),
+        ]);
+        assert_eq!(out.as_primitive::<UInt16Type>(), &want);
+        // A wrong row count is an error, not a short column.
+        assert!(copy_runs(&sources, &masks, &segments, 8, &DataType::UInt16).is_err());
+    }
 
     #[test]
     fn pixel_numbers_step_through_block_rows() {
