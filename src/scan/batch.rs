@@ -358,6 +358,27 @@ fn footprint_rows(data: &BlockData) -> Vec<BooleanBuffer> {
         .collect()
 }
 
+/// `f::<T>(args)` for the Arrow primitive type `T` of band column type `t`.
+macro_rules! by_band_type {
+    ($t:expr, $f:ident($($arg:expr),*)) => {
+        match $t {
+            DataType::UInt8 => $f::<UInt8Type>($($arg),*),
+            DataType::Int8 => $f::<Int8Type>($($arg),*),
+            DataType::UInt16 => $f::<UInt16Type>($($arg),*),
+            DataType::Int16 => $f::<Int16Type>($($arg),*),
+            DataType::UInt32 => $f::<UInt32Type>($($arg),*),
+            DataType::Int32 => $f::<Int32Type>($($arg),*),
+            DataType::UInt64 => $f::<UInt64Type>($($arg),*),
+            DataType::Int64 => $f::<Int64Type>($($arg),*),
+            DataType::Float32 => $f::<Float32Type>($($arg),*),
+            DataType::Float64 => $f::<Float64Type>($($arg),*),
+            other => Err(DataFusionError::Internal(format!(
+                "band columns are numeric, got {other}"
+            ))),
+        }
+    };
+}
+
 /// The values of `sources[k]` at the set bits of `masks[k]` over each
 /// segment `(k, p0, p1)` in turn (`rows` values in all), with validity:
 /// runs of set bits are copied whole.
@@ -368,21 +389,7 @@ fn copy_runs(
     rows: usize,
     t: &DataType,
 ) -> Result<ArrayRef> {
-    macro_rules! typed {
-        ($($variant:ident => $arrow:ty),* $(,)?) => {
-            match t {
-                $(DataType::$variant => copy_runs_typed::<$arrow>(sources, masks, segments, rows),)*
-                other => Err(DataFusionError::Internal(format!(
-                    "band columns are numeric, got {other}"
-                ))),
-            }
-        };
-    }
-    typed!(
-        UInt8 => UInt8Type, Int8 => Int8Type, UInt16 => UInt16Type, Int16 => Int16Type,
-        UInt32 => UInt32Type, Int32 => Int32Type, UInt64 => UInt64Type, Int64 => Int64Type,
-        Float32 => Float32Type, Float64 => Float64Type,
-    )
+    by_band_type!(t, copy_runs_typed(sources, masks, segments, rows))
 }
 
 fn copy_runs_typed<T: ArrowPrimitiveType>(
@@ -429,24 +436,13 @@ fn copy_runs_typed<T: ArrowPrimitiveType>(
 
 /// `out[i] = sources[k][p]` for `rows[i] = (k, p)`, with validity.
 fn gather(sources: &[ArrayRef], rows: &[(u32, u32)], t: &DataType) -> Result<ArrayRef> {
-    macro_rules! typed {
-        ($($variant:ident => $arrow:ty),* $(,)?) => {
-            match t {
-                $(DataType::$variant => Ok(gather_typed::<$arrow>(sources, rows)),)*
-                other => Err(DataFusionError::Internal(format!(
-                    "band columns are numeric, got {other}"
-                ))),
-            }
-        };
-    }
-    typed!(
-        UInt8 => UInt8Type, Int8 => Int8Type, UInt16 => UInt16Type, Int16 => Int16Type,
-        UInt32 => UInt32Type, Int32 => Int32Type, UInt64 => UInt64Type, Int64 => Int64Type,
-        Float32 => Float32Type, Float64 => Float64Type,
-    )
+    by_band_type!(t, gather_typed(sources, rows))
 }
 
-fn gather_typed<T: ArrowPrimitiveType>(sources: &[ArrayRef], rows: &[(u32, u32)]) -> ArrayRef {
+fn gather_typed<T: ArrowPrimitiveType>(
+    sources: &[ArrayRef],
+    rows: &[(u32, u32)],
+) -> Result<ArrayRef> {
     let arrays: Vec<&PrimitiveArray<T>> = sources.iter().map(|a| a.as_primitive::<T>()).collect();
     let values: Vec<&[T::Native]> = arrays.iter().map(|a| a.values().as_ref()).collect();
     let out: Vec<T::Native> = rows
@@ -469,7 +465,10 @@ fn gather_typed<T: ArrowPrimitiveType>(sources: &[ArrayRef], rows: &[(u32, u32)]
             }
         }))
     });
-    Arc::new(PrimitiveArray::<T>::new(ScalarBuffer::from(out), nulls))
+    Ok(Arc::new(PrimitiveArray::<T>::new(
+        ScalarBuffer::from(out),
+        nulls,
+    )))
 }
 
 impl Iterator for BlockBatches {
