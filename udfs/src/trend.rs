@@ -581,16 +581,6 @@ where
         }
     }
 
-    #[inline(always)]
-    fn load(&self, g: usize) -> GroupState<T::Native> {
-        self.groups[g]
-    }
-
-    #[inline(always)]
-    fn store(&mut self, g: usize, s: &GroupState<T::Native>) {
-        self.groups[g] = *s;
-    }
-
     /// Add rows `(group, time, value)` (NaN / infinite value or time:
     /// skipped) with [`GroupState::update`]; an error if a group is out of
     /// range.
@@ -609,21 +599,6 @@ where
             groups[g].update(t, v, scale);
         }
         Ok(())
-    }
-
-    /// Remove the emitted groups, returning them as accumulator of their
-    /// own (read with [`TrendGroups::load`]).
-    fn take(&mut self, emit_to: EmitTo) -> Self {
-        TrendGroups {
-            time_type: self.time_type.clone(),
-            scale: self.scale,
-            groups: emit_to.take_needed(&mut self.groups),
-            _time: PhantomData,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.groups.len()
     }
 }
 
@@ -661,22 +636,21 @@ where
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let groups = self.take(emit_to);
+        let groups = emit_to.take_needed(&mut self.groups);
         let scale = self.scale;
         let array = result_array::<T>(&self.time_type, groups.len(), |g| {
-            let s = groups.load(g);
-            (s.absolute(scale), s.range())
+            (groups[g].absolute(scale), groups[g].range())
         })?;
         Ok(Arc::new(array))
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = self.take(emit_to);
+        let groups = emit_to.take_needed(&mut self.groups);
         Ok(state_arrays::<T>(
             &self.time_type,
             self.scale,
             groups.len(),
-            |g| groups.load(g),
+            |g| groups[g],
         ))
     }
 
@@ -693,9 +667,7 @@ where
         self.resize(total_num_groups);
         for (i, &g) in group_indices.iter().enumerate() {
             if let Some((other, lo, hi)) = states.row(i) {
-                let mut s = self.load(g);
-                s.merge_absolute(&other, lo, hi, self.scale);
-                self.store(g, &s);
+                self.groups[g].merge_absolute(&other, lo, hi, self.scale);
             }
         }
         Ok(())
