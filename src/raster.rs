@@ -267,13 +267,7 @@ pub fn read_window(
         return Ok(());
     }
     let size = sample.bytes();
-    let needed = ((rows - 1) * dst_stride + cols) * size;
-    if dst.len() < needed {
-        return Err(format!(
-            "internal: buffer of {} bytes for a window needing {needed}",
-            dst.len()
-        ));
-    }
+    check_destination(window, size, dst.len(), dst_stride)?;
     let b = ds.rasterband(band).map_err(|e| e.to_string())?;
     let mut extra = gdal_sys::GDALRasterIOExtraArg {
         nVersion: 1,
@@ -308,6 +302,24 @@ pub fn read_window(
     };
     if rv != gdal_sys::CPLErr::CE_None {
         return Err(last_gdal_error());
+    }
+    Ok(())
+}
+
+/// An error unless `dst_len` bytes hold the (non-empty) window `(x, y,
+/// cols, rows)` of `size`-byte samples written rows `dst_stride` samples
+/// apart, as [`read_window`] and [`crate::tiff::BandReader`] write it.
+pub(crate) fn check_destination(
+    (_, _, cols, rows): (usize, usize, usize, usize),
+    size: usize,
+    dst_len: usize,
+    dst_stride: usize,
+) -> std::result::Result<(), String> {
+    let needed = ((rows - 1) * dst_stride + cols) * size;
+    if dst_len < needed {
+        return Err(format!(
+            "internal: buffer of {dst_len} bytes for a window needing {needed}"
+        ));
     }
     Ok(())
 }

@@ -34,17 +34,24 @@ pub struct BandReader<'a> {
 
 impl<'a> BandReader<'a> {
     /// A reader of band `band` (1-based) of `ds` (opened from `path`) as
-    /// `sample.read_as()` values. `keep` decoded tiles stay at hand, for
-    /// callers that read parts of the same tiles one after the other.
-    pub fn new(ds: &'a Dataset, band: usize, path: &str, sample: SampleType, keep: usize) -> Self {
+    /// `sample.read_as()` values.
+    pub fn new(ds: &'a Dataset, band: usize, path: &str, sample: SampleType) -> Self {
         BandReader {
             ds,
             band,
-            tiles: Tiles::open(ds, band, path, sample, keep),
+            tiles: Tiles::new(ds, band, path, sample),
         }
     }
 
-    /// True when the band's tiles are decoded here rather than by GDAL.
+    /// Keep the last `tiles` decoded tiles at hand (by default one), for a
+    /// caller that reads parts of the same tiles one after the other.
+    pub fn keep_decoded(&mut self, tiles: usize) {
+        if let Some(t) = &mut self.tiles {
+            t.keep = tiles;
+        }
+    }
+
+    /// True while the band's tiles are decoded here rather than by GDAL.
     pub fn is_direct(&self) -> bool {
         self.tiles.is_some()
     }
@@ -58,7 +65,12 @@ impl<'a> BandReader<'a> {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> Result<(), String> {
+        let (_, _, cols, rows) = window;
+        if cols == 0 || rows == 0 {
+            return Ok(());
+        }
         if let Some(tiles) = &mut self.tiles {
+            raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
             let band = self.ds.rasterband(self.band).map_err(|e| e.to_string())?;
             if tiles.read_window(&band, window, dst, dst_stride) {
                 return Ok(());
@@ -73,7 +85,10 @@ impl<'a> BandReader<'a> {
 
 /// The tiles of one band of a tiled DEFLATE GeoTIFF.
 struct Tiles {
-    file: VsiFile,
+    path: String,
+    /// The file, opened at the first tile decoded (a read whose tiles all
+    /// come from elsewhere opens nothing).
+    file: Option<VsiFile>,
     /// Tile width and height, in pixels.
     tile: (usize, usize),
     /// Raster width and height.
@@ -90,13 +105,7 @@ struct Tiles {
 }
 
 impl Tiles {
-    fn open(
-        ds: &Dataset,
-        band: usize,
-        path: &str,
-        sample: SampleType,
-        keep: usize,
-    ) -> Option<Self> {
+    fn new(ds: &Dataset, band: usize, path: &str, sample: SampleType) -> Option<Self> {
         if ds.driver().short_name() != "GTiff" || sample.read_as() != sample {
             return None;
         }
@@ -125,13 +134,9 @@ impl Tiles {
         {
             return None;
         }
-        let mut file = VsiFile::open(path)?;
-        let mut magic = [0u8; 2];
-        if !file.read_at(0, &mut magic) || &magic != b"II" {
-            return None;
-        }
         Some(Tiles {
-            file,
+            path: path.to_string(),
+            file: None,
             tile: (bw, bh),
             size,
             bytes: sample.bytes(),
@@ -139,12 +144,13 @@ impl Tiles {
             inflater: Decompressor::new(),
             compressed: SPARE.with_borrow_mut(Vec::pop).unwrap_or_default(),
             decoded: Vec::new(),
-            keep,
+            keep: 1,
         })
     }
 
-    /// Read a window (see [`BandReader::read_window`]); false when one of
-    /// its tiles cannot be decoded here (nothing is promised about `dst`).
+    /// Read a non-empty window whose destination holds it (see
+    /// [`BandReader::read_window`]); false when one of its tiles cannot be
+    /// decoded here (nothing is promised about `dst`).
     fn read_window(
         &mut self,
         band: &gdal::raster::RasterBand,
@@ -152,15 +158,8 @@ impl Tiles {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> bool {
-        if cols == 0 || rows == 0 {
-            return true;
-        }
         let (tw, th) = self.tile;
         if x + cols > self.size.0 || y + rows > self.size.1 {
-            return false;
-        }
-        let needed = ((rows - 1) * dst_stride + cols) * self.bytes;
-        if dst.len() < needed {
             return false;
         }
         let across = self.size.0.div_ceil(tw);
@@ -207,7 +206,7 @@ impl Tiles {
             return None;
         }
         self.compressed.resize(usize::try_from(len).ok()?, 0);
-        if !self.file.read_at(offset, &mut self.compressed) {
+        if !opened(&mut self.file, &self.path)?.read_at(offset, &mut self.compressed) {
             return None;
         }
         let (tw, th) = self.tile;
@@ -277,6 +276,20 @@ fn undo_horizontal_predictor(buf: &mut [u8], width: usize, bytes: usize) {
         8 => accumulate!(u64),
         _ => unreachable!("integer samples are 1, 2, 4 or 8 bytes"),
     }
+}
+
+/// The file of `slot`, opened from `path` if it is not yet; None if it
+/// cannot be opened or is not a little-endian TIFF.
+fn opened<'f>(slot: &'f mut Option<VsiFile>, path: &str) -> Option<&'f mut VsiFile> {
+    if slot.is_none() {
+        let mut file = VsiFile::open(path)?;
+        let mut magic = [0u8; 2];
+        if !file.read_at(0, &mut magic) || &magic != b"II" {
+            return None;
+        }
+        *slot = Some(file);
+    }
+    slot.as_mut()
 }
 
 /// A file opened through GDAL's virtual file layer.
@@ -382,7 +395,8 @@ mod tests {
         let ds = Dataset::open(path).expect("open");
         let size = std::mem::size_of::<T>();
         for (b, want) in expected.iter().enumerate() {
-            let mut reader = BandReader::new(&ds, b + 1, path.to_str().unwrap(), sample, 2);
+            let mut reader = BandReader::new(&ds, b + 1, path.to_str().unwrap(), sample);
+            reader.keep_decoded(2);
             assert_eq!(reader.is_direct(), direct, "{path:?} band {}", b + 1);
             for &(x, y, cols, rows) in &WINDOWS {
                 let stride = cols + 7;
@@ -408,7 +422,6 @@ mod tests {
                 }
             }
         }
-        assert!(BandReader::new(&ds, 1, path.to_str().unwrap(), sample, 0).is_direct() == direct);
     }
 
     const TILED: [(&str, &str); 4] = [
@@ -530,7 +543,7 @@ mod tests {
         bytes[offset + 2..offset + 40].fill(0xff);
         std::fs::write(&p, &bytes).unwrap();
         let ds = Dataset::open(&p).expect("open");
-        let mut reader = BandReader::new(&ds, 1, p.to_str().unwrap(), SampleType::U16, 0);
+        let mut reader = BandReader::new(&ds, 1, p.to_str().unwrap(), SampleType::U16);
         assert!(reader.is_direct());
         let mut dst = vec![0u8; W * H * 2];
         let err = reader

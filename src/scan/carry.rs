@@ -122,6 +122,13 @@ impl Reading<'_> {
     fn tile_key(&self, tile: (usize, usize)) -> TileKey {
         (self.key.0.clone(), self.key.1, tile)
     }
+
+    /// Give up the read's claims.
+    fn unclaim(&mut self, s: &mut Store) {
+        for t in std::mem::take(&mut self.claims) {
+            s.decoding.remove(&self.tile_key(t));
+        }
+    }
 }
 
 impl Drop for Reading<'_> {
@@ -130,9 +137,7 @@ impl Drop for Reading<'_> {
         s.reading.remove(&self.key);
         s.owned_done.remove(&self.key);
         s.remove_parts(&self.key);
-        for &t in &self.claims {
-            s.decoding.remove(&self.tile_key(t));
-        }
+        self.unclaim(&mut s);
         s.read.insert(self.key.clone());
         drop(s);
         self.carry.changed.notify_all();
@@ -299,11 +304,7 @@ impl TileCarry {
 
     /// `reading` has decoded the tiles it claimed (and kept their parts).
     fn release(&self, reading: &mut Reading) {
-        let mut s = self.lock();
-        for t in std::mem::take(&mut reading.claims) {
-            s.decoding.remove(&reading.tile_key(t));
-        }
-        drop(s);
+        reading.unclaim(&mut self.lock());
         self.changed.notify_all();
     }
 
@@ -399,10 +400,10 @@ impl CoverRead<'_, '_> {
 
     /// Decode the tiles of `tiles` (each with its owner, if any) not yet
     /// filled, by runs along tile rows, and keep for every other block the
-    /// part of each tile it covers. A run is read twice from the open
-    /// dataset: the block's part straight into `buf` (GDAL decodes the
-    /// run's tiles into its block cache), then the other blocks' parts,
-    /// from that cache.
+    /// part of each tile it covers. A run is read twice through the band
+    /// reader: the block's part straight into `buf` (its tiles decoded
+    /// once, and kept by the reader, or by GDAL's block cache), then the
+    /// other blocks' parts, from those.
     fn decode(&mut self, tiles: &[Owned], buf: &mut [u8]) -> Result<()> {
         let size = self.sample.bytes();
         let todo: Vec<Owned> = tiles
@@ -495,9 +496,13 @@ pub fn read_cover(
         (cover.row - file.row) as usize,
     );
     let (fc1, fr1) = (fc0 + cover.cols, fr0 + cover.rows);
+    let across = fc0 / tw..fc1.div_ceil(tw);
     let tiles: Vec<(usize, usize)> = (fr0 / th..fr1.div_ceil(th))
-        .flat_map(|ty| (fc0 / tw..fc1.div_ceil(tw)).map(move |tx| (tx, ty)))
+        .flat_map(|ty| across.clone().map(move |tx| (tx, ty)))
         .collect();
+    // A run of tiles along a tile row is read again for the other blocks'
+    // parts: keep its tiles decoded.
+    reader.keep_decoded(across.len());
     let mut reading = carry.begin(&band.path, band.index, block);
     let mut read = CoverRead {
         reader,

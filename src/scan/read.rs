@@ -161,27 +161,23 @@ fn read_band(
     let mut buf = MutableBuffer::from_len_zeroed(len * sample.bytes());
     let cover = file.intersect(&window);
     let carry = carry.filter(|_| !cover.is_empty() && !carry::tile_aligned(band, file, cover));
-    // With a carry, the tiles of a run along a tile row are read again
-    // for the other blocks' parts: keep them decoded.
-    let keep = match carry {
-        Some(_) => cover.cols.div_ceil(band.meta.block.0.max(1)) + 1,
-        None => 0,
-    };
-    let mut reader = BandReader::new(ds, band.index, &band.path, sample, keep);
-    let bytes = match carry {
-        Some((carry, block)) => carry::read_cover(
-            &mut reader,
-            band,
-            sample,
-            file,
-            cover,
-            window,
-            buf.as_slice_mut(),
-            carry,
-            block,
-        )?,
-        None => {
-            if !cover.is_empty() {
+    let bytes = if cover.is_empty() {
+        carry::Bytes::default()
+    } else {
+        let mut reader = BandReader::new(ds, band.index, &band.path, sample);
+        match carry {
+            Some((carry, block)) => carry::read_cover(
+                &mut reader,
+                band,
+                sample,
+                file,
+                cover,
+                window,
+                buf.as_slice_mut(),
+                carry,
+                block,
+            )?,
+            None => {
                 read_rect(
                     &mut reader,
                     band,
@@ -191,10 +187,10 @@ fn read_band(
                     buf.as_slice_mut(),
                     window,
                 )?;
-            }
-            carry::Bytes {
-                decoded: cover.rows * cover.cols * sample.bytes(),
-                carried: 0,
+                carry::Bytes {
+                    decoded: cover.rows * cover.cols * sample.bytes(),
+                    carried: 0,
+                }
             }
         }
     };
