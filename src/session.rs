@@ -23,8 +23,11 @@ extensions_options! {
         /// (`TileAggregateExec`) instead of DataFusion's hash aggregation.
         pub tile_aggregate: bool, default = true
         /// Pixels per block of that aggregation (its memory is about this
-        /// many groups' accumulator state per partition).
-        pub block_pixels: usize, default = 512 * 1024
+        /// many groups' accumulator state per partition). 256 Ki is one
+        /// 512 x 512 tile: half the 512 Ki of earlier rounds, for the same
+        /// speed and 170 MB less peak memory on the 4096 benchmark archive
+        /// (BENCHMARKS.md).
+        pub block_pixels: usize, default = 256 * 1024
         /// Scenes read together per block by that aggregation: their rows
         /// come strip by strip, so more keeps each strip's accumulator
         /// state in cache for more scenes; fewer holds less decoded data
@@ -39,6 +42,9 @@ impl ConfigExtension for SceneqlOptions {
 
 /// Rows per batch (DataFusion's default is 8192).
 pub const BATCH_SIZE: usize = 32 * 1024;
+
+/// Rows per row group of written Parquet (DataFusion's default is 1 Mi).
+pub const PARQUET_ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// The session configuration sceneql runs with.
 pub fn config() -> SessionConfig {
@@ -74,6 +80,11 @@ pub fn apply_settings(config: SessionConfig) -> SessionConfig {
     // `SET datafusion.execution.parquet.dictionary_enabled = true` or a
     // COPY's `OPTIONS ('format.dictionary_enabled' 'true')` turn it on.
     options.execution.parquet.dictionary_enabled = Some(false);
+    // Row groups of 256 Ki rows (DataFusion's default is 1 Mi): the writer
+    // holds its open row group, which on a large job was the largest buffer
+    // after the accumulators' (BENCHMARKS.md: with 256 Ki-pixel blocks, the
+    // 4096 archive's peak fell from 594 to 420 MB, at the same speed).
+    options.execution.parquet.max_row_group_size = PARQUET_ROW_GROUP_ROWS;
     config
 }
 

@@ -295,7 +295,7 @@ async fn scenes_failing_the_filter_are_not_decoded_further() {
 /// Parquet output is zstd level 1 unless a statement says otherwise
 /// (DataFusion's default is level 3; see src/session.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries() {
+async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries_in_256ki_row_groups() {
     let ctx = ctx();
     let setting = "datafusion.execution.parquet.compression";
     let value = |b: &[datafusion::arrow::array::RecordBatch]| strings(b[0].column(1))[0].clone();
@@ -330,4 +330,23 @@ async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries() {
     )
     .await;
     assert!(has_dictionary(&dict));
+    // Row groups of 256 Ki rows.
+    let many = d.path().join("many.parquet");
+    query(
+        &ctx,
+        &format!(
+            "COPY (SELECT value FROM generate_series(1, 300000)) TO '{}'",
+            many.display()
+        ),
+    )
+    .await;
+    let row_groups: Vec<i64> = {
+        use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(std::fs::File::open(&many).unwrap()).unwrap();
+        let m = reader.metadata();
+        (0..m.num_row_groups())
+            .map(|i| m.row_group(i).num_rows())
+            .collect()
+    };
+    assert_eq!(row_groups, vec![262144, 300000 - 262144]);
 }

@@ -123,10 +123,22 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
     query(&ctx, "SET sceneql.tile_aggregate = true").await;
     for block_pixels in [1 << 20, 256] {
         query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
-        // ORDER BY is honoured whether or not the per-block plan is kept.
-        let got = query(&ctx, &ordered).await;
-        let got = concat_batches(&got[0].schema(), &got).unwrap();
-        assert_eq!(got, reference, "block_pixels = {block_pixels}");
+        // ORDER BY is honoured whether or not the per-block plan is kept,
+        // also when a block's groups go out in many batches (each put in
+        // pixel order on its own).
+        for batch in [8192, 37] {
+            query(
+                &ctx,
+                &format!("SET datafusion.execution.batch_size = {batch}"),
+            )
+            .await;
+            let got = query(&ctx, &ordered).await;
+            let got = concat_batches(&got[0].schema(), &got).unwrap();
+            assert_eq!(
+                got, reference,
+                "block_pixels = {block_pixels}, batch {batch}"
+            );
+        }
         // A COPY without ORDER BY (the statement runner's path) writes
         // every row.
         let out = d.path().join(format!("out_{block_pixels}.parquet"));
