@@ -292,8 +292,9 @@ async fn scenes_failing_the_filter_are_not_decoded_further() {
     );
 }
 
-/// Parquet output is zstd level 1 unless a statement says otherwise
-/// (DataFusion's default is level 3; see src/session.rs).
+/// Parquet output is zstd level 1, without dictionaries, in row groups of
+/// 256 Ki rows unless a statement says otherwise (DataFusion's defaults:
+/// level 3, dictionaries, 1 Mi rows; see src/session.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries_in_256ki_row_groups() {
     let ctx = ctx();

@@ -124,8 +124,7 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
     for block_pixels in [1 << 20, 256] {
         query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
         // ORDER BY is honoured whether or not the per-block plan is kept,
-        // also when a block's groups go out in many batches (each put in
-        // pixel order on its own).
+        // also when a block's groups go out in many batches.
         for batch in [8192, 37] {
             query(
                 &ctx,
