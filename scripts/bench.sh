@@ -7,9 +7,10 @@
 #   sceneql on one core (taskset), for the 1 -> 2 core scaling
 #   the I/O floor: GDAL read + decode of the same bands by two processes side by side
 # Prints seconds, M obs/s, peak RSS and ratios; see BENCHMARKS.md.
-# Each run but xarray+dask is repeated (--repeat, default 3) and its fastest
-# wall time kept (with that run's peak RSS): single runs on this machine vary
-# by +-20%.
+# Every run but xarray+dask is repeated (--repeat, default 3) in rounds (each
+# round runs each command once, so a slow phase of the machine falls on all
+# of them alike) and its fastest wall time kept, with that run's peak RSS:
+# single runs on this machine vary by +-20%.
 # Usage: scripts/bench.sh [--size 1024] [--dates 46] [--tile 512] [--repeat 3] [--skip-xarray]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,22 +44,18 @@ obs=$((size * size * dates))
 # Every run reads the archive from the page cache: one untimed pass first.
 find "$archive" -type f -exec cat {} + > /dev/null
 
-# run NAME CMD...: the fastest of $repeat runs of CMD: wall seconds and peak
-# RSS (MB, children included) of that run.
+# run NAME CMD...: time one run of CMD; keep NAME's fastest wall seconds
+# and that run's peak RSS (MB, children included).
 declare -A secs rss
 run() {
-  local name=$1; shift
-  local n=$repeat
-  [ "$name" = xarray_dask ] && n=1
-  for _ in $(seq "$n"); do
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
-    read -r s k < "$work/time"
-    if [ -z "${secs[$name]:-}" ] || awk -v a="$s" -v b="${secs[$name]}" 'BEGIN { exit !(a < b) }'; then
-      secs[$name]=$s
-      rss[$name]=$((k / 1024))
-    fi
-    echo "$name: ${s}s" >&2
-  done
+  local name=$1 s k; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
+  read -r s k < "$work/time"
+  if [ -z "${secs[$name]:-}" ] || awk -v a="$s" -v b="${secs[$name]}" 'BEGIN { exit !(a < b) }'; then
+    secs[$name]=$s
+    rss[$name]=$((k / 1024))
+  fi
+  echo "$name: ${s}s" >&2
 }
 floor2() {
   "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 2 &
@@ -66,12 +63,15 @@ floor2() {
   wait
 }
 export -f floor2; export venv archive
-run floor_2proc bash -c floor2
-run floor_1proc "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 1
-run sceneql "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/trend.parquet"
-run sceneql_1core taskset -c 0 "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/trend1.parquet"
-run sceneql_regr_slope "$sceneql" -q -f benches/sql/ndvi_regr_slope.sql -D archive="$archive/" -D out="$work/regr.parquet"
-run numpy "$venv/bin/python" benches/python/baselines.py numpy "$archive" "$work/numpy.npy"
+for _ in $(seq "$repeat"); do
+  run floor_2proc bash -c floor2
+  run floor_1proc "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 1
+  run sceneql "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/trend.parquet"
+  run sceneql_1core taskset -c 0 "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/trend1.parquet"
+  run sceneql_regr_slope "$sceneql" -q -f benches/sql/ndvi_regr_slope.sql -D archive="$archive/" -D out="$work/regr.parquet"
+  run numpy "$venv/bin/python" benches/python/baselines.py numpy "$archive" "$work/numpy.npy"
+done
+# xarray + dask once (a minute or more per run), right after the rounds.
 [ "$xarray" = 1 ] && run xarray_dask "$venv/bin/python" benches/python/baselines.py xarray "$archive" "$work/xarray.npy"
 
 echo
