@@ -351,3 +351,72 @@ async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries_in_256ki_r
     };
     assert_eq!(row_groups, vec![262144, 300000 - 262144]);
 }
+
+/// A COPY writes floating-point columns (nested ones too) BYTE_STREAM_SPLIT,
+/// others with the default encoding, unless the statement chooses; the
+/// values read back are the values written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_splits_float_bytes_unless_told_otherwise() {
+    use datafusion::parquet::basic::Encoding;
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let ctx = ctx();
+    let d = tempfile::tempdir().unwrap();
+    let rows = "SELECT value AS i, CAST(value AS DOUBLE) / 7 AS v, \
+                named_struct('f', CAST(value AS FLOAT) / 3) AS s \
+                FROM generate_series(1, 5000)";
+    // Per column path, whether its chunk uses BYTE_STREAM_SPLIT.
+    let split = |path: &std::path::Path| -> Vec<(String, bool)> {
+        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let rg = reader.metadata().row_group(0).clone();
+        rg.columns()
+            .iter()
+            .map(|c| {
+                let split = c.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT);
+                (c.column_path().string(), split)
+            })
+            .collect()
+    };
+    let cases = [
+        ("", [false, true, true]),
+        ("OPTIONS ('format.encoding' 'plain')", [false, false, false]),
+        (
+            "OPTIONS ('format.encoding::v' 'plain')",
+            [false, false, true],
+        ),
+    ];
+    for (k, (options, expected)) in cases.into_iter().enumerate() {
+        let out = d.path().join(format!("out{k}.parquet"));
+        sceneql::run::run_sql(
+            &ctx,
+            &format!("COPY ({rows}) TO '{}' {options}", out.display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        let got = split(&out);
+        let want: Vec<(String, bool)> = ["i", "v", "s.f"]
+            .iter()
+            .map(|p| p.to_string())
+            .zip(expected)
+            .collect();
+        assert_eq!(got, want, "{options}");
+        query(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE out{k} STORED AS PARQUET LOCATION '{}'",
+                out.display()
+            ),
+        )
+        .await;
+        // Rounded: the sums' order of addition may differ.
+        let sums = "count(*) AS n, sum(i) AS si, round(sum(v), 6) AS sv, \
+                    round(sum(CAST(s['f'] AS DOUBLE)), 3) AS sf";
+        let back = query(&ctx, &format!("SELECT {sums} FROM out{k}")).await;
+        let written = query(&ctx, &format!("SELECT {sums} FROM ({rows})")).await;
+        assert_eq!(
+            pretty_format_batches(&back).unwrap().to_string(),
+            pretty_format_batches(&written).unwrap().to_string(),
+            "{options}"
+        );
+    }
+}
