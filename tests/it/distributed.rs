@@ -298,6 +298,21 @@ fn grid_metadata(path: &Path) -> Option<String> {
         .and_then(|kv| kv.value.clone())
 }
 
+/// The encodings of each column chunk of the first row group, by column path.
+fn chunk_encodings(path: &Path) -> Vec<(String, Vec<String>)> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let rg = reader.metadata().row_group(0).clone();
+    rg.columns()
+        .iter()
+        .map(|c| {
+            let mut e: Vec<String> = c.encodings().map(|e| e.to_string()).collect();
+            e.sort();
+            (c.column_path().string(), e)
+        })
+        .collect()
+}
+
 fn gen_sample(dir: &Path, size: &str, dates: &str, tile: &str) -> String {
     sceneql_cli(
         dir,
@@ -352,6 +367,15 @@ fn cluster_results_equal_local_and_use_both_executors() {
             "{name}: the cluster's output must carry the same grid metadata"
         );
         assert!(grid_metadata(&cluster_out).is_some());
+        // The executors write with the client's options (floats split).
+        let encodings = chunk_encodings(&cluster_out);
+        assert_eq!(chunk_encodings(&local), encodings, "{name}");
+        assert!(
+            encodings
+                .iter()
+                .any(|(_, e)| e.iter().any(|e| e == "BYTE_STREAM_SPLIT")),
+            "{name}: {encodings:?}"
+        );
     }
     // The time-series export, through -c.
     let (local, cluster_out) = (dir.join("export-local"), dir.join("export-cluster"));
