@@ -29,6 +29,14 @@ pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
     }
 }
 
+/// Run statements as the CLI does (`sceneql::run::run_sql`: COPY outputs
+/// get the grid metadata and sceneql's Parquet options); panics on error.
+pub async fn run_statements(ctx: &SessionContext, sql: &str) {
+    if let Err(e) = sceneql::run::run_sql(ctx, sql, &Default::default()).await {
+        panic!("{sql}: {e}");
+    }
+}
+
 pub async fn explain(ctx: &SessionContext, sql: &str) -> String {
     let b = query(ctx, &format!("EXPLAIN {sql}")).await;
     pretty_format_batches(&b).unwrap().to_string()

@@ -386,13 +386,11 @@ async fn copy_splits_float_bytes_unless_told_otherwise() {
     ];
     for (k, (options, expected)) in cases.into_iter().enumerate() {
         let out = d.path().join(format!("out{k}.parquet"));
-        sceneql::run::run_sql(
+        run_statements(
             &ctx,
             &format!("COPY ({rows}) TO '{}' {options}", out.display()),
-            &Default::default(),
         )
-        .await
-        .unwrap();
+        .await;
         let got = split(&out);
         let want: Vec<(String, bool)> = ["i", "v", "s.f"]
             .iter()

@@ -141,13 +141,7 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
         // A COPY without ORDER BY (the statement runner's path) writes
         // every row.
         let out = d.path().join(format!("out_{block_pixels}.parquet"));
-        sceneql::run::run_sql(
-            &ctx,
-            &format!("COPY ({QUERY}) TO '{}'", out.display()),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+        run_statements(&ctx, &format!("COPY ({QUERY}) TO '{}'", out.display())).await;
         let create = format!(
             "CREATE EXTERNAL TABLE copied_{block_pixels} STORED AS PARQUET LOCATION '{}'",
             out.display()
