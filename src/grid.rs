@@ -97,6 +97,14 @@ impl Window {
     pub fn col_end(&self) -> i64 {
         self.col + self.cols as i64
     }
+    /// The row-major offset in this window of grid pixel number `pixel`
+    /// (`row * width + col` on a grid `width` pixels wide), if inside.
+    pub fn offset_of(&self, pixel: i64, width: i64) -> Option<usize> {
+        let (row, col) = (pixel.div_euclid(width), pixel.rem_euclid(width));
+        let inside = row >= self.row && row < self.row_end() && col >= self.col;
+        (inside && col < self.col_end())
+            .then(|| (row - self.row) as usize * self.cols + (col - self.col) as usize)
+    }
 }
 
 /// How one band file is read onto the grid.

@@ -1,11 +1,16 @@
 //! `GROUP BY pixel` over a scene scan without hashing and without holding
 //! every date of a block: [`TileAggregateExec`] aggregates a scene-major
-//! scan ([`ScanOrder::SceneMajor`]) one block at a time. A row's group is
-//! found from its pixel's offset in the block (one array lookup, known
-//! from the pixel number), so the accumulators (DataFusion
+//! scan ([`ScanOrder::SceneMajor`]) one block at a time. The scan's batches
+//! are dense: one scene over a strip of consecutive pixel offsets, every
+//! pixel a row slot, with a mask of the slots that are rows. A slot's group
+//! is found from its pixel offset (one array lookup), and the mask is the
+//! accumulators' filter, so the accumulators (DataFusion
 //! `GroupsAccumulator`s, the same ones `AggregateExec` would use) are fed
-//! without a hash table; when the scan moves to the next block the block's
-//! groups are emitted, by pixel offset, and dropped.
+//! without a hash table and without copying a row; when the scan moves to
+//! the next block the block's groups are emitted, by pixel offset, and
+//! dropped. Aggregate arguments are evaluated over every slot; where that
+//! fails (or an argument is volatile), over the batch cut down to its rows,
+//! so the result is always that of evaluating them on the rows alone.
 //! Memory is one block's accumulator state plus one scene's pixels of it,
 //! whatever the size of the grid.
 //!
@@ -25,8 +30,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{SortOptions, take_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::{SortOptions, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
@@ -39,6 +45,7 @@ use datafusion::physical_expr::{
     EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr,
     RangePartitioning,
 };
+use datafusion::physical_expr_common::physical_expr::is_volatile;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::sanity_checker::SanityCheckPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
@@ -56,7 +63,7 @@ use futures::StreamExt;
 
 use crate::grid::{Grid, Window};
 use crate::provider::Column;
-use crate::scan::batch::coordinates;
+use crate::scan::batch::{ROW_MASK, coordinates};
 use crate::scan::{ScanOrder, SceneScanExec};
 use crate::session::SceneqlOptions;
 
@@ -143,6 +150,14 @@ impl TileAggregateExec {
             )
         })?;
         let properties = Arc::new(properties_for(&schema, &groups, scan)?);
+        let mask_index = scan.schema().index_of(ROW_MASK).map_err(|_| {
+            DataFusionError::Internal("a scene-major scan ends with its row mask".into())
+        })?;
+        let slots_ok = !aggr_expr
+            .iter()
+            .flat_map(|a| a.expressions())
+            .chain(filter_expr.iter().flatten().cloned())
+            .any(|e| is_volatile(&e));
         Ok(TileAggregateExec {
             input,
             group_expr,
@@ -152,6 +167,8 @@ impl TileAggregateExec {
                 aggr_expr,
                 filter_expr,
                 schema,
+                mask_index,
+                slots_ok,
             }),
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
@@ -401,6 +418,13 @@ struct Spec {
     filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
     /// The output schema.
     schema: SchemaRef,
+    /// The index of the scan's row mask ([`ROW_MASK`]): its batches are
+    /// dense, every pixel of a strip a row slot.
+    mask_index: usize,
+    /// True when the aggregates' expressions may be evaluated over a dense
+    /// batch's every slot, rows or not (none is volatile); otherwise each
+    /// batch is first cut down to its rows.
+    slots_ok: bool,
 }
 
 /// The block being aggregated.
@@ -443,40 +467,131 @@ impl TileMetrics {
 }
 
 impl BlockAggregation {
-    /// Aggregate one scan batch (all its rows are in one block).
+    /// Aggregate one dense scan batch: the row slots of one scene over a
+    /// strip of consecutive pixel offsets of one block, `ROW_MASK` true
+    /// where the slot is a row. The mask is each accumulator's filter (with
+    /// the aggregate's own FILTER), so nothing is copied per row; groups
+    /// are the slots' pixel offsets, numbered as they first have a row.
     fn push(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
+        let mask = batch
+            .column(self.spec.mask_index)
+            .as_boolean_opt()
+            .ok_or_else(|| DataFusionError::Internal("the scan's row mask is boolean".into()))?
+            .values()
+            .clone();
+        if mask.count_set_bits() == 0 {
             return Ok(());
         }
-        let pixels = batch
+        let first = *self
+            .pixels(batch)?
+            .first()
+            .ok_or_else(|| DataFusionError::Internal("a dense scan batch has row slots".into()))?;
+        self.open_block_of(first)?;
+        let compute = self.metrics.baseline.elapsed_compute().clone();
+        let _compute = compute.timer();
+        // The aggregates' arguments over every slot; where one cannot be
+        // (an expression that fails on a slot that is not a row, say
+        // `nir / red` with red 0 under a cloud), over the rows alone.
+        let values = match self.spec.slots_ok {
+            true => self.arguments(batch).ok(),
+            false => None,
+        };
+        let Some(values) = values else {
+            let rows = filter_record_batch(batch, &BooleanArray::new(mask, None))?;
+            return self.push_rows(&rows);
+        };
+        let width = self.grid.width as i64;
+        let open = self
+            .current
+            .as_mut()
+            .ok_or_else(|| DataFusionError::Internal("no open block".into()))?;
+        let offset = open.window.offset_of(first, width).ok_or_else(|| {
+            DataFusionError::Internal(format!(
+                "scan row of pixel {first} is outside its block {:?}",
+                open.window
+            ))
+        })?;
+        open.groups.assign_slots(offset, &mask, &mut open.indices)?;
+        let total = open.groups.len();
+        for (acc, (values, filter)) in open.accumulators.iter_mut().zip(values) {
+            let filter = match filter {
+                Some(f) => &mask & &true_bits(&f)?,
+                None => mask.clone(),
+            };
+            let filter = BooleanArray::new(filter, None);
+            acc.update_batch(&values, &open.indices, Some(&filter), total)?;
+        }
+        Ok(())
+    }
+
+    /// Per aggregate, its argument values and FILTER over `batch`.
+    #[allow(clippy::type_complexity)]
+    fn arguments(&self, batch: &RecordBatch) -> Result<Vec<(Vec<ArrayRef>, Option<ArrayRef>)>> {
+        let n = batch.num_rows();
+        self.spec
+            .aggr_expr
+            .iter()
+            .zip(&self.spec.filter_expr)
+            .map(|(aggr, filter)| {
+                let values = aggr
+                    .expressions()
+                    .iter()
+                    .map(|e| e.evaluate(batch)?.into_array(n))
+                    .collect::<Result<Vec<_>>>()?;
+                let filter = filter
+                    .as_ref()
+                    .map(|f| f.evaluate(batch)?.into_array(n))
+                    .transpose()?;
+                Ok((values, filter))
+            })
+            .collect()
+    }
+
+    /// The batch's `pixel` values.
+    fn pixels<'a>(&self, batch: &'a RecordBatch) -> Result<&'a [i64]> {
+        Ok(batch
             .column(self.spec.pixel_index)
             .as_primitive_opt::<Int64Type>()
             .ok_or_else(|| DataFusionError::Internal("pixel is a BIGINT column".into()))?
-            .values();
+            .values())
+    }
+
+    /// Make the block holding grid pixel `pixel` the open one, emitting the
+    /// block before it.
+    fn open_block_of(&mut self, pixel: i64) -> Result<()> {
         let width = self.grid.width as i64;
-        let (row, col) = (pixels[0].div_euclid(width), pixels[0].rem_euclid(width));
-        let inside =
-            |w: &Window| row >= w.row && row < w.row_end() && col >= w.col && col < w.col_end();
-        if !self.current.as_ref().is_some_and(|b| inside(&b.window)) {
-            let from = match self.current.take() {
-                Some(open) => {
-                    let next = open.index + 1;
-                    self.emit(open)?;
-                    next
-                }
-                None => 0,
-            };
-            let index = (from..self.blocks.len())
-                .find(|&i| inside(&self.blocks[i]))
-                .ok_or_else(|| {
-                    DataFusionError::Internal(format!(
-                        "scan row of pixel {} is outside the partition's remaining blocks",
-                        pixels[0]
-                    ))
-                })?;
-            self.current = Some(self.open(index)?);
+        let inside = |w: &Window| w.offset_of(pixel, width).is_some();
+        if self.current.as_ref().is_some_and(|b| inside(&b.window)) {
+            return Ok(());
         }
-        let _compute = self.metrics.baseline.elapsed_compute().timer();
+        let from = match self.current.take() {
+            Some(open) => {
+                let next = open.index + 1;
+                self.emit(open)?;
+                next
+            }
+            None => 0,
+        };
+        let index = (from..self.blocks.len())
+            .find(|&i| inside(&self.blocks[i]))
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "scan row of pixel {pixel} is outside the partition's remaining blocks"
+                ))
+            })?;
+        self.current = Some(self.open(index)?);
+        Ok(())
+    }
+
+    /// Aggregate a batch of rows, all in the open block (a dense batch cut
+    /// down to its rows): groups found from the pixel numbers.
+    fn push_rows(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let values = self.arguments(batch)?;
+        let width = self.grid.width as i64;
+        let pixels = self.pixels(batch)?;
         let open = self
             .current
             .as_mut()
@@ -484,30 +599,10 @@ impl BlockAggregation {
         open.groups
             .assign(pixels, width, &open.window, &mut open.indices)?;
         let total = open.groups.len();
-        for ((acc, aggr), filter) in open
-            .accumulators
-            .iter_mut()
-            .zip(&self.spec.aggr_expr)
-            .zip(&self.spec.filter_expr)
-        {
-            let values = aggr
-                .expressions()
-                .iter()
-                .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
-                .collect::<Result<Vec<_>>>()?;
-            let filter = match filter {
-                Some(f) => Some(f.evaluate(batch)?.into_array(batch.num_rows())?),
-                None => None,
-            };
-            let filter = filter
-                .as_ref()
-                .map(|f| {
-                    f.as_boolean_opt().ok_or_else(|| {
-                        DataFusionError::Internal("an aggregate FILTER is boolean".into())
-                    })
-                })
-                .transpose()?;
-            acc.update_batch(&values, &open.indices, filter, total)?;
+        for (acc, (values, filter)) in open.accumulators.iter_mut().zip(values) {
+            let filter = filter.map(|f| true_bits(&f)).transpose()?;
+            let filter = filter.map(|f| BooleanArray::new(f, None));
+            acc.update_batch(&values, &open.indices, filter.as_ref(), total)?;
         }
         Ok(())
     }
@@ -646,6 +741,40 @@ impl BlockGroups {
         Ok(())
     }
 
+    /// The group of each slot of a dense batch (the `mask.len()` pixel
+    /// offsets from `first`) into `out`, numbering the new ones that are
+    /// rows (`mask` set). A slot that is not a row and has no group gets
+    /// group 0: the accumulators' filter (the mask) skips it.
+    fn assign_slots(
+        &mut self,
+        first: usize,
+        mask: &BooleanBuffer,
+        out: &mut Vec<usize>,
+    ) -> Result<()> {
+        let slots = self
+            .slot
+            .get_mut(first..first + mask.len())
+            .ok_or_else(|| {
+                DataFusionError::Internal(format!(
+                    "dense scan batch of {} slots from offset {first} is outside its block",
+                    mask.len()
+                ))
+            })?;
+        for i in mask.set_indices() {
+            if slots[i] == u32::MAX {
+                slots[i] = self.offsets.len() as u32;
+                self.offsets.push((first + i) as u32);
+            }
+        }
+        out.clear();
+        out.extend(
+            slots
+                .iter()
+                .map(|&g| if g == u32::MAX { 0 } else { g as usize }),
+        );
+        Ok(())
+    }
+
     /// The groups in pixel offset order, or `None` if they are numbered so.
     fn by_offset(&self) -> Option<UInt32Array> {
         if self.offsets.is_sorted() {
@@ -655,6 +784,17 @@ impl BlockGroups {
             self.slot.iter().copied().filter(|&g| g != u32::MAX),
         ))
     }
+}
+
+/// The rows an aggregate's FILTER keeps: true and not NULL.
+fn true_bits(filter: &ArrayRef) -> Result<BooleanBuffer> {
+    let f = filter
+        .as_boolean_opt()
+        .ok_or_else(|| DataFusionError::Internal("an aggregate FILTER is boolean".into()))?;
+    Ok(match f.nulls() {
+        Some(n) => f.values() & n.inner(),
+        None => f.values().clone(),
+    })
 }
 
 /// Physical optimizer rule: `AggregateExec` grouping by pixel over a scene

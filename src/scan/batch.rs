@@ -5,18 +5,24 @@
 //! the block's decoded bands are held in memory.
 //!
 //! Rows are addressed as (block scene, pixel offset) pairs, and rows that
-//! fail the filter are never built at all. Where a batch's rows come scene
-//! by scene over pixel ranges (strips, or a single scene), band columns are
-//! copied run by run (each run of set bits of a scene's row mask, values
-//! and validity, whole); otherwise by typed gathers (one tight loop per
-//! column, no per-row dispatch).
+//! fail the filter are never built at all. Where a batch's rows come from a
+//! single scene, band columns are copied run by run (each run of set bits
+//! of the scene's row mask, values and validity, whole); otherwise by typed
+//! gathers (one tight loop per column, no per-row dispatch).
+//!
+//! A scene-major scan instead yields dense batches ([`BlockBatches::dense`]):
+//! one per (strip of block pixels, scene), every pixel of the strip a row
+//! slot, band columns zero-copy slices of the decoded block, and a last
+//! column ([`ROW_MASK`]) saying which slots are rows. Nothing is copied per
+//! row; [`crate::tile_aggregate`], the only reader of such a scan, feeds the
+//! mask to its accumulators as their filter.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanBufferBuilder, DictionaryArray,
-    Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch, RecordBatchOptions,
-    TimestampNanosecondArray, new_null_array,
+    Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, BooleanBufferBuilder,
+    DictionaryArray, Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch,
+    RecordBatchOptions, TimestampNanosecondArray, new_null_array,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::cast;
@@ -58,6 +64,15 @@ pub fn band_sources(
     Ok(Some(arrays))
 }
 
+/// The last column of a dense batch ([`BlockBatches::dense`]): true where
+/// the slot is a row.
+pub const ROW_MASK: &str = "__sceneql_row";
+
+/// The field of [`ROW_MASK`].
+pub fn row_mask_field() -> Field {
+    Field::new(ROW_MASK, DataType::Boolean, false)
+}
+
 /// Lazily yields the batches of one block.
 pub struct BlockBatches {
     archive: Arc<SceneArchive>,
@@ -73,16 +88,22 @@ pub struct BlockBatches {
     scene_ids: ArrayRef,
     sensor_ids: ArrayRef,
     batch_size: usize,
-    /// Rows strip by strip of this many block pixels, and within a strip
-    /// scene by scene (see [`BlockBatches::in_strips`]); `None`: by
+    /// Dense batches over strips of this many block pixels, scene by scene
+    /// within a strip (see [`BlockBatches::dense`]); `None`: rows by
     /// (pixel, time).
     strip: Option<usize>,
-    /// Next pixel offset in the block.
+    /// Next pixel offset in the block (dense: the current strip's start).
     next: usize,
+    /// Dense: the next block scene of the current strip.
+    next_scene: usize,
+    /// Dense: the current strip's coordinate columns, per output column
+    /// (shared by its scenes' batches).
+    strip_coordinates: Vec<Option<ArrayRef>>,
     /// The last batch's rows as (block scene, pixel range) segments, each
-    /// the set bits of that scene's row mask over the range, in row order
-    /// (empty when rows interleave scenes pixel by pixel): band columns
-    /// are then copied run by run instead of gathered row by row.
+    /// the set bits of that scene's row mask over the range (one segment
+    /// when the block has one scene; empty when rows interleave scenes
+    /// pixel by pixel): band columns are then copied run by run instead of
+    /// gathered row by row.
     segments: Vec<(usize, usize, usize)>,
 }
 
@@ -145,21 +166,93 @@ impl BlockBatches {
             batch_size: batch_size.max(1),
             strip: None,
             next: 0,
+            next_scene: 0,
+            strip_coordinates: Vec::new(),
             segments: Vec::new(),
         })
     }
 
-    /// Rows in strips instead of by (pixel, time): the block's pixels are
-    /// cut into strips of about `batch_size / scenes` pixels, and a strip's
-    /// rows come scene by scene (scenes in time order). Each pixel's rows
-    /// are still in time order, and an aggregation fed these rows updates
-    /// one strip's groups for every scene of the read while that state is
-    /// in cache, instead of streaming the whole block's state once per
-    /// scene. Batches hold whole strips.
-    pub fn in_strips(mut self) -> Self {
-        let scenes = self.rows.len().max(1);
-        self.strip = Some((self.batch_size / scenes).max(1));
+    /// Dense batches instead of rows by (pixel, time): the block's pixels
+    /// are cut into strips of `strip` pixels, and each strip yields one
+    /// batch per block scene (scenes in time order) that has a row in it.
+    /// Every pixel of the strip is a row slot: band columns are slices of
+    /// the scene's decoded values, and a last boolean column ([`ROW_MASK`],
+    /// which `schema` must end with) is true where the slot is a row
+    /// (inside the footprint and passing the scan filter). Each pixel's
+    /// rows still come in time order, and an aggregation updates one
+    /// strip's groups for every scene of the read while that state is in
+    /// cache.
+    pub fn dense(mut self, strip: usize) -> Self {
+        self.strip = Some(strip.max(1));
         self
+    }
+
+    /// The next dense batch (see [`BlockBatches::dense`]).
+    fn next_dense(&mut self, strip: usize) -> Option<Result<RecordBatch>> {
+        let len = self.data.window.rows * self.data.window.cols;
+        while self.next < len {
+            let (p, n) = (self.next, strip.min(len - self.next));
+            while self.next_scene < self.rows.len() {
+                let k = self.next_scene;
+                self.next_scene += 1;
+                let mask = self.rows[k].slice(p, n);
+                if mask.count_set_bits() > 0 {
+                    let _span = tracing::info_span!("batch", rows = n).entered();
+                    return Some(self.build_dense(k, p, mask));
+                }
+            }
+            self.next += n;
+            self.next_scene = 0;
+            self.strip_coordinates.clear();
+        }
+        None
+    }
+
+    /// The dense batch of block scene `k` over the strip of `mask.len()`
+    /// pixels from offset `p`.
+    fn build_dense(&mut self, k: usize, p: usize, mask: BooleanBuffer) -> Result<RecordBatch> {
+        let (win, n) = (self.data.window, mask.len());
+        if self.strip_coordinates.is_empty() {
+            let grid = &self.archive.grid;
+            self.strip_coordinates = self
+                .columns
+                .iter()
+                .map(|c| coordinates(c, grid, &win, p..p + n))
+                .collect();
+        }
+        let scene = self.data.scenes[k].scene;
+        let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 1);
+        for ((c, source), coords) in self
+            .columns
+            .iter()
+            .zip(&self.sources)
+            .zip(&self.strip_coordinates)
+        {
+            let a: ArrayRef = match (c, coords, source) {
+                (_, Some(a), _) => a.clone(),
+                (Column::Band(_) | Column::Common(_), _, Some(sources)) => sources[k].slice(p, n),
+                (Column::Time, _, _) => Arc::new(TimestampNanosecondArray::from_value(
+                    self.archive.scenes[scene].time_ns,
+                    n,
+                )),
+                (Column::Scene, _, _) => Arc::new(DictionaryArray::<Int32Type>::try_new(
+                    Int32Array::from_value(scene as i32, n),
+                    self.scene_ids.clone(),
+                )?),
+                (Column::Sensor, _, _) => Arc::new(DictionaryArray::<Int32Type>::try_new(
+                    Int32Array::from_value(self.archive.sensor_keys[scene], n),
+                    self.sensor_ids.clone(),
+                )?),
+                (other, _, _) => {
+                    return Err(DataFusionError::Internal(format!(
+                        "dense scan batch: no values for column {other:?}"
+                    )));
+                }
+            };
+            arrays.push(a);
+        }
+        arrays.push(Arc::new(BooleanArray::new(mask, None)));
+        Ok(RecordBatch::try_new(self.schema.clone(), arrays)?)
     }
 
     /// (block scene, pixel offset in block) of the next batch's rows.
@@ -174,28 +267,8 @@ impl BlockBatches {
             .collect();
         let mut p = self.next;
         self.segments.clear();
-        if let (Some(strip), [_, _, ..]) = (self.strip, &masks[..]) {
-            // Whole strips, each scene by scene: the set bits of each
-            // scene's mask over the strip.
-            while p < len {
-                let end = (p + strip).min(len);
-                for (k, &(bits, off)) in masks.iter().enumerate() {
-                    out.extend(
-                        BitIndexIterator::new(bits, off + p, end - p)
-                            .map(|i| (k as u32, (p + i) as u32)),
-                    );
-                    self.segments.push((k, p, end));
-                }
-                p = end;
-                if !out.is_empty() && out.len() + strip * masks.len() > self.batch_size {
-                    break;
-                }
-            }
-            self.next = p;
-            return out;
-        }
         if let [(bits, off)] = masks[..] {
-            // One scene (a scene-major read): the set bits, in order.
+            // One scene: the set bits, in order.
             let start = p;
             for i in BitIndexIterator::new(bits, off + start, len - start) {
                 if out.len() == self.batch_size {
@@ -475,6 +548,9 @@ impl Iterator for BlockBatches {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(strip) = self.strip {
+            return self.next_dense(strip);
+        }
         let rows = self.next_rows();
         if rows.is_empty() {
             return None;

@@ -8,9 +8,11 @@
 //! A scan can also run scene-major ([`ScanOrder::SceneMajor`]): blocks are
 //! tiles (or runs of tiles) of the files, and each block is read and emitted
 //! a few scenes at a time, in time order, so only those scenes' pixels of a
-//! block are in memory at once. Rows are then not sorted by pixel; every row
-//! of a block still comes before the next block's, which is what
-//! [`crate::tile_aggregate`] aggregates per block by pixel offset.
+//! block are in memory at once, in dense batches (every pixel of a strip a
+//! row slot, with a row mask; nothing copied per row). Rows are then not
+//! sorted by pixel; every row of a block still comes before the next
+//! block's, which is what [`crate::tile_aggregate`] aggregates per block by
+//! pixel offset.
 //! GDAL reads run on blocking threads, never on the async workers.
 
 pub mod batch;
@@ -24,7 +26,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -67,7 +69,10 @@ pub enum ScanOrder {
     /// Per block, a few scenes at a time (`scenes_per_read`, in time
     /// order); each such group's rows strip by strip of the block, and
     /// within a strip scene by scene (so each pixel's rows are still in
-    /// time order); a block holds only those scenes at once.
+    /// time order); a block holds only those scenes at once. Batches are
+    /// dense ([`BlockBatches::dense`]): every pixel of a strip is a row
+    /// slot, and the schema's last column, [`batch::ROW_MASK`], says which
+    /// slots are rows.
     SceneMajor,
 }
 
@@ -90,7 +95,7 @@ pub struct ScanParts {
     #[serde(default)]
     pub order: ScanOrder,
     /// Scene-major: scenes read together per block (rows strip by strip
-    /// within each such group, see [`BlockBatches::in_strips`]).
+    /// within each such group, see [`BlockBatches::dense`]).
     #[serde(default = "one")]
     pub scenes_per_read: usize,
 }
@@ -255,8 +260,14 @@ impl SceneScanExec {
                 blocks.len()
             )));
         }
+        // A scene-major scan's dense batches end with their row mask.
+        let mask = (order == ScanOrder::SceneMajor).then(batch::row_mask_field);
         let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(
-            columns.iter().map(|c| archive.field(c)).collect::<Vec<_>>(),
+            columns
+                .iter()
+                .map(|c| archive.field(c))
+                .chain(mask)
+                .collect::<Vec<_>>(),
         ));
         let properties = Arc::new(Self::properties_for(
             &schema,
@@ -818,6 +829,9 @@ impl ExecutionPlan for SceneScanExec {
         let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
         let filter = self.filter.clone();
         let order = self.order;
+        // Scene-major: strips of this many pixels, so a read's batches over
+        // one strip (one per scene) hold about `batch_size` rows in all.
+        let strip = (batch_size / self.scenes_per_read.max(1)).max(1);
         let carry = self.shared_carry();
         let first_block = range.start;
         // Reads not yet done per block of the partition: the carry is told
@@ -876,13 +890,13 @@ impl ExecutionPlan for SceneScanExec {
                         )?;
                         match order {
                             ScanOrder::PixelTime => b,
-                            ScanOrder::SceneMajor => b.in_strips(),
+                            ScanOrder::SceneMajor => b.dense(strip),
                         }
                     };
                     let baseline = m.baseline.clone();
                     Ok::<_, DataFusionError>(futures::stream::iter(batches).map(move |b| {
                         if let Ok(b) = &b {
-                            baseline.record_output(b.num_rows());
+                            baseline.record_output(scan_rows(b, order));
                         }
                         b
                     }))
@@ -899,6 +913,19 @@ impl ExecutionPlan for SceneScanExec {
             self.schema.clone(),
             stream,
         )))
+    }
+}
+
+/// The rows of a scan batch: a dense (scene-major) batch's row slots that
+/// hold a row, otherwise all of them.
+fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) -> usize {
+    match order {
+        ScanOrder::PixelTime => batch.num_rows(),
+        ScanOrder::SceneMajor => batch
+            .columns()
+            .last()
+            .and_then(|m| m.as_boolean_opt())
+            .map_or(0, |m| m.true_count()),
     }
 }
 

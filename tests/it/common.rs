@@ -42,7 +42,8 @@ pub async fn explain(ctx: &SessionContext, sql: &str) -> String {
     pretty_format_batches(&b).unwrap().to_string()
 }
 
-/// Run a query and return its batches and the scan's summed metric `name`.
+/// Run a query and return its batches and the scan's summed metric `name`
+/// (`output_rows`: the rows it gave).
 pub async fn run_with_metric(
     ctx: &SessionContext,
     sql: &str,
@@ -60,8 +61,11 @@ pub async fn run_with_metric(
         let own = (p.as_ref() as &dyn ExecutionPlan)
             .downcast_ref::<SceneScanExec>()
             .and_then(|s| s.metrics())
-            .and_then(|m| m.sum_by_name(name))
-            .map(|v| v.as_usize())
+            .and_then(|m| match name {
+                // DataFusion's own row count is not summed by name.
+                "output_rows" => m.output_rows(),
+                _ => m.sum_by_name(name).map(|v| v.as_usize()),
+            })
             .unwrap_or(0);
         own + p
             .children()

@@ -2,7 +2,8 @@
 //! gives exactly the rows of DataFusion's hash aggregation over the
 //! (pixel, time)-ordered scan, on a mosaic whose scenes cover different
 //! parts of the grid, with nodata, a scan filter, FILTER clauses, extra
-//! coordinate group columns, and blocks narrower than the grid.
+//! coordinate group columns, blocks narrower than the grid, and aggregate
+//! arguments that cannot be evaluated off the rows.
 
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
@@ -108,6 +109,51 @@ async fn per_block_aggregation_equals_hash_aggregation() {
             got, reference,
             "scenes_per_read = {scenes}, batch_size = {batch}"
         );
+    }
+}
+
+/// The scene-major scan's batches are dense: every pixel of a strip is a
+/// row slot, and slots that are not rows (outside a footprint, failing the
+/// scan filter) are masked. An aggregate argument that fails on such a
+/// slot (a division by zero where `nir` is 50, which `nir > 100` drops)
+/// or that is volatile is evaluated on the rows alone: the results are
+/// hash aggregation's, and the scan counts rows, not slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_failing_off_the_rows_are_evaluated_on_the_rows_only() {
+    let d = tempfile::tempdir().unwrap();
+    mosaic(d.path());
+    let ctx = table(d.path()).await;
+    let ratio = "1000 / (CAST(nir AS BIGINT) - 50)";
+    // Over every observation, the division fails.
+    let err = ctx
+        .sql(&format!("SELECT sum({ratio}) FROM m"))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("a division by zero");
+    assert!(err.to_string().contains("Divide by zero"), "{err}");
+    let ratio_sql = format!(
+        "SELECT pixel, count(*) AS n, sum({ratio}) AS r FROM m WHERE nir > 100 GROUP BY pixel"
+    );
+    let random_sql = "SELECT pixel, count(*) AS n, count(CASE WHEN random() >= 0 THEN red END) AS r \
+                      FROM m WHERE nir > 100 GROUP BY pixel";
+    for sql in [ratio_sql.as_str(), random_sql] {
+        query(&ctx, "SET sceneql.tile_aggregate = false").await;
+        let reference = sorted(&query(&ctx, sql).await);
+        assert!(reference.num_rows() > 1000, "{}", reference.num_rows());
+        query(&ctx, "SET sceneql.tile_aggregate = true").await;
+        query(&ctx, "SET sceneql.block_pixels = 256").await;
+        assert!(explain(&ctx, sql).await.contains("TileAggregateExec"));
+        let (batches, scan_rows) = run_with_metric(&ctx, sql, "output_rows").await;
+        assert_eq!(sorted(&batches), reference, "{sql}");
+        let rows: i64 = reference
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .values()
+            .iter()
+            .sum();
+        assert_eq!(scan_rows as i64, rows, "{sql}");
     }
 }
 
