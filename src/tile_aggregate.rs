@@ -492,13 +492,17 @@ impl BlockAggregation {
         // The aggregates' arguments over every slot; where one cannot be
         // (an expression that fails on a slot that is not a row, say
         // `nir / red` with red 0 under a cloud), over the rows alone.
-        let values = match self.spec.slots_ok {
+        let over_slots = match self.spec.slots_ok {
             true => self.arguments(batch).ok(),
             false => None,
         };
-        let Some(values) = values else {
-            let rows = filter_record_batch(batch, &BooleanArray::new(mask, None))?;
-            return self.push_rows(&rows);
+        let on_rows = over_slots.is_none();
+        let values = match over_slots {
+            Some(values) => values,
+            None => {
+                let rows = filter_record_batch(batch, &BooleanArray::new(mask.clone(), None))?;
+                self.arguments(&rows)?
+            }
         };
         let width = self.grid.width as i64;
         let open = self
@@ -512,14 +516,21 @@ impl BlockAggregation {
             ))
         })?;
         open.groups.assign_slots(offset, &mask, &mut open.indices)?;
+        if on_rows {
+            // The groups of the rows alone, in order.
+            let slots = std::mem::take(&mut open.indices);
+            open.indices.extend(mask.set_indices().map(|i| slots[i]));
+        }
         let total = open.groups.len();
         for (acc, (values, filter)) in open.accumulators.iter_mut().zip(values) {
-            let filter = match filter {
-                Some(f) => &mask & &true_bits(&f)?,
-                None => mask.clone(),
+            let filter = filter.map(|f| true_bits(&f)).transpose()?;
+            let filter = match (on_rows, filter) {
+                (true, filter) => filter,
+                (false, Some(f)) => Some(&mask & &f),
+                (false, None) => Some(mask.clone()),
             };
-            let filter = BooleanArray::new(filter, None);
-            acc.update_batch(&values, &open.indices, Some(&filter), total)?;
+            let filter = filter.map(|f| BooleanArray::new(f, None));
+            acc.update_batch(&values, &open.indices, filter.as_ref(), total)?;
         }
         Ok(())
     }
@@ -580,30 +591,6 @@ impl BlockAggregation {
                 ))
             })?;
         self.current = Some(self.open(index)?);
-        Ok(())
-    }
-
-    /// Aggregate a batch of rows, all in the open block (a dense batch cut
-    /// down to its rows): groups found from the pixel numbers.
-    fn push_rows(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let values = self.arguments(batch)?;
-        let width = self.grid.width as i64;
-        let pixels = self.pixels(batch)?;
-        let open = self
-            .current
-            .as_mut()
-            .ok_or_else(|| DataFusionError::Internal("no open block".into()))?;
-        open.groups
-            .assign(pixels, width, &open.window, &mut open.indices)?;
-        let total = open.groups.len();
-        for (acc, (values, filter)) in open.accumulators.iter_mut().zip(values) {
-            let filter = filter.map(|f| true_bits(&f)).transpose()?;
-            let filter = filter.map(|f| BooleanArray::new(f, None));
-            acc.update_batch(&values, &open.indices, filter.as_ref(), total)?;
-        }
         Ok(())
     }
 
@@ -695,50 +682,6 @@ impl BlockGroups {
 
     fn len(&self) -> usize {
         self.offsets.len()
-    }
-
-    /// The group of each of `pixels` (grid pixel numbers, in `block`),
-    /// into `out`, numbering new ones. Pixels of a scan batch mostly
-    /// ascend, so rows are found by stepping, not dividing.
-    fn assign(
-        &mut self,
-        pixels: &[i64],
-        width: i64,
-        block: &Window,
-        out: &mut Vec<usize>,
-    ) -> Result<()> {
-        out.clear();
-        out.reserve(pixels.len());
-        let (r0, r1, c0, c1) = (block.row, block.row_end(), block.col, block.col_end());
-        let mut row = r0;
-        let mut row_start = row * width;
-        for &p in pixels {
-            if p < row_start {
-                row = p.div_euclid(width);
-                row_start = row * width;
-            }
-            while p >= row_start + width {
-                row += 1;
-                row_start += width;
-            }
-            let col = p - row_start;
-            let outside = || {
-                DataFusionError::Internal(format!(
-                    "scan row of pixel {p} is outside its block {block:?}"
-                ))
-            };
-            if row >= r1 || row < r0 || col < c0 || col >= c1 {
-                return Err(outside());
-            }
-            let offset = (row - r0) as usize * block.cols + (col - c0) as usize;
-            let slot = self.slot.get_mut(offset).ok_or_else(outside)?;
-            if *slot == u32::MAX {
-                *slot = self.offsets.len() as u32;
-                self.offsets.push(offset as u32);
-            }
-            out.push(*slot as usize);
-        }
-        Ok(())
     }
 
     /// The group of each slot of a dense batch (the `mask.len()` pixel
@@ -862,12 +805,31 @@ mod tests {
             cols: 4,
         };
         let width = 10;
-        // Block offsets 3, 0, 7, 4, 0 (grid rows 2 and 3, columns 3..7).
-        let pixels = [26, 23, 36, 33, 23];
+        // Grid pixels 26, 23, 36, 33 are block offsets 3, 0, 7, 4 (grid
+        // rows 2 and 3, columns 3..7); 27 and 13 are outside.
+        let offsets: Vec<_> = [26, 23, 36, 33, 27, 13]
+            .iter()
+            .map(|&p| block.offset_of(p, width))
+            .collect();
+        assert_eq!(
+            offsets,
+            vec![Some(3), Some(0), Some(7), Some(4), None, None]
+        );
+        let mask = |bits: &[bool]| BooleanBuffer::from(bits.to_vec());
         let mut groups = BlockGroups::new(8);
         let mut out = Vec::new();
-        groups.assign(&pixels, width, &block, &mut out).unwrap();
-        assert_eq!(out, vec![0, 1, 2, 3, 1]);
+        // Rows at offset 3; then at 0 and 7 (slots 0..8, offset 3 not a row
+        // this time); then at 4; then at 0 again.
+        groups.assign_slots(3, &mask(&[true]), &mut out).unwrap();
+        assert_eq!(out, vec![0]);
+        let rows = [true, false, false, false, false, false, false, true];
+        groups.assign_slots(0, &mask(&rows), &mut out).unwrap();
+        // Slots without a group get group 0 (the mask skips them).
+        assert_eq!(out, vec![1, 0, 0, 0, 0, 0, 0, 2]);
+        groups.assign_slots(4, &mask(&[true]), &mut out).unwrap();
+        assert_eq!(out, vec![3]);
+        groups.assign_slots(0, &mask(&[true]), &mut out).unwrap();
+        assert_eq!(out, vec![1]);
         assert_eq!(groups.len(), 4);
         assert_eq!(groups.offsets, vec![3, 0, 7, 4]);
         // By offset: 0 (group 1), 3 (group 0), 4 (group 3), 7 (group 2).
@@ -875,11 +837,11 @@ mod tests {
             groups.by_offset().unwrap().values().to_vec(),
             vec![1, 0, 3, 2]
         );
-        assert!(groups.assign(&[27], width, &block, &mut out).is_err());
-        assert!(groups.assign(&[13], width, &block, &mut out).is_err());
+        // Slots past the block's end.
+        assert!(groups.assign_slots(6, &mask(&[true; 3]), &mut out).is_err());
         let mut sorted = BlockGroups::new(8);
         sorted
-            .assign(&[23, 24, 33], width, &block, &mut out)
+            .assign_slots(0, &mask(&[true, true, false, false, true]), &mut out)
             .unwrap();
         assert!(sorted.by_offset().is_none());
     }
