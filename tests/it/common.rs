@@ -77,6 +77,21 @@ pub async fn run_with_metric(
     (batches, n)
 }
 
+/// The encodings of each column chunk of the first row group, by column path.
+pub fn chunk_encodings(path: &Path) -> Vec<(String, Vec<String>)> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let rg = reader.metadata().row_group(0).clone();
+    rg.columns()
+        .iter()
+        .map(|c| {
+            let mut e: Vec<String> = c.encodings().map(|e| e.to_string()).collect();
+            e.sort();
+            (c.column_path().string(), e)
+        })
+        .collect()
+}
+
 pub fn location(dir: &Path) -> String {
     format!("{}/", dir.display())
 }

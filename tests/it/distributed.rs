@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::scalar::ScalarValue;
 
-use crate::common::sceneql_cli;
+use crate::common::{chunk_encodings, sceneql_cli};
 
 fn sceneql() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sceneql"))
@@ -296,21 +296,6 @@ fn grid_metadata(path: &Path) -> Option<String> {
         .iter()
         .find(|kv| kv.key == sceneql::sinks::GRID_METADATA_KEY)
         .and_then(|kv| kv.value.clone())
-}
-
-/// The encodings of each column chunk of the first row group, by column path.
-fn chunk_encodings(path: &Path) -> Vec<(String, Vec<String>)> {
-    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
-    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
-    let rg = reader.metadata().row_group(0).clone();
-    rg.columns()
-        .iter()
-        .map(|c| {
-            let mut e: Vec<String> = c.encodings().map(|e| e.to_string()).collect();
-            e.sort();
-            (c.column_path().string(), e)
-        })
-        .collect()
 }
 
 fn gen_sample(dir: &Path, size: &str, dates: &str, tile: &str) -> String {

@@ -357,8 +357,6 @@ async fn parquet_output_defaults_to_zstd_level_1_without_dictionaries_in_256ki_r
 /// values read back are the values written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_splits_float_bytes_unless_told_otherwise() {
-    use datafusion::parquet::basic::Encoding;
-    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     let ctx = ctx();
     let d = tempfile::tempdir().unwrap();
     let rows = "SELECT value AS i, CAST(value AS DOUBLE) / 7 AS v, \
@@ -366,14 +364,9 @@ async fn copy_splits_float_bytes_unless_told_otherwise() {
                 FROM generate_series(1, 5000)";
     // Per column path, whether its chunk uses BYTE_STREAM_SPLIT.
     let split = |path: &std::path::Path| -> Vec<(String, bool)> {
-        let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
-        let rg = reader.metadata().row_group(0).clone();
-        rg.columns()
-            .iter()
-            .map(|c| {
-                let split = c.encodings().any(|e| e == Encoding::BYTE_STREAM_SPLIT);
-                (c.column_path().string(), split)
-            })
+        chunk_encodings(path)
+            .into_iter()
+            .map(|(column, e)| (column, e.iter().any(|e| e == "BYTE_STREAM_SPLIT")))
             .collect()
     };
     let cases = [
