@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod crs_cache;
 pub mod distributed;
 pub mod error;
 pub mod grid;

@@ -13,6 +13,7 @@ use gdal::raster::GdalDataType;
 use gdal::spatial_ref::SpatialRef;
 use serde::{Deserialize, Serialize};
 
+use crate::crs_cache::CrsCache;
 use crate::error::{Result, SceneError};
 
 /// The sample types sceneql reads (GDAL's integer and float types).
@@ -178,8 +179,9 @@ pub fn open_for_read(path: &str) -> Result<Dataset> {
     open(path)
 }
 
-/// Inspect a file's geometry and bands (metadata only: no pixel is read).
-pub fn inspect(path: &str) -> Result<RasterInfo> {
+/// Inspect a file's geometry and bands (metadata only: no pixel is read);
+/// its CRS through `crs`, shared by the files of one table.
+pub fn inspect(path: &str, crs: &CrsCache) -> Result<RasterInfo> {
     let ds = open(path)?;
     let geom_err = |m: String| SceneError::Geometry {
         path: path.to_string(),
@@ -191,10 +193,9 @@ pub fn inspect(path: &str) -> Result<RasterInfo> {
                 .into(),
         )
     })?;
-    let crs_wkt = ds
-        .spatial_ref()
-        .and_then(|s| s.to_wkt())
-        .map_err(|_| geom_err("the file has no coordinate reference system; set one (gdal_edit.py -a_srs) or remove it".into()))?;
+    let crs_wkt = crs
+        .wkt(&ds, path, |ds| ds.spatial_ref().and_then(|s| s.to_wkt()).ok())
+        .ok_or_else(|| geom_err("the file has no coordinate reference system; set one (gdal_edit.py -a_srs) or remove it".into()))?;
     let (width, height) = ds.raster_size();
     let mut bands = Vec::with_capacity(ds.raster_count());
     for i in 1..=ds.raster_count() {

@@ -293,14 +293,14 @@ fn opened<'f>(slot: &'f mut Option<VsiFile>, path: &str) -> Option<&'f mut VsiFi
 }
 
 /// A file opened through GDAL's virtual file layer.
-struct VsiFile(*mut gdal_sys::VSILFILE);
+pub(crate) struct VsiFile(*mut gdal_sys::VSILFILE);
 
 // SAFETY: a VSI handle is used by one thread at a time (`&mut self`), which
 // GDAL allows; it is not shared.
 unsafe impl Send for VsiFile {}
 
 impl VsiFile {
-    fn open(path: &str) -> Option<Self> {
+    pub(crate) fn open(path: &str) -> Option<Self> {
         let c = CString::new(path).ok()?;
         // SAFETY: both arguments are NUL-terminated strings.
         let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"rb".as_ptr()) };
@@ -308,7 +308,7 @@ impl VsiFile {
     }
 
     /// Fill `buf` from `offset`; false on a short read or error.
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> bool {
+    pub(crate) fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> bool {
         // SAFETY: the handle is open; `buf` holds `buf.len()` writable bytes.
         unsafe {
             gdal_sys::VSIFSeekL(self.0, offset, 0) == 0

@@ -19,6 +19,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::crs_cache;
 use crate::error::{Result, SceneError};
 use crate::options::SceneOptions;
 use crate::raster::{self, BandMeta, RasterGeom, SampleType};
@@ -177,8 +178,10 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
 }
 
 /// `raster::inspect` of each path, in order, on as many threads as there
-/// are cores (opening files is most of a table's creation time).
+/// are cores (opening files is most of a table's creation time), with one
+/// CRS cache for all.
 fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
+    let crs = &crs_cache::CrsCache::default();
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -188,7 +191,11 @@ fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
         let handles: Vec<_> = paths
             .chunks(chunk)
             .map(|part| {
-                scope.spawn(move || part.iter().map(|p| raster::inspect(p)).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|p| raster::inspect(p, crs))
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         handles
