@@ -28,10 +28,14 @@ const GEO_TAGS: [u16; 3] = [34735, 34736, 34737];
 const MAX_ENTRIES: u64 = 4096;
 const MAX_VALUE_BYTES: u64 = 1 << 20;
 
+/// One set of keys' CRS WKT (None: GDAL found none), set by the first
+/// file asked; others with those keys wait for it.
+type Answer = Arc<OnceLock<Option<String>>>;
+
 /// CRS WKT by GeoTIFF keys, shared by the threads inspecting a table's files.
 #[derive(Default)]
 pub struct CrsCache {
-    by_keys: Mutex<HashMap<Vec<u8>, Arc<OnceLock<Option<String>>>>>,
+    by_keys: Mutex<HashMap<Vec<u8>, Answer>>,
 }
 
 impl CrsCache {
