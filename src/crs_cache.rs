@@ -90,7 +90,7 @@ fn file_is_alone(ds: &Dataset, path: &str) -> bool {
 /// The raw GeoTIFF key tags of the file's first image: its byte order, then
 /// per tag present its number, type, count and value bytes. None when the
 /// file is not a TIFF this parses or has no GeoKeyDirectory.
-pub(crate) fn geotiff_keys(file: &mut VsiFile) -> Option<Vec<u8>> {
+fn geotiff_keys(file: &mut VsiFile) -> Option<Vec<u8>> {
     let mut head = [0u8; 16];
     if !file.read_at(0, &mut head[..8]) {
         return None;

@@ -99,12 +99,11 @@ pub struct BlockBatches {
     /// Dense: the current strip's coordinate columns, per output column
     /// (shared by its scenes' batches).
     strip_coordinates: Vec<Option<ArrayRef>>,
-    /// The last batch's rows as (block scene, pixel range) segments, each
-    /// the set bits of that scene's row mask over the range (one segment
-    /// when the block has one scene; empty when rows interleave scenes
-    /// pixel by pixel): band columns are then copied run by run instead of
-    /// gathered row by row.
-    segments: Vec<(usize, usize, usize)>,
+    /// When the block has one scene: the pixel range whose row mask's set
+    /// bits are the last batch's rows, so band columns are copied run by
+    /// run instead of gathered row by row (None: rows interleave scenes
+    /// pixel by pixel).
+    run: Option<(usize, usize)>,
 }
 
 impl BlockBatches {
@@ -168,7 +167,7 @@ impl BlockBatches {
             next: 0,
             next_scene: 0,
             strip_coordinates: Vec::new(),
-            segments: Vec::new(),
+            run: None,
         })
     }
 
@@ -266,7 +265,7 @@ impl BlockBatches {
             .map(|b| (b.inner().as_slice(), b.offset()))
             .collect();
         let mut p = self.next;
-        self.segments.clear();
+        self.run = None;
         if let [(bits, off)] = masks[..] {
             // One scene: the set bits, in order.
             let start = p;
@@ -281,7 +280,7 @@ impl BlockBatches {
                 p = len;
             }
             self.next = p;
-            self.segments.push((0, start, p));
+            self.run = Some((start, p));
             return out;
         }
         while p < len && out.len() < self.batch_size {
@@ -344,16 +343,11 @@ impl BlockBatches {
                     let sources = source.as_ref().ok_or_else(|| {
                         DataFusionError::Internal("band columns have sources".into())
                     })?;
-                    if self.segments.is_empty() {
-                        gather(sources, rows, field.data_type())?
-                    } else {
-                        copy_runs(
-                            sources,
-                            &self.rows,
-                            &self.segments,
-                            rows.len(),
-                            field.data_type(),
-                        )?
+                    match (self.run, &sources[..], &self.rows[..]) {
+                        (Some(range), [source], [mask]) => {
+                            copy_runs(source, mask, range, rows.len(), field.data_type())?
+                        }
+                        _ => gather(sources, rows, field.data_type())?,
                     }
                 }
             };
@@ -452,46 +446,35 @@ macro_rules! by_band_type {
     };
 }
 
-/// The values of `sources[k]` at the set bits of `masks[k]` over each
-/// segment `(k, p0, p1)` in turn (`rows` values in all), with validity:
-/// runs of set bits are copied whole.
+/// The values of `source` at the set bits of `mask` over pixels
+/// `[p0, p1)` (`rows` values in all), with validity: runs of set bits are
+/// copied whole.
 fn copy_runs(
-    sources: &[ArrayRef],
-    masks: &[BooleanBuffer],
-    segments: &[(usize, usize, usize)],
+    source: &ArrayRef,
+    mask: &BooleanBuffer,
+    (p0, p1): (usize, usize),
     rows: usize,
     t: &DataType,
 ) -> Result<ArrayRef> {
-    by_band_type!(t, copy_runs_typed(sources, masks, segments, rows))
+    by_band_type!(t, copy_runs_typed(source, mask, (p0, p1), rows))
 }
 
 fn copy_runs_typed<T: ArrowPrimitiveType>(
-    sources: &[ArrayRef],
-    masks: &[BooleanBuffer],
-    segments: &[(usize, usize, usize)],
+    source: &ArrayRef,
+    mask: &BooleanBuffer,
+    (p0, p1): (usize, usize),
     rows: usize,
 ) -> Result<ArrayRef> {
-    let arrays: Vec<&PrimitiveArray<T>> = sources.iter().map(|a| a.as_primitive::<T>()).collect();
+    let array = source.as_primitive::<T>();
+    let src = array.values();
     let mut values: Vec<T::Native> = Vec::with_capacity(rows);
-    let mut validity = arrays
-        .iter()
-        .any(|a| a.null_count() > 0)
-        .then(|| BooleanBufferBuilder::new(rows));
-    for &(k, p0, p1) in segments {
-        let (array, mask) = (arrays[k], &masks[k]);
-        let src = array.values();
-        for (s, e) in BitSliceIterator::new(mask.values(), mask.offset() + p0, p1 - p0) {
-            let (a, b) = (p0 + s, p0 + e);
-            values.extend_from_slice(&src[a..b]);
-            if let Some(v) = &mut validity {
-                match array.nulls() {
-                    Some(n) => {
-                        let bits = n.inner();
-                        v.append_packed_range(bits.offset() + a..bits.offset() + b, bits.values());
-                    }
-                    None => v.append_n(b - a, true),
-                }
-            }
+    let mut validity = (array.null_count() > 0).then(|| BooleanBufferBuilder::new(rows));
+    for (s, e) in BitSliceIterator::new(mask.values(), mask.offset() + p0, p1 - p0) {
+        let (a, b) = (p0 + s, p0 + e);
+        values.extend_from_slice(&src[a..b]);
+        if let (Some(v), Some(n)) = (&mut validity, array.nulls()) {
+            let bits = n.inner();
+            v.append_packed_range(bits.offset() + a..bits.offset() + b, bits.values());
         }
     }
     if values.len() != rows {
@@ -567,46 +550,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runs_of_each_segment_are_copied_with_their_nulls() {
-        let a0: ArrayRef = Arc::new(UInt16Array::from(vec![
+    fn runs_of_the_mask_are_copied_with_their_nulls() {
+        let source: ArrayRef = Arc::new(UInt16Array::from(vec![
             Some(1),
             Some(2),
             None,
             Some(4),
             Some(5),
-            Some(6),
+            None,
+            Some(7),
+            Some(8),
         ]));
-        let a1: ArrayRef = Arc::new(UInt16Array::from(vec![
-            Some(10),
-            None,
-            Some(30),
-            Some(40),
-            Some(50),
-            Some(60),
-        ]));
-        let mask = |bits: [bool; 6]| BooleanBuffer::from(bits.to_vec());
-        let masks = [
-            mask([true, true, true, false, true, true]),
-            mask([false, true, true, true, true, false]),
-        ];
-        // Two strips of three pixels, scene by scene.
-        let segments = [(0, 0, 3), (1, 0, 3), (0, 3, 6), (1, 3, 6)];
-        let sources = [a0, a1];
-        let out = copy_runs(&sources, &masks, &segments, 9, &DataType::UInt16).unwrap();
-        let want = UInt16Array::from(vec![
-            Some(1),
-            Some(2),
-            None,
-            None,
-            Some(30),
-            Some(5),
-            Some(6),
-            Some(40),
-            Some(50),
-        ]);
+        let mask = BooleanBuffer::from(vec![true, true, true, false, true, true, false, true]);
+        // Pixels 1..7: runs [1, 3) and [4, 6); pixels 0 and 7 are outside.
+        let out = copy_runs(&source, &mask, (1, 7), 4, &DataType::UInt16).unwrap();
+        let want = UInt16Array::from(vec![Some(2), None, Some(5), None]);
         assert_eq!(out.as_primitive::<UInt16Type>(), &want);
+        // The mask's offset is honoured (a slice of a longer mask).
+        let long = BooleanBuffer::from(vec![false, false, true, true, true, false, true, true]);
+        let out = copy_runs(&source, &long.slice(2, 6), (0, 6), 5, &DataType::UInt16).unwrap();
+        let want = UInt16Array::from(vec![Some(1), Some(2), None, Some(5), None]);
+        assert_eq!(out.as_primitive::<UInt16Type>(), &want);
+        // Without NULLs in the source, none in the copy.
+        let dense: ArrayRef = Arc::new(UInt16Array::from(vec![1u16, 2, 3, 4, 5, 6, 7, 8]));
+        let out = copy_runs(&dense, &mask, (0, 8), 6, &DataType::UInt16).unwrap();
+        assert_eq!(
+            out.as_primitive::<UInt16Type>(),
+            &UInt16Array::from(vec![1u16, 2, 3, 5, 6, 8])
+        );
+        assert!(out.nulls().is_none());
         // A wrong row count is an error, not a short column.
-        assert!(copy_runs(&sources, &masks, &segments, 8, &DataType::UInt16).is_err());
+        assert!(copy_runs(&source, &mask, (1, 7), 3, &DataType::UInt16).is_err());
     }
 
     #[test]
