@@ -30,7 +30,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{SortOptions, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
@@ -64,6 +64,7 @@ use futures::StreamExt;
 use crate::grid::{Grid, Window};
 use crate::provider::Column;
 use crate::scan::batch::{ROW_MASK, coordinates};
+use crate::scan::filter::true_bits;
 use crate::scan::{ScanOrder, SceneScanExec};
 use crate::session::SceneqlOptions;
 
@@ -523,7 +524,7 @@ impl BlockAggregation {
         }
         let total = open.groups.len();
         for (acc, (values, filter)) in open.accumulators.iter_mut().zip(values) {
-            let filter = filter.map(|f| true_bits(&f)).transpose()?;
+            let filter = filter.map(|f| filter_bits(&f)).transpose()?;
             let filter = match (on_rows, filter) {
                 (true, filter) => filter,
                 (false, Some(f)) => Some(&mask & &f),
@@ -730,14 +731,11 @@ impl BlockGroups {
 }
 
 /// The rows an aggregate's FILTER keeps: true and not NULL.
-fn true_bits(filter: &ArrayRef) -> Result<BooleanBuffer> {
+fn filter_bits(filter: &ArrayRef) -> Result<BooleanBuffer> {
     let f = filter
         .as_boolean_opt()
         .ok_or_else(|| DataFusionError::Internal("an aggregate FILTER is boolean".into()))?;
-    Ok(match f.nulls() {
-        Some(n) => f.values() & n.inner(),
-        None => f.values().clone(),
-    })
+    Ok(true_bits(f))
 }
 
 /// Physical optimizer rule: `AggregateExec` grouping by pixel over a scene

@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, RecordBatch, RecordBatchOptions};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::catalog::Session;
@@ -146,10 +146,7 @@ impl ScanFilter {
                         result.data_type()
                     ))
                 })?;
-                Ok(match passed.nulls() {
-                    Some(n) => passed.values() & n.inner(),
-                    None => passed.values().clone(),
-                })
+                Ok(true_bits(passed))
             })
             .collect()
     }
@@ -168,5 +165,14 @@ impl ScanFilter {
 impl std::fmt::Display for ScanFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.expr)
+    }
+}
+
+/// The positions where a boolean predicate is true: NULL counts as false,
+/// as in SQL's WHERE and FILTER.
+pub(crate) fn true_bits(predicate: &BooleanArray) -> BooleanBuffer {
+    match predicate.nulls() {
+        Some(n) => predicate.values() & n.inner(),
+        None => predicate.values().clone(),
     }
 }

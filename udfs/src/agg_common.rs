@@ -15,7 +15,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, LargeListArray, ListArray,
 };
-use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -152,6 +152,27 @@ pub(crate) fn for_each_valid_row(
             continue;
         }
         f(row);
+    }
+}
+
+/// For `trend` and the time-series aggregates: the rows of a batch that
+/// count, value and time non-NULL and the filter true (a NULL filter value
+/// counts as false); NaN / infinity are checked per row by the caller.
+/// None means every row.
+pub(crate) fn valid_rows(
+    values: &Float64Array,
+    times: &dyn Array,
+    filter: Option<&BooleanArray>,
+) -> Option<BooleanBuffer> {
+    let nulls = NullBuffer::union(values.nulls(), times.nulls()).map(|n| n.into_inner());
+    let filter = filter.map(|f| match f.nulls() {
+        Some(n) => f.values() & n.inner(),
+        None => f.values().clone(),
+    });
+    match (nulls, filter) {
+        (None, None) => None,
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (Some(a), Some(b)) => Some(&a & &b),
     }
 }
 

@@ -23,7 +23,7 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, ListArray, PrimitiveArray, StructArray,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, OffsetBuffer};
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, FieldRef, Fields, Float64Type,
 };
@@ -239,24 +239,6 @@ fn typed_args<T: ArrowPrimitiveType>(
     Ok((values, times))
 }
 
-/// Rows that count (value and time non-NULL, filter true); None = all.
-fn valid_rows(
-    values: &Float64Array,
-    times: &dyn Array,
-    filter: Option<&BooleanArray>,
-) -> Option<BooleanBuffer> {
-    let nulls = NullBuffer::union(values.nulls(), times.nulls()).map(|n| n.into_inner());
-    let filter = filter.map(|f| match f.nulls() {
-        Some(n) => f.values() & n.inner(),
-        None => f.values().clone(),
-    });
-    match (nulls, filter) {
-        (None, None) => None,
-        (Some(a), None) | (None, Some(a)) => Some(a),
-        (Some(a), Some(b)) => Some(&a & &b),
-    }
-}
-
 /// Call `f(row, time, value)` for every row that counts.
 fn for_each_row<T: ArrowPrimitiveType>(
     values: &Float64Array,
@@ -273,7 +255,7 @@ fn for_each_row<T: ArrowPrimitiveType>(
             f(i, t[i], v[i]);
         }
     };
-    match valid_rows(values, times, filter) {
+    match agg_common::valid_rows(values, times, filter) {
         None => (0..v.len()).for_each(&mut row),
         Some(valid) => valid.set_indices().for_each(&mut row),
     }

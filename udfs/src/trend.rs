@@ -31,7 +31,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Float64Array, Int64Array,
     PrimitiveArray, StructArray, UInt64Array,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Field, FieldRef, Fields, Float64Type, UInt64Type,
 };
@@ -308,25 +308,6 @@ where
         arrays,
         None,
     )?)
-}
-
-/// The rows of a batch that count: value and time non-NULL and the filter
-/// true (NaN / infinity are checked per row). None means every row.
-fn valid_rows(
-    values: &Float64Array,
-    times: &dyn Array,
-    filter: Option<&BooleanArray>,
-) -> Option<BooleanBuffer> {
-    let nulls = NullBuffer::union(values.nulls(), times.nulls()).map(|n| n.into_inner());
-    let filter = filter.map(|f| match f.nulls() {
-        Some(n) => f.values() & n.inner(),
-        None => f.values().clone(),
-    });
-    match (nulls, filter) {
-        (None, None) => None,
-        (Some(a), None) | (None, Some(a)) => Some(a),
-        (Some(a), Some(b)) => Some(&a & &b),
-    }
 }
 
 fn typed_args<T: ArrowPrimitiveType>(
@@ -620,7 +601,7 @@ where
         if v.len() != group_indices.len() || t.len() != group_indices.len() {
             return internal_err!("{SIGNATURE}: argument and group index lengths differ");
         }
-        match valid_rows(values, times, opt_filter) {
+        match agg_common::valid_rows(values, times, opt_filter) {
             // Fast path: no NULLs, no filter.
             None => self.update_rows(
                 group_indices
@@ -679,7 +660,7 @@ where
         opt_filter: Option<&BooleanArray>,
     ) -> Result<Vec<ArrayRef>> {
         let (values, times) = typed_args::<T>(values)?;
-        let valid = valid_rows(values, times, opt_filter);
+        let valid = agg_common::valid_rows(values, times, opt_filter);
         let (v, t) = (values.values(), times.values());
         let scale = self.scale;
         Ok(state_arrays::<T>(&self.time_type, scale, v.len(), |i| {
@@ -738,7 +719,7 @@ where
 {
     fn update_batch(&mut self, values: &[ArrayRef]) -> Result<()> {
         let (values, times) = typed_args::<T>(values)?;
-        let valid = valid_rows(values, times, None);
+        let valid = agg_common::valid_rows(values, times, None);
         let (v, t) = (values.values(), times.values());
         for i in 0..v.len() {
             if valid.as_ref().is_none_or(|b| b.value(i)) && v[i].is_finite() && t[i].is_finite() {
