@@ -9,6 +9,7 @@
 
 pub(crate) mod agg_common;
 pub(crate) mod args;
+pub mod bits;
 pub mod docs;
 pub mod harmonic;
 pub mod indices;

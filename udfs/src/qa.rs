@@ -42,6 +42,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::args::{check_arity, type_list};
+use crate::bits;
 use crate::docs::QA_MASKS;
 use crate::indices::finish;
 
@@ -206,9 +207,8 @@ where
     T: ArrowPrimitiveType,
     T::Native: Into<i64>,
 {
-    let v = values.values();
     Arc::new(BooleanArray::new(
-        BooleanBuffer::collect_bool(v.len(), |i| f(v[i].into())),
+        bits::collect_bits(values.values(), |v| f(v.into())),
         values.nulls().cloned(),
     ))
 }
