@@ -83,13 +83,13 @@ mod tests {
         let values: Vec<u16> = (0..300u32).map(|i| ((i * 7919) % 11) as u16).collect();
         for len in [0, 1, 63, 64, 65, 127, 128, 200, 300] {
             let v = &values[..len];
-            let got = collect_bits(v, |x| x % 3 != 0);
-            let expected = BooleanBuffer::collect_bool(len, |i| v[i] % 3 != 0);
+            let got = collect_bits(v, |x| !x.is_multiple_of(3));
+            let expected = BooleanBuffer::collect_bool(len, |i| !v[i].is_multiple_of(3));
             assert_eq!(got, expected, "length {len}");
             assert_eq!(got.len(), len);
             assert_eq!(
                 got.count_set_bits(),
-                v.iter().filter(|&&x| x % 3 != 0).count()
+                v.iter().filter(|&&x| !x.is_multiple_of(3)).count()
             );
         }
     }
