@@ -336,19 +336,12 @@ pub(crate) fn map_f64<const N: usize>(
         let mut out = [0.0f64; 64];
         let mut ok = [0u8; 64];
         if n == 64 {
-            let inputs: [&[f64; 64]; N] =
+            // Inputs of a known 64 values: the loop's bounds are constant.
+            let full: [&[f64; 64]; N] =
                 std::array::from_fn(|k| inputs[k].try_into().expect("a chunk of 64 values"));
-            for j in 0..64 {
-                let r = f(std::array::from_fn(|k| inputs[k][j]));
-                out[j] = r.unwrap_or(0.0);
-                ok[j] = r.is_some() as u8;
-            }
+            map_chunk(full.map(|a| &a[..]), &f, &mut out, &mut ok);
         } else {
-            for j in 0..n {
-                let r = f(std::array::from_fn(|k| inputs[k][j]));
-                out[j] = r.unwrap_or(0.0);
-                ok[j] = r.is_some() as u8;
-            }
+            map_chunk(inputs, &f, &mut out[..n], &mut ok[..n]);
         }
         values.extend_from_slice(&out[..n]);
         words.push(bits::pack64(&ok));
@@ -360,6 +353,22 @@ pub(crate) fn map_f64<const N: usize>(
         None => computed,
     };
     Float64Array::new(values.into(), Some(NullBuffer::new(valid)))
+}
+
+/// `f` of row `j` of `inputs` into `out[j]` (0 where None) and `ok[j]` (1
+/// where Some), for the `out.len()` rows of one [`map_f64`] chunk.
+#[inline(always)]
+fn map_chunk<const N: usize>(
+    inputs: [&[f64]; N],
+    f: &impl Fn([f64; N]) -> Option<f64>,
+    out: &mut [f64],
+    ok: &mut [u8],
+) {
+    for (j, (o, b)) in out.iter_mut().zip(ok.iter_mut()).enumerate() {
+        let r = f(std::array::from_fn(|k| inputs[k][j]));
+        *o = r.unwrap_or(0.0);
+        *b = r.is_some() as u8;
+    }
 }
 
 /// Wrap a result column: a scalar when every argument was a scalar (so
