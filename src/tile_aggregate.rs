@@ -3,12 +3,12 @@
 //! scan ([`ScanOrder::SceneMajor`]) one block at a time. The scan's batches
 //! are dense: one scene over a strip of consecutive pixel offsets, every
 //! pixel a row slot, with a mask of the slots that are rows. A slot's group
-//! is found from its pixel offset (one array lookup), and the mask is the
-//! accumulators' filter, so the accumulators (DataFusion
-//! `GroupsAccumulator`s, the same ones `AggregateExec` would use) are fed
-//! without a hash table and without copying a row; when the scan moves to
-//! the next block the block's groups are emitted, by pixel offset, and
-//! dropped. Aggregate arguments are evaluated over every slot; where that
+//! is its pixel offset in the block, and the mask is the accumulators'
+//! filter, so the accumulators (DataFusion `GroupsAccumulator`s, the same
+//! ones `AggregateExec` would use) are fed without a hash table, without
+//! numbering groups and without copying a row; when the scan moves to the
+//! next block the block's groups are emitted, by pixel offset, those of
+//! pixels that had no row left out, and dropped. Aggregate arguments are evaluated over every slot; where that
 //! fails (or an argument is volatile), over the batch cut down to its rows,
 //! so the result is always that of evaluating them on the rows alone.
 //! Memory is one block's accumulator state plus one scene's pixels of it,
@@ -30,9 +30,9 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
-use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{SortOptions, filter_record_batch, take_record_batch};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer};
+use datafusion::arrow::compute::{SortOptions, filter_record_batch};
 use datafusion::arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::config::ConfigOptions;
@@ -372,6 +372,7 @@ impl ExecutionPlan for TileAggregateExec {
             grid,
             blocks,
             current: None,
+            offsets: Vec::new(),
             metrics: TileMetrics::new(&self.metrics, partition),
             out: VecDeque::new(),
         };
@@ -434,9 +435,9 @@ struct OpenBlock {
     index: usize,
     window: Window,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
-    /// The block's groups: the pixels that had a row.
-    groups: BlockGroups,
-    /// Scratch: the current batch's group indices.
+    /// The block's pixels that had a row (the groups that are output).
+    rows: BlockRows,
+    /// Scratch: the group indices of a batch cut down to its rows.
     indices: Vec<usize>,
 }
 
@@ -446,6 +447,9 @@ struct BlockAggregation {
     grid: Grid,
     blocks: Vec<Window>,
     current: Option<OpenBlock>,
+    /// 0, 1, 2, ...: a dense batch's group indices are the slice of this
+    /// from its first pixel offset (at least the open block's pixels long).
+    offsets: Vec<usize>,
     metrics: TileMetrics,
     out: VecDeque<RecordBatch>,
 }
@@ -472,7 +476,7 @@ impl BlockAggregation {
     /// strip of consecutive pixel offsets of one block, `ROW_MASK` true
     /// where the slot is a row. The mask is each accumulator's filter (with
     /// the aggregate's own FILTER), so nothing is copied per row; groups
-    /// are the slots' pixel offsets, numbered as they first have a row.
+    /// are the slots' pixel offsets.
     fn push(&mut self, batch: &RecordBatch) -> Result<()> {
         let mask = batch
             .column(self.spec.mask_index)
@@ -516,22 +520,35 @@ impl BlockAggregation {
                 open.window
             ))
         })?;
-        open.groups.assign_slots(offset, &mask, &mut open.indices)?;
-        if on_rows {
+        open.rows.add(offset, &mask)?;
+        let indices: &[usize] = match on_rows {
             // The groups of the rows alone, in order.
-            let slots = std::mem::take(&mut open.indices);
-            open.indices.extend(mask.set_indices().map(|i| slots[i]));
-        }
-        let total = open.groups.len();
+            true => {
+                open.indices.clear();
+                open.indices.extend(mask.set_indices().map(|i| offset + i));
+                &open.indices
+            }
+            false => self
+                .offsets
+                .get(offset..offset + mask.len())
+                .ok_or_else(|| DataFusionError::Internal("block offsets too short".into()))?,
+        };
+        let total = open.rows.len;
         for (acc, (values, filter)) in open.accumulators.iter_mut().zip(values) {
             let filter = filter.map(|f| filter_bits(&f)).transpose()?;
+            // Always a filter: without one, DataFusion's null tracking
+            // (`NullState`) takes every group below `total` as having had
+            // a value, and here groups are pixel offsets, some of which
+            // have no row yet (a pixel whose only values are NULL would
+            // then sum to 0, not NULL).
             let filter = match (on_rows, filter) {
-                (true, filter) => filter,
-                (false, Some(f)) => Some(&mask & &f),
-                (false, None) => Some(mask.clone()),
+                (true, Some(f)) => f,
+                (true, None) => BooleanBuffer::new_set(indices.len()),
+                (false, Some(f)) => &mask & &f,
+                (false, None) => mask.clone(),
             };
-            let filter = filter.map(|f| BooleanArray::new(f, None));
-            acc.update_batch(&values, &open.indices, filter.as_ref(), total)?;
+            let filter = BooleanArray::new(filter, None);
+            acc.update_batch(&values, indices, Some(&filter), total)?;
         }
         Ok(())
     }
@@ -591,7 +608,11 @@ impl BlockAggregation {
                     "scan row of pixel {pixel} is outside the partition's remaining blocks"
                 ))
             })?;
-        self.current = Some(self.open(index)?);
+        let open = self.open(index)?;
+        if self.offsets.len() < open.rows.len {
+            self.offsets = (0..open.rows.len).collect();
+        }
+        self.current = Some(open);
         Ok(())
     }
 
@@ -607,7 +628,7 @@ impl BlockAggregation {
             index,
             window,
             accumulators,
-            groups: BlockGroups::new(window.rows * window.cols),
+            rows: BlockRows::new(window.rows * window.cols),
             indices: Vec::new(),
         })
     }
@@ -631,10 +652,10 @@ impl BlockAggregation {
         .entered();
         self.metrics.blocks.add(1);
         let win = open.window;
-        let offsets = open.groups.offsets.iter().map(|&p| p as usize);
+        let pixels = open.rows.len;
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.schema.fields().len());
         for c in &self.spec.groups {
-            let a = coordinates(c, &self.grid, &win, offsets.clone()).ok_or_else(|| {
+            let a = coordinates(c, &self.grid, &win, 0..pixels).ok_or_else(|| {
                 DataFusionError::Internal(format!("TileAggregateExec cannot group by {c:?}"))
             })?;
             columns.push(a);
@@ -642,12 +663,13 @@ impl BlockAggregation {
         for acc in open.accumulators.iter_mut() {
             columns.push(acc.evaluate(EmitTo::All)?);
         }
+        // One group per pixel offset, in offset order; out go those of the
+        // pixels that had a row.
         let batch = RecordBatch::try_new(self.spec.schema.clone(), columns)?;
-        // Groups were numbered as their pixels first had a row; out they
-        // go by pixel offset.
-        let batch = match open.groups.by_offset() {
-            None => batch,
-            Some(order) => take_record_batch(&batch, &order)?,
+        let rows = open.rows.finish();
+        let batch = match rows.count_set_bits() == pixels {
+            true => batch,
+            false => filter_record_batch(&batch, &BooleanArray::new(rows, None))?,
         };
         let mut offset = 0;
         while offset < batch.num_rows() {
@@ -661,72 +683,53 @@ impl BlockAggregation {
     }
 }
 
-/// The groups of one block: its pixels that had a row, numbered in the
-/// order they first had one. DataFusion's accumulators expect exactly
-/// that: every group below `total_num_groups` has been passed a row (they
-/// take a group as "seen" from the count alone, so numbering groups by
-/// pixel offset would give an all-NULL pixel's `sum` 0, not NULL).
-struct BlockGroups {
-    /// Per pixel offset in the block, its group (`u32::MAX`: none yet).
-    slot: Vec<u32>,
-    /// Per group, its pixel offset in the block.
-    offsets: Vec<u32>,
+/// The pixel offsets of one block that have had a row: a bitmap, one bit
+/// per offset, set from each dense batch's row mask at the batch's first
+/// offset. Groups are pixel offsets, so a group with no row (a pixel
+/// outside every footprint, or failing the scan's filter on every date) is
+/// still one the accumulators hold; this says which groups are output.
+struct BlockRows {
+    words: Vec<u64>,
+    /// The block's pixels.
+    len: usize,
 }
 
-impl BlockGroups {
-    fn new(pixels: usize) -> Self {
-        BlockGroups {
-            slot: vec![u32::MAX; pixels],
-            offsets: Vec::new(),
+impl BlockRows {
+    fn new(len: usize) -> Self {
+        BlockRows {
+            words: vec![0; len.div_ceil(64)],
+            len,
         }
     }
 
-    fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    /// The group of each slot of a dense batch (the `mask.len()` pixel
-    /// offsets from `first`) into `out`, numbering the new ones that are
-    /// rows (`mask` set). A slot that is not a row and has no group gets
-    /// group 0: the accumulators' filter (the mask) skips it.
-    fn assign_slots(
-        &mut self,
-        first: usize,
-        mask: &BooleanBuffer,
-        out: &mut Vec<usize>,
-    ) -> Result<()> {
-        let slots = self
-            .slot
-            .get_mut(first..first + mask.len())
-            .ok_or_else(|| {
-                DataFusionError::Internal(format!(
-                    "dense scan batch of {} slots from offset {first} is outside its block",
-                    mask.len()
-                ))
-            })?;
-        for i in mask.set_indices() {
-            if slots[i] == u32::MAX {
-                slots[i] = self.offsets.len() as u32;
-                self.offsets.push((first + i) as u32);
+    /// Mark the set bits of `mask` as rows, its bit 0 at offset `first`.
+    fn add(&mut self, first: usize, mask: &BooleanBuffer) -> Result<()> {
+        if first + mask.len() > self.len {
+            return Err(DataFusionError::Internal(format!(
+                "dense scan batch of {} slots from offset {first} is outside its block of {}",
+                mask.len(),
+                self.len
+            )));
+        }
+        let (word, shift) = (first / 64, first % 64);
+        // Each 64-bit chunk of the mask (then its zero-padded remainder,
+        // empty when the length is a multiple of 64) lands in one word, or
+        // across two when `first` is not a multiple of 64; set bits all lie
+        // below `self.len`, so the words they land in exist.
+        for (k, bits) in mask.bit_chunks().iter_padded().enumerate() {
+            if bits == 0 {
+                continue;
+            }
+            self.words[word + k] |= bits << shift;
+            if shift > 0 && bits >> (64 - shift) != 0 {
+                self.words[word + k + 1] |= bits >> (64 - shift);
             }
         }
-        out.clear();
-        out.extend(
-            slots
-                .iter()
-                .map(|&g| if g == u32::MAX { 0 } else { g as usize }),
-        );
         Ok(())
     }
 
-    /// The groups in pixel offset order, or `None` if they are numbered so.
-    fn by_offset(&self) -> Option<UInt32Array> {
-        if self.offsets.is_sorted() {
-            return None;
-        }
-        Some(UInt32Array::from_iter_values(
-            self.slot.iter().copied().filter(|&g| g != u32::MAX),
-        ))
+    fn finish(self) -> BooleanBuffer {
+        BooleanBuffer::new(Buffer::from_vec(self.words), 0, self.len)
     }
 }
 
@@ -795,7 +798,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn block_groups_are_numbered_as_they_first_have_a_row() {
+    fn block_rows_are_the_union_of_the_masks_at_their_offsets() {
         let block = Window {
             row: 2,
             col: 3,
@@ -813,34 +816,47 @@ mod tests {
             offsets,
             vec![Some(3), Some(0), Some(7), Some(4), None, None]
         );
-        let mask = |bits: &[bool]| BooleanBuffer::from(bits.to_vec());
-        let mut groups = BlockGroups::new(8);
-        let mut out = Vec::new();
-        // Rows at offset 3; then at 0 and 7 (slots 0..8, offset 3 not a row
-        // this time); then at 4; then at 0 again.
-        groups.assign_slots(3, &mask(&[true]), &mut out).unwrap();
-        assert_eq!(out, vec![0]);
-        let rows = [true, false, false, false, false, false, false, true];
-        groups.assign_slots(0, &mask(&rows), &mut out).unwrap();
-        // Slots without a group get group 0 (the mask skips them).
-        assert_eq!(out, vec![1, 0, 0, 0, 0, 0, 0, 2]);
-        groups.assign_slots(4, &mask(&[true]), &mut out).unwrap();
-        assert_eq!(out, vec![3]);
-        groups.assign_slots(0, &mask(&[true]), &mut out).unwrap();
-        assert_eq!(out, vec![1]);
-        assert_eq!(groups.len(), 4);
-        assert_eq!(groups.offsets, vec![3, 0, 7, 4]);
-        // By offset: 0 (group 1), 3 (group 0), 4 (group 3), 7 (group 2).
-        assert_eq!(
-            groups.by_offset().unwrap().values().to_vec(),
-            vec![1, 0, 3, 2]
-        );
-        // Slots past the block's end.
-        assert!(groups.assign_slots(6, &mask(&[true; 3]), &mut out).is_err());
-        let mut sorted = BlockGroups::new(8);
-        sorted
-            .assign_slots(0, &mask(&[true, true, false, false, true]), &mut out)
-            .unwrap();
-        assert!(sorted.by_offset().is_none());
+        // Masks of many lengths at offsets on and off word boundaries (some
+        // ending at the block's end, a multiple of 64), against a plain
+        // vector of flags.
+        let len = 320;
+        let mut rows = BlockRows::new(len);
+        let mut expected = vec![false; len];
+        let mut seed = 12345u64;
+        for (first, n) in [
+            (0, 1),
+            (3, 64),
+            (63, 2),
+            (64, 64),
+            (70, 130),
+            (1, 299),
+            (319, 1),
+            (300, 20),
+            (256, 64),
+            (0, 320),
+        ] {
+            let bits: Vec<bool> = (0..n)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (seed >> 33).is_multiple_of(3)
+                })
+                .collect();
+            for (i, &b) in bits.iter().enumerate() {
+                expected[first + i] |= b;
+            }
+            // A mask that is a slice of a longer buffer (bit offset 5).
+            let mut padded = vec![true; 5];
+            padded.extend(&bits);
+            let mask = BooleanBuffer::from(padded).slice(5, n);
+            rows.add(first, &mask).unwrap();
+        }
+        // Past the block's end.
+        assert!(rows.add(319, &BooleanBuffer::new_set(2)).is_err());
+        let got = rows.finish();
+        assert_eq!(got.len(), len);
+        assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+        assert!(expected.iter().any(|&b| !b) && expected.iter().any(|&b| b));
     }
 }

@@ -138,12 +138,29 @@ async fn arguments_failing_off_the_rows_are_evaluated_on_the_rows_only() {
     );
     let random_sql = "SELECT pixel, count(*) AS n, count(CASE WHEN random() >= 0 THEN red END) AS r \
                       FROM m WHERE nir > 100 GROUP BY pixel";
-    for sql in [ratio_sql.as_str(), random_sql] {
+    // On the rows alone with no FILTER, values NULL at every 13th pixel on
+    // every date, in batches of 5 slots (so most batches hold no NULL):
+    // those pixels' sum and max must be NULL, not 0 (a batch with no
+    // NULLs and no filter must not mark the block's other pixels seen).
+    let nulls_sql = "SELECT pixel, count(*) AS n, \
+                     sum(CASE WHEN random() >= 0 AND pixel % 13 <> 0 THEN coalesce(red, 1) END) AS r, \
+                     max(CASE WHEN random() >= 0 AND pixel % 13 <> 0 THEN coalesce(red, 1) END) AS hi \
+                     FROM m WHERE nir > 100 GROUP BY pixel";
+    for sql in [ratio_sql.as_str(), random_sql, nulls_sql] {
         query(&ctx, "SET sceneql.tile_aggregate = false").await;
         let reference = sorted(&query(&ctx, sql).await);
         assert!(reference.num_rows() > 1000, "{}", reference.num_rows());
+        if sql == nulls_sql {
+            assert!(reference.column(2).null_count() > 0, "no all-NULL pixel");
+        }
         query(&ctx, "SET sceneql.tile_aggregate = true").await;
         query(&ctx, "SET sceneql.block_pixels = 256").await;
+        let batch = if sql == nulls_sql { 5 } else { 8192 };
+        query(
+            &ctx,
+            &format!("SET datafusion.execution.batch_size = {batch}"),
+        )
+        .await;
         assert!(explain(&ctx, sql).await.contains("TileAggregateExec"));
         let (batches, scan_rows) = run_with_metric(&ctx, sql, "output_rows").await;
         assert_eq!(sorted(&batches), reference, "{sql}");
