@@ -11,8 +11,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// with THP every fresh 2 MB region was zeroed whole by the kernel (15% of
 /// the CPU time of a run; without: less system time and about 35-50 MB less
 /// peak memory, see BENCHMARKS.md). Only this process is affected.
+#[cfg(target_os = "linux")]
 fn disable_transparent_huge_pages() {
-    #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes integer arguments only and
     // changes a flag of this process; its result is ignored (THP then just
     // stays as the system has it).
@@ -24,7 +24,7 @@ fn disable_transparent_huge_pages() {
 /// Runs [`disable_transparent_huge_pages`] as the program is loaded, before
 /// the Rust runtime's first allocation: mimalloc reserves its first arena
 /// there, and with THP still on the kernel zeroed a whole 2 MB huge page for
-/// it (about 6 ms of a run's start, on one core while the other waits).
+/// it (about 5 ms of every run's start, on one core while the other waits).
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
