@@ -12,7 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// the CPU time of a run; without: less system time and about 35-50 MB less
 /// peak memory, see BENCHMARKS.md). Only this process is affected.
 #[cfg(target_os = "linux")]
-fn disable_transparent_huge_pages() {
+extern "C" fn disable_transparent_huge_pages() {
     // SAFETY: prctl(PR_SET_THP_DISABLE) takes integer arguments only and
     // changes a flag of this process; its result is ignored (THP then just
     // stays as the system has it).
@@ -28,12 +28,7 @@ fn disable_transparent_huge_pages() {
 #[cfg(target_os = "linux")]
 #[used]
 #[unsafe(link_section = ".init_array")]
-static DISABLE_THP_AT_LOAD: extern "C" fn() = {
-    extern "C" fn at_load() {
-        disable_transparent_huge_pages();
-    }
-    at_load
-};
+static DISABLE_THP_AT_LOAD: extern "C" fn() = disable_transparent_huge_pages;
 
 fn main() {
     let cli = sceneql::cli::Cli::parse();
