@@ -229,3 +229,50 @@ fn traced(dir: &Path, statements: &[&str]) -> Vec<String> {
     sceneql_cli(dir, &args);
     trace_names(&dir.join("trace.json"))
 }
+
+/// The process runs without transparent huge pages from its first
+/// allocation on (the Rust runtime's, before `main`): the kernel's own
+/// account of the started process (`/proc/<pid>/smaps`) shows no
+/// anonymous huge pages. Skipped where the kernel gives no THP at all.
+#[cfg(target_os = "linux")]
+#[test]
+fn no_transparent_huge_pages_from_the_first_allocation() {
+    let thp =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    if thp.is_empty() || thp.contains("[never]") {
+        eprintln!("skipped: transparent huge pages are off on this machine");
+        return;
+    }
+    // With no statements the CLI waits for input: its runtime is up.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sceneql"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc_dir = format!("/proc/{}", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // Started: the async runtime's worker threads exist.
+    while std::fs::read_dir(format!("{proc_dir}/task")).map_or(0, |d| d.count()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CLI did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let smaps = std::fs::read_to_string(format!("{proc_dir}/smaps")).unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    let huge_kb: u64 = smaps
+        .lines()
+        .filter_map(|l| l.strip_prefix("AnonHugePages:"))
+        .map(|v| {
+            v.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(huge_kb, 0, "anonymous huge pages in the started CLI");
+}
