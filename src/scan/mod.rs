@@ -131,6 +131,8 @@ pub struct SceneScanExec {
     /// The carry its running partitions share ([`carry`]): made by the
     /// first partition executed, dropped with the last one's stream.
     carry: Arc<Mutex<Weak<TileCarry>>>,
+    /// Reads running at once, across this plan's partitions ([`read_slots`]).
+    read_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl SceneScanExec {
@@ -277,6 +279,7 @@ impl SceneScanExec {
             &partitions,
             order,
         )?);
+        let read_slots = read_slots(partitions.len());
         Ok(SceneScanExec {
             archive,
             columns,
@@ -295,6 +298,7 @@ impl SceneScanExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
             carry: Arc::default(),
+            read_slots,
         })
     }
 
@@ -332,6 +336,7 @@ impl SceneScanExec {
             &partitions,
             self.order,
         )?);
+        let read_slots = read_slots(partitions.len());
         Ok(SceneScanExec {
             archive: self.archive.clone(),
             columns: self.columns.clone(),
@@ -350,6 +355,7 @@ impl SceneScanExec {
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
             carry: Arc::default(),
+            read_slots,
         })
     }
 
@@ -841,10 +847,11 @@ impl ExecutionPlan for SceneScanExec {
             pending[u.0].fetch_add(1, Ordering::Relaxed);
         }
         let pending = Arc::new(pending);
+        let slots = self.read_slots.clone();
         let stream = futures::stream::iter(units)
             .map(move |(local, block, scenes, block_done)| {
                 let index = first_block + local;
-                let pending = pending.clone();
+                let (pending, slots) = (pending.clone(), slots.clone());
                 let (archive, bands, m, filter, carry) = (
                     archive.clone(),
                     bands.clone(),
@@ -860,7 +867,13 @@ impl ExecutionPlan for SceneScanExec {
                 );
                 async move {
                     let (a, c) = (archive.clone(), carry.clone());
+                    // Held by the read itself, so it frees its slot when it
+                    // ends, whether or not its rows are still wanted.
+                    let slot = slots.acquire_owned().await.map_err(|e| {
+                        DataFusionError::Internal(format!("scan read slots closed: {e}"))
+                    })?;
                     let (data, stats, passed) = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
                         let _span =
                             tracing::info_span!("scan_block", row = block.row, rows = block.rows)
                                 .entered();
@@ -932,6 +945,16 @@ fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) ->
 /// Reads a partition has in flight: the one whose rows are being consumed
 /// and the next.
 const READ_AHEAD: usize = 2;
+
+/// The reads a plan runs at once across its partitions: one per partition
+/// (a partition per core). A partition still reads its next block while
+/// its rows are aggregated, and while another partition is between reads
+/// it may run two, but two partitions' read-ahead does not put four
+/// decoding threads on two cores; and when one partition has finished, the
+/// last one reads ahead on the core it freed.
+fn read_slots(partitions: usize) -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(partitions.max(1)))
+}
 
 /// Per-partition scan metrics, shown by `EXPLAIN ANALYZE`.
 #[derive(Clone)]

@@ -192,6 +192,57 @@ fn trace_writes_a_chrome_trace_with_scan_spans() {
     }
 }
 
+/// Two partitions run at most two block reads at once (one per partition,
+/// or two in one while the other is between reads), not two each: counted
+/// from the `scan_block` spans of a trace, which the reads run in.
+#[test]
+fn reads_in_flight_are_capped_at_the_partitions() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "a", 64, 24, 16, None);
+    sceneql_cli(
+        d.path(),
+        &[
+            "-q",
+            "--trace",
+            "trace.json",
+            "-c",
+            "SET datafusion.execution.target_partitions = 2",
+            "-c",
+            "SET sceneql.block_pixels = 256",
+            "-c",
+            "SET sceneql.scenes_per_read = 1",
+            "-c",
+            "SELECT pixel, trend(CAST(nir AS DOUBLE), time) AS t FROM scenes('a/') GROUP BY pixel",
+        ],
+    );
+    // Open reads over time: +1 at a span's start, -1 at its end.
+    let mut edges: Vec<(f64, i32)> = trace_events(&d.path().join("trace.json"))
+        .iter()
+        .filter(|e| e["name"] == "scan_block")
+        .filter_map(|e| match e["ph"].as_str()? {
+            "B" => Some((e["ts"].as_f64()?, 1)),
+            "E" => Some((e["ts"].as_f64()?, -1)),
+            _ => None,
+        })
+        .collect();
+    // Ends before starts at the same instant.
+    edges.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let reads = edges.iter().filter(|e| e.1 == 1).count();
+    assert!(reads >= 2 * 24, "{reads} reads traced");
+    let most = edges
+        .iter()
+        .scan(0, |open, e| {
+            *open += e.1;
+            Some(*open)
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most <= 2,
+        "{most} block reads ran at once on two partitions"
+    );
+}
+
 /// A `COPY` of `GROUP BY pixel` on one partition, over blocks narrower than
 /// the grid, still aggregates per block (`TileAggregateExec`'s emit spans
 /// are in the trace): the sink does not hold its input to the pixel order.

@@ -221,13 +221,16 @@ pub fn gen_sample(
     sceneql_cli(dir, &args);
 }
 
-/// The names of a Chrome trace's events (`--trace` output).
-pub fn trace_names(path: &Path) -> Vec<String> {
+/// A Chrome trace's events (`--trace` output), in the order written.
+pub fn trace_events(path: &Path) -> Vec<serde_json::Value> {
     let trace: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    trace
-        .as_array()
-        .unwrap()
+    trace.as_array().unwrap().clone()
+}
+
+/// The names of a Chrome trace's events (`--trace` output).
+pub fn trace_names(path: &Path) -> Vec<String> {
+    trace_events(path)
         .iter()
         .filter_map(|e| e["name"].as_str().map(String::from))
         .collect()
