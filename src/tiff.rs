@@ -271,7 +271,7 @@ fn undo_horizontal_predictor(buf: &mut [u8], width: usize, bytes: usize) {
     }
     match bytes {
         1 => accumulate!(u8),
-        2 => accumulate!(u16),
+        2 => buf.chunks_exact_mut(width * bytes).for_each(prefix_sum_u16),
         4 => accumulate!(u32),
         8 => accumulate!(u64),
         _ => unreachable!("integer samples are 1, 2, 4 or 8 bytes"),
@@ -324,6 +324,52 @@ impl Drop for VsiFile {
             gdal_sys::VSIFCloseL(self.0);
         }
     }
+}
+
+/// Wrapping running sum, in place, of one row of little-endian u16
+/// samples: predictor 2's inverse for the most common sample type (Landsat
+/// and Sentinel-2 bands), 8 samples at a time on x86-64 (a log-step sum
+/// within each 16 bytes plus the carry from the ones before), where the
+/// one-at-a-time loop is bound by its chain of additions.
+fn prefix_sum_u16(row: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is in every x86-64 CPU.
+    let (mut acc, done) = unsafe { prefix_sum_u16_sse2(row) };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (mut acc, done) = (0u16, 0);
+    for s in row[done..].chunks_exact_mut(2) {
+        acc = acc.wrapping_add(u16::from_le_bytes([s[0], s[1]]));
+        s.copy_from_slice(&acc.to_le_bytes());
+    }
+}
+
+/// [`prefix_sum_u16`] over the whole 16-byte chunks of `row`: the running
+/// sum so far and the bytes done.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sse2")]
+fn prefix_sum_u16_sse2(row: &mut [u8]) -> (u16, usize) {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi16, _mm_extract_epi16, _mm_loadu_si128, _mm_setzero_si128,
+        _mm_shufflehi_epi16, _mm_slli_si128, _mm_storeu_si128, _mm_unpackhi_epi64,
+    };
+    let mut carry = _mm_setzero_si128();
+    let mut chunks = row.chunks_exact_mut(16);
+    for chunk in &mut chunks {
+        let p = chunk.as_mut_ptr().cast::<__m128i>();
+        // SAFETY: `chunk` is 16 bytes; unaligned loads and stores are allowed.
+        let mut v = unsafe { _mm_loadu_si128(p) };
+        v = _mm_add_epi16(v, _mm_slli_si128::<2>(v));
+        v = _mm_add_epi16(v, _mm_slli_si128::<4>(v));
+        v = _mm_add_epi16(v, _mm_slli_si128::<8>(v));
+        v = _mm_add_epi16(v, carry);
+        // SAFETY: as above.
+        unsafe { _mm_storeu_si128(p, v) };
+        // The last sum, in every lane.
+        let high = _mm_shufflehi_epi16::<0xFF>(v);
+        carry = _mm_unpackhi_epi64(high, high);
+    }
+    let rest = chunks.into_remainder().len();
+    (_mm_extract_epi16::<7>(carry) as u16, row.len() - rest)
 }
 
 #[cfg(test)]
@@ -569,5 +615,40 @@ mod tests {
             .map(|c| u16::from_le_bytes([c[0], c[1]]))
             .collect();
         assert_eq!(values, vec![10, 15, 14, 7, 8, 10]);
+    }
+
+    /// The 8-at-a-time u16 sum gives the plain running sum (wrapping) for
+    /// rows of every length around its 8-sample steps.
+    #[test]
+    fn the_u16_predictor_matches_a_plain_running_sum() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for width in (0..40).chain([255, 256, 257, 512]) {
+            let diffs: Vec<u16> = (0..width * 3)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u16
+                })
+                .collect();
+            let mut buf: Vec<u8> = diffs.iter().flat_map(|v| v.to_le_bytes()).collect();
+            if width > 0 {
+                undo_horizontal_predictor(&mut buf, width, 2);
+            }
+            let got: Vec<u16> = buf
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            let want: Vec<u16> = diffs
+                .chunks(width.max(1))
+                .flat_map(|row| {
+                    row.iter().scan(0u16, |acc, &d| {
+                        *acc = acc.wrapping_add(d);
+                        Some(*acc)
+                    })
+                })
+                .collect();
+            assert_eq!(got, want, "width {width}");
+        }
     }
 }
