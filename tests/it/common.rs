@@ -223,9 +223,7 @@ pub fn gen_sample(
 
 /// A Chrome trace's events (`--trace` output), in the order written.
 pub fn trace_events(path: &Path) -> Vec<serde_json::Value> {
-    let trace: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    trace.as_array().unwrap().clone()
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The names of a Chrome trace's events (`--trace` output).
