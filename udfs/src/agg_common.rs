@@ -192,6 +192,9 @@ pub(crate) fn prefetch<T>(value: &T) {
             offset += 64;
         }
         // The last line, when `value` straddles one more than its size needs.
+        // (A count of prefetches fixed by `T`, not by the address: a
+        // per-row count measured 1-2% slower in `trend` than the one
+        // redundant prefetch this makes when `value` is aligned.)
         // SAFETY: as above.
         unsafe {
             _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(size_of::<T>().saturating_sub(1)))
