@@ -129,7 +129,8 @@ pub(crate) fn as_f64<'a>(signature: &str, array: &'a ArrayRef) -> Result<&'a Flo
 
 /// Call `f(row)` for every row where no column is NULL or non-finite (NaN,
 /// +-Inf: raster nodata) and the filter, if any, is true (a NULL filter value
-/// counts as false, as in SQL).
+/// counts as false, as in SQL). NULLs and the filter are combined into one
+/// bitmap first, so the rows they leave out cost nothing per row.
 pub(crate) fn for_each_valid_row(
     columns: &[&Float64Array],
     filter: Option<&BooleanArray>,
@@ -138,20 +139,24 @@ pub(crate) fn for_each_valid_row(
     let Some(len) = columns.first().map(|c| c.len()) else {
         return;
     };
-    let nulls = NullBuffer::union_many(columns.iter().map(|c| c.nulls()));
-    for row in 0..len {
-        if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
-            continue;
+    let nulls = NullBuffer::union_many(columns.iter().map(|c| c.nulls())).map(|n| n.into_inner());
+    let visit = |row: usize| {
+        if columns.iter().all(|c| c.value(row).is_finite()) {
+            f(row);
         }
-        if let Some(fl) = filter
-            && !(fl.is_valid(row) && fl.value(row))
-        {
-            continue;
-        }
-        if columns.iter().any(|c| !c.value(row).is_finite()) {
-            continue;
-        }
-        f(row);
+    };
+    match (nulls, filter.map(filter_bits)) {
+        (None, None) => (0..len).for_each(visit),
+        (Some(a), None) | (None, Some(a)) => a.set_indices().for_each(visit),
+        (Some(a), Some(b)) => (&a & &b).set_indices().for_each(visit),
+    }
+}
+
+/// A filter's rows: true and not NULL.
+fn filter_bits(filter: &BooleanArray) -> BooleanBuffer {
+    match filter.nulls() {
+        Some(n) => filter.values() & n.inner(),
+        None => filter.values().clone(),
     }
 }
 
@@ -165,10 +170,7 @@ pub(crate) fn valid_rows(
     filter: Option<&BooleanArray>,
 ) -> Option<BooleanBuffer> {
     let nulls = NullBuffer::union(values.nulls(), times.nulls()).map(|n| n.into_inner());
-    let filter = filter.map(|f| match f.nulls() {
-        Some(n) => f.values() & n.inner(),
-        None => f.values().clone(),
-    });
+    let filter = filter.map(filter_bits);
     match (nulls, filter) {
         (None, None) => None,
         (Some(a), None) | (None, Some(a)) => Some(a),
@@ -272,5 +274,60 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
             .max_by(f64::total_cmp)
             .unwrap_or(upper);
         (lower_max + upper) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_rows_leave_out_nulls_non_finite_and_filtered_rows() {
+        let y = Float64Array::from(vec![
+            Some(1.0),
+            None,
+            Some(f64::NAN),
+            Some(4.0),
+            Some(5.0),
+            Some(6.0),
+            Some(7.0),
+        ]);
+        let x = Float64Array::from(vec![
+            Some(1.0),
+            Some(2.0),
+            Some(3.0),
+            Some(f64::INFINITY),
+            None,
+            Some(6.0),
+            Some(7.0),
+        ]);
+        let visited = |filter: Option<&BooleanArray>| {
+            let mut rows = Vec::new();
+            for_each_valid_row(&[&y, &x], filter, |r| rows.push(r));
+            rows
+        };
+        assert_eq!(visited(None), vec![0, 5, 6]);
+        // A NULL filter value counts as false.
+        let filter = BooleanArray::from(vec![
+            Some(true),
+            Some(true),
+            Some(true),
+            Some(true),
+            Some(true),
+            None,
+            Some(true),
+        ]);
+        assert_eq!(visited(Some(&filter)), vec![0, 6]);
+        let filter = BooleanArray::from(vec![false, true, true, true, true, true, true]);
+        assert_eq!(visited(Some(&filter)), vec![5, 6]);
+        // No NULLs at all: only the finiteness check and the filter.
+        let z = Float64Array::from(vec![1.0, 2.0, f64::NAN]);
+        let mut rows = Vec::new();
+        for_each_valid_row(&[&z], None, |r| rows.push(r));
+        assert_eq!(rows, vec![0, 1]);
+        let filter = BooleanArray::from(vec![false, true, true]);
+        rows.clear();
+        for_each_valid_row(&[&z], Some(&filter), |r| rows.push(r));
+        assert_eq!(rows, vec![1]);
     }
 }

@@ -102,6 +102,72 @@ pub(crate) fn harmonic(t: f64, h: usize, out: &mut [f64]) {
     out[1] = s;
 }
 
+/// `b += yc phi` and `S += phi phi'` (`S` the packed upper triangle,
+/// row-major) over the first `b.len()` features.
+#[inline]
+fn add_outer(b: &mut [f64], s: &mut [f64], phi: &[f64], yc: f64) {
+    let p = b.len();
+    for (bi, &fi) in b.iter_mut().zip(phi.iter()) {
+        *bi += fi * yc;
+    }
+    let mut idx = 0;
+    for i in 0..p {
+        let fi = phi[i];
+        for &fj in &phi[i..p] {
+            s[idx] += fi * fj;
+            idx += 1;
+        }
+    }
+}
+
+/// [`add_outer`] for `P` features and a triangle of `T = P (P + 1) / 2`.
+#[inline(always)]
+fn add_outer_fixed<const P: usize, const T: usize>(
+    b: &mut [f64],
+    s: &mut [f64],
+    phi: &[f64],
+    yc: f64,
+) {
+    let (Some(b), Some(s), Some(phi)) = (
+        b.first_chunk_mut::<P>(),
+        s.first_chunk_mut::<T>(),
+        phi.first_chunk::<P>(),
+    ) else {
+        return add_outer(b, s, phi, yc);
+    };
+    for i in 0..P {
+        b[i] += phi[i] * yc;
+    }
+    let mut idx = 0;
+    for i in 0..P {
+        for j in i..P {
+            s[idx] += phi[i] * phi[j];
+            idx += 1;
+        }
+    }
+}
+
+/// Scratch space for [`Design::add_row`]: one row's features (`p` of
+/// them) and the time (bits) its harmonic columns were computed for.
+#[derive(Debug, Clone)]
+pub(crate) struct Features {
+    phi: Vec<f64>,
+    harmonics_of: Option<u64>,
+}
+
+impl Features {
+    pub(crate) fn new(design: &Design) -> Self {
+        Features {
+            phi: vec![0.0; design.params()],
+            harmonics_of: None,
+        }
+    }
+
+    fn capacity(&self) -> usize {
+        self.phi.capacity()
+    }
+}
+
 impl Design {
     /// Number of raw regressor columns (`m`): the shifted features `1..=m`.
     pub(crate) fn regressors(&self) -> usize {
@@ -142,45 +208,51 @@ impl Design {
         matches!(self, Design::Harmonic { .. })
     }
 
-    /// Features of one row in the group's shifted coordinates.
+    /// Features of one row in the group's shifted coordinates, in
+    /// `f.phi`. The harmonic columns depend on the time alone and are kept
+    /// from the previous row when its time is the same (a scan's dense
+    /// batch is one scene: all its rows share a time).
     #[inline]
-    fn features(&self, xs: &[f64], refs: &[f64], phi: &mut [f64]) {
+    fn features(&self, xs: &[f64], refs: &[f64], f: &mut Features) {
+        let phi = &mut f.phi;
         phi[0] = 1.0;
         for j in 0..xs.len() {
             phi[1 + j] = xs[j] - refs[j];
         }
         if let Design::Harmonic { k } = self {
-            for h in 1..=*k {
-                harmonic(xs[0], h, &mut phi[2 * h..2 * h + 2]);
+            let t = xs[0].to_bits();
+            if f.harmonics_of != Some(t) {
+                for h in 1..=*k {
+                    harmonic(xs[0], h, &mut phi[2 * h..2 * h + 2]);
+                }
+                f.harmonics_of = Some(t);
             }
         }
     }
 
     /// Add one row (raw regressors `xs`, value `y`) to a group state.
-    /// `phi` is scratch space of length `p`.
     #[inline]
-    pub(crate) fn add_row(&self, st: &mut [f64], xs: &[f64], y: f64, phi: &mut [f64]) {
+    pub(crate) fn add_row(&self, st: &mut [f64], xs: &[f64], y: f64, f: &mut Features) {
         let m = self.regressors();
         let p = self.params();
         if st[N] == 0.0 {
             st[Y0] = y;
             st[REFS..REFS + m].copy_from_slice(xs);
         }
-        self.features(xs, &st[REFS..REFS + m], phi);
+        self.features(xs, &st[REFS..REFS + m], f);
+        let phi = &f.phi;
         let yc = y - st[Y0];
         st[N] += 1.0;
         st[self.yy()] += yc * yc;
         let (b, s) = st[self.b()..].split_at_mut(p);
-        for (bi, &fi) in b.iter_mut().zip(phi.iter()) {
-            *bi += fi * yc;
-        }
-        let mut idx = 0;
-        for i in 0..p {
-            let fi = phi[i];
-            for &fj in &phi[i..p] {
-                s[idx] += fi * fj;
-                idx += 1;
-            }
+        // The common designs with their sizes known at compile time, so
+        // the loops unroll (the same operations in the same order).
+        match p {
+            2 => add_outer_fixed::<2, 3>(b, s, phi, yc),
+            3 => add_outer_fixed::<3, 6>(b, s, phi, yc),
+            4 => add_outer_fixed::<4, 10>(b, s, phi, yc),
+            6 => add_outer_fixed::<6, 21>(b, s, phi, yc),
+            _ => add_outer(b, s, phi, yc),
         }
     }
 
@@ -579,7 +651,9 @@ pub(crate) struct OlsAccumulator {
     design: Design,
     signature: &'static str,
     state: Vec<f64>,
-    phi: Vec<f64>,
+    features: Features,
+    /// Scratch for [`Design::merge`] (`p` doubles).
+    shift: Vec<f64>,
     xs: Vec<f64>,
 }
 
@@ -589,7 +663,8 @@ impl OlsAccumulator {
             design,
             signature,
             state: vec![0.0; design.state_len()],
-            phi: vec![0.0; design.params()],
+            features: Features::new(&design),
+            shift: vec![0.0; design.params()],
             xs: vec![0.0; design.regressors()],
         }
     }
@@ -601,11 +676,12 @@ impl Accumulator for OlsAccumulator {
             design,
             signature,
             state,
-            phi,
+            features,
             xs,
+            ..
         } = self;
         for_each_input_row(design, signature, values, None, xs, |_, xs, y| {
-            design.add_row(state, xs, y, phi)
+            design.add_row(state, xs, y, features)
         })
     }
 
@@ -614,12 +690,12 @@ impl Accumulator for OlsAccumulator {
             design,
             signature,
             state,
-            phi,
+            shift,
             ..
         } = self;
         let mut scratch = Vec::new();
         design.for_each_state(states, signature, &mut scratch, |_, src| {
-            design.merge(state, src, phi)
+            design.merge(state, src, shift)
         })
     }
 
@@ -636,7 +712,11 @@ impl Accumulator for OlsAccumulator {
     }
 
     fn size(&self) -> usize {
-        size_of_val(self) + 8 * (self.state.capacity() + self.phi.capacity() + self.xs.capacity())
+        size_of_val(self)
+            + 8 * (self.state.capacity()
+                + self.features.capacity()
+                + self.shift.capacity()
+                + self.xs.capacity())
     }
 }
 
@@ -646,7 +726,9 @@ pub(crate) struct OlsGroupsAccumulator {
     design: Design,
     signature: &'static str,
     data: Vec<f64>,
-    phi: Vec<f64>,
+    features: Features,
+    /// Scratch for [`Design::merge`] (`p` doubles).
+    shift: Vec<f64>,
     xs: Vec<f64>,
     scratch: Vec<f64>,
 }
@@ -657,7 +739,8 @@ impl OlsGroupsAccumulator {
             design,
             signature,
             data: Vec::new(),
-            phi: vec![0.0; design.params()],
+            features: Features::new(&design),
+            shift: vec![0.0; design.params()],
             xs: vec![0.0; design.regressors()],
             scratch: Vec::new(),
         }
@@ -688,13 +771,13 @@ impl GroupsAccumulator for OlsGroupsAccumulator {
             design,
             signature,
             data,
-            phi,
+            features,
             xs,
             ..
         } = self;
         for_each_input_row(design, signature, values, opt_filter, xs, |row, xs, y| {
             let g = group_indices[row];
-            design.add_row(&mut data[g * len..(g + 1) * len], xs, y, phi)
+            design.add_row(&mut data[g * len..(g + 1) * len], xs, y, features)
         })
     }
 
@@ -710,13 +793,13 @@ impl GroupsAccumulator for OlsGroupsAccumulator {
             design,
             signature,
             data,
-            phi,
+            shift,
             scratch,
             ..
         } = self;
         design.for_each_state(values, signature, scratch, |row, src| {
             let g = group_indices[row];
-            design.merge(&mut data[g * len..(g + 1) * len], src, phi)
+            design.merge(&mut data[g * len..(g + 1) * len], src, shift)
         })
     }
 
@@ -742,7 +825,7 @@ impl GroupsAccumulator for OlsGroupsAccumulator {
         let len = self.design.state_len();
         let rows = values.first().map_or(0, |v| v.len());
         let mut data = vec![0.0; rows * len];
-        let mut phi = vec![0.0; self.design.params()];
+        let mut features = Features::new(&self.design);
         let mut xs = vec![0.0; self.design.regressors()];
         let design = &self.design;
         for_each_input_row(
@@ -751,7 +834,9 @@ impl GroupsAccumulator for OlsGroupsAccumulator {
             values,
             opt_filter,
             &mut xs,
-            |row, xs, y| design.add_row(&mut data[row * len..(row + 1) * len], xs, y, &mut phi),
+            |row, xs, y| {
+                design.add_row(&mut data[row * len..(row + 1) * len], xs, y, &mut features)
+            },
         )?;
         design.encode_states(&data)
     }
@@ -759,7 +844,8 @@ impl GroupsAccumulator for OlsGroupsAccumulator {
     fn size(&self) -> usize {
         size_of_val(self)
             + 8 * (self.data.capacity()
-                + self.phi.capacity()
+                + self.features.capacity()
+                + self.shift.capacity()
                 + self.xs.capacity()
                 + self.scratch.capacity())
     }
@@ -771,9 +857,9 @@ mod tests {
 
     fn state_of(design: Design, rows: &[(Vec<f64>, f64)]) -> Vec<f64> {
         let mut st = vec![0.0; design.state_len()];
-        let mut phi = vec![0.0; design.params()];
+        let mut features = Features::new(&design);
         for (xs, y) in rows {
-            design.add_row(&mut st, xs, *y, &mut phi);
+            design.add_row(&mut st, xs, *y, &mut features);
         }
         st
     }
@@ -857,5 +943,57 @@ mod tests {
             assert!((a.r2.unwrap() - b.r2.unwrap()).abs() < 1e-10);
             assert_eq!(a.n, b.n);
         }
+    }
+
+    #[test]
+    fn harmonic_columns_follow_each_rows_time() {
+        // Rows of three groups interleaved, as a scan's batches give them:
+        // runs of one time (a scene), a time coming back, and a time one
+        // year later (same phase, other trend column). One `Features`
+        // across all rows, as in the accumulators, must give the states
+        // that a fresh one for every row gives.
+        let d = Design::Harmonic { k: 2 };
+        let times = [45.1, 45.1, 45.1, 45.37, 45.37, 45.1, 46.1, 46.1, 45.9];
+        let mut cached = vec![vec![0.0; d.state_len()]; 3];
+        let mut fresh = cached.clone();
+        let mut features = Features::new(&d);
+        for (i, &t) in times.iter().enumerate() {
+            let y = 0.3 + 0.01 * i as f64;
+            let g = i % 3;
+            d.add_row(&mut cached[g], &[t], y, &mut features);
+            d.add_row(&mut fresh[g], &[t], y, &mut Features::new(&d));
+        }
+        for (a, b) in cached.iter().zip(&fresh) {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(a), bits(b));
+        }
+    }
+
+    #[test]
+    fn fixed_size_outer_products_equal_the_general_loop() {
+        fn check<const P: usize, const T: usize>() {
+            let phi: Vec<f64> = (0..P).map(|i| (i as f64 * 1.3).sin() + 0.1).collect();
+            let start_b: Vec<f64> = (0..P).map(|i| i as f64 * 0.7).collect();
+            let start_s: Vec<f64> = (0..T).map(|i| 1.0 / (i as f64 + 3.0)).collect();
+            let (mut b1, mut s1) = (start_b.clone(), start_s.clone());
+            let (mut b2, mut s2) = (start_b, start_s);
+            add_outer(&mut b1, &mut s1, &phi, 0.37);
+            add_outer_fixed::<P, T>(&mut b2, &mut s2, &phi, 0.37);
+            assert_eq!(b1, b2, "p = {P}");
+            assert_eq!(s1, s2, "p = {P}");
+            // The packed triangle by its definition: S_ij = phi_i phi_j.
+            let mut idx = 0;
+            for i in 0..P {
+                for j in i..P {
+                    let want = 1.0 / (idx as f64 + 3.0) + phi[i] * phi[j];
+                    assert!((s1[idx] - want).abs() < 1e-15, "p = {P} ({i}, {j})");
+                    idx += 1;
+                }
+            }
+        }
+        check::<2, 3>();
+        check::<3, 6>();
+        check::<4, 10>();
+        check::<6, 21>();
     }
 }
