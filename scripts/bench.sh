@@ -30,9 +30,14 @@ command -v /usr/bin/time >/dev/null 2>&1 || { sudo=""; [ "$(id -u)" -eq 0 ] || s
 command -v taskset >/dev/null 2>&1 || { sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo; $sudo apt-get install -y -qq util-linux >&2; }
 cache="${SCENEQL_CACHE:-$HOME/.cache/sceneql}"
 venv="$cache/venv-bench"
-if ! "$venv/bin/python" -c 'import rasterio, xarray, dask, rioxarray' >/dev/null 2>&1; then
+# (Re)made when the pinned versions change: the venv keeps a copy of the
+# requirements it was made from.
+if ! cmp -s benches/python/requirements.txt "$venv/requirements.txt" \
+  || ! "$venv/bin/python" -c 'import rasterio, xarray, dask, rioxarray' >/dev/null 2>&1; then
+  rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet -r benches/python/requirements.txt
+  cp benches/python/requirements.txt "$venv/requirements.txt"
 fi
 cargo build --release --locked --bin sceneql >&2
 sceneql="$CARGO_TARGET_DIR/release/sceneql"
