@@ -17,6 +17,7 @@ pub mod linreg;
 pub mod mann_kendall;
 pub(crate) mod normal_equations;
 pub mod ols;
+pub(crate) mod pair_store;
 pub(crate) mod pairs;
 pub mod qa;
 pub mod register;

@@ -27,6 +27,7 @@ use crate::agg_common::{
     Aggregate, as_f64, f64_large_list, f64_large_list_type, for_each_valid_row,
 };
 use crate::args::{coerce_time, coerce_value_and_time};
+use crate::pair_store::PairStore;
 use crate::time;
 
 /// A statistic over a group's `(time, value)` pairs, called as
@@ -157,19 +158,12 @@ fn for_each_state(
     Ok(())
 }
 
-/// Encode groups of pairs as the two state columns.
-fn encode<'a>(groups: impl Iterator<Item = &'a [(f64, f64)]>) -> Vec<ArrayRef> {
-    let mut lengths = Vec::new();
-    let mut times = Vec::new();
-    let mut values = Vec::new();
-    for g in groups {
-        lengths.push(g.len());
-        times.extend(g.iter().map(|p| p.0));
-        values.extend(g.iter().map(|p| p.1));
-    }
+/// The state columns from each group's pair count and the pairs' times
+/// and values, group after group.
+fn encode_lists(lengths: &[usize], times: Vec<f64>, values: Vec<f64>) -> Vec<ArrayRef> {
     vec![
-        Arc::new(f64_large_list(&lengths, times)),
-        Arc::new(f64_large_list(&lengths, values)),
+        Arc::new(f64_large_list(lengths, times)),
+        Arc::new(f64_large_list(lengths, values)),
     ]
 }
 
@@ -203,10 +197,14 @@ impl<S: PairStatistic> Accumulator for PairsAccumulator<S> {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        encode(std::iter::once(self.pairs.as_slice()))
-            .iter()
-            .map(|c| ScalarValue::try_from_array(c, 0))
-            .collect()
+        encode_lists(
+            &[self.pairs.len()],
+            self.pairs.iter().map(|p| p.0).collect(),
+            self.pairs.iter().map(|p| p.1).collect(),
+        )
+        .iter()
+        .map(|c| ScalarValue::try_from_array(c, 0))
+        .collect()
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
@@ -219,30 +217,19 @@ impl<S: PairStatistic> Accumulator for PairsAccumulator<S> {
     }
 }
 
-/// Vectorised accumulator: one `Vec` of pairs per group.
+/// Vectorised accumulator: every group's pairs in one [`PairStore`].
 #[derive(Debug)]
 pub(crate) struct PairsGroupsAccumulator<S: PairStatistic> {
-    groups: Vec<Vec<(f64, f64)>>,
-    /// Pairs held over all groups (for `size`, which must not walk the groups).
-    held: usize,
+    pairs: PairStore,
     _statistic: PhantomData<S>,
 }
 
 impl<S: PairStatistic> Default for PairsGroupsAccumulator<S> {
     fn default() -> Self {
         Self {
-            groups: Vec::new(),
-            held: 0,
+            pairs: PairStore::default(),
             _statistic: PhantomData,
         }
-    }
-}
-
-impl<S: PairStatistic> PairsGroupsAccumulator<S> {
-    fn take(&mut self, emit_to: EmitTo) -> Vec<Vec<(f64, f64)>> {
-        let taken = emit_to.take_needed(&mut self.groups);
-        self.held -= taken.iter().map(Vec::len).sum::<usize>();
-        taken
     }
 }
 
@@ -254,11 +241,11 @@ impl<S: PairStatistic> GroupsAccumulator for PairsGroupsAccumulator<S> {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
-        let Self { groups, held, .. } = self;
+        self.pairs.check_room(group_indices.len(), S::SIGNATURE)?;
+        self.pairs.resize(total_num_groups);
+        let pairs = &mut self.pairs;
         for_each_pair(S::SIGNATURE, values, opt_filter, |row, t, v| {
-            groups[group_indices[row]].push((t, v));
-            *held += 1;
+            pairs.push(group_indices[row], (t, v))
         })
     }
 
@@ -268,27 +255,40 @@ impl<S: PairStatistic> GroupsAccumulator for PairsGroupsAccumulator<S> {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.groups.resize_with(total_num_groups, Vec::new);
-        let Self { groups, held, .. } = self;
+        self.pairs.resize(total_num_groups);
+        let pairs = &mut self.pairs;
+        let mut room = Ok(());
         for_each_state(S::SIGNATURE, values, |row, t, v| {
-            groups[group_indices[row]].extend(t.iter().copied().zip(v.iter().copied()));
-            *held += t.len();
-        })
+            if room.is_ok() {
+                room = pairs.check_room(t.len(), S::SIGNATURE);
+            }
+            if room.is_ok() {
+                for p in t.iter().copied().zip(v.iter().copied()) {
+                    pairs.push(group_indices[row], p);
+                }
+            }
+        })?;
+        room
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
         let mut scratch = Vec::new();
-        let results = self
-            .take(emit_to)
-            .into_iter()
-            .map(|mut g| S::compute(&mut g, &mut scratch))
-            .collect();
+        let mut results = Vec::new();
+        self.pairs
+            .drain(emit_to, |g| results.push(S::compute(g, &mut scratch)));
         S::output(results)
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let taken = self.take(emit_to);
-        Ok(encode(taken.iter().map(Vec::as_slice)))
+        let mut lengths = Vec::new();
+        let mut times = Vec::new();
+        let mut values = Vec::new();
+        self.pairs.drain(emit_to, |g| {
+            lengths.push(g.len());
+            times.extend(g.iter().map(|p| p.0));
+            values.extend(g.iter().map(|p| p.1));
+        });
+        Ok(encode_lists(&lengths, times, values))
     }
 
     fn convert_to_state(
@@ -305,15 +305,10 @@ impl<S: PairStatistic> GroupsAccumulator for PairsGroupsAccumulator<S> {
             times.push(t);
             vals.push(v);
         })?;
-        Ok(vec![
-            Arc::new(f64_large_list(&lengths, times)),
-            Arc::new(f64_large_list(&lengths, vals)),
-        ])
+        Ok(encode_lists(&lengths, times, vals))
     }
 
     fn size(&self) -> usize {
-        size_of_val(self)
-            + self.groups.capacity() * size_of::<Vec<(f64, f64)>>()
-            + self.held * size_of::<(f64, f64)>()
+        size_of_val(self) + self.pairs.size()
     }
 }
