@@ -6,8 +6,9 @@
 //! Rows with a NULL or non-finite argument, or not passing the `FILTER`
 //! clause, are skipped. The state exchanged between partitions is two
 //! `LARGE LIST<DOUBLE>` columns (`time`, `value`), one row per group; merging
-//! concatenates. Memory is O(n) per group (16 bytes per pair); the statistic
-//! decides the cost of the final computation.
+//! concatenates. Memory is O(n) per group: 16 bytes per pair, in chunks of
+//! 16 pairs ([`crate::pair_store`]); the statistic decides the cost of the
+//! final computation.
 //!
 //! [`Pairs`] is the [`Aggregate`] of any [`PairStatistic`]: the statistic
 //! brings its name, documentation, result type and computation.
