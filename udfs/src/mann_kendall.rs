@@ -94,8 +94,8 @@ impl PairStatistic for MannKendallStatistic {
         DataType::Struct(output_fields())
     }
 
-    fn compute(pairs: &mut [(f64, f64)], scratch: &mut Vec<f64>) -> Test {
-        mann_kendall(pairs, scratch)
+    fn compute(pairs: &mut [(f64, f64)], _scratch: &mut Vec<f64>) -> Test {
+        mann_kendall(pairs)
     }
 
     fn output(results: Vec<Test>) -> Result<ArrayRef> {
@@ -148,28 +148,43 @@ fn tie_sums(sorted: impl Iterator<Item = f64>) -> (f64, f64, f64) {
 }
 
 /// The Mann-Kendall test of `(time, value)` pairs (reordered: sorted).
-pub(crate) fn mann_kendall(pairs: &mut [(f64, f64)], scratch: &mut Vec<f64>) -> Test {
+///
+/// The value ties come from the same pass over the pairs as `S`: with
+/// `f_i` the number of values after the `i`-th equal to it, a group of `t`
+/// tied values has `f` = t-1, ..., 1, 0, so `sum f = t(t-1)/2` and
+/// `sum f(f-1) = t(t-1)(t-2)/3`, and over all groups `sum t(t-1) = 2 F1`,
+/// `sum t(t-1)(t-2) = 3 F2`, `sum t(t-1)(2t+5) = 6 F2 + 18 F1` with
+/// `F1 = sum f`, `F2 = sum f(f-1)`: integers, so exactly what summing the
+/// runs of the sorted values gives, without sorting them.
+pub(crate) fn mann_kendall(pairs: &mut [(f64, f64)]) -> Test {
     pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     let n = pairs.len();
     let mut s: i64 = 0;
+    let (mut f1, mut f2) = (0u64, 0u64);
     let mut start = 0;
     while start < n {
         let mut end = start + 1;
         while end < n && pairs[end].0 == pairs[start].0 {
             end += 1;
         }
-        // rows of this time against every later time
-        for &(_, vi) in &pairs[start..end] {
+        for i in start..end {
+            let vi = pairs[i].1;
+            // Rows of the same time: ties only; later times: S and ties.
+            let mut f: u64 = 0;
+            for &(_, vj) in &pairs[i + 1..end] {
+                f += (vj == vi) as u64;
+            }
             for &(_, vj) in &pairs[end..] {
                 s += (vj > vi) as i64 - (vj < vi) as i64;
+                f += (vj == vi) as u64;
             }
+            f1 += f;
+            f2 += f * f.saturating_sub(1);
         }
         start = end;
     }
-    scratch.clear();
-    scratch.extend(pairs.iter().map(|p| p.1));
-    scratch.sort_unstable_by(f64::total_cmp);
-    let (va, vb, vc) = tie_sums(scratch.iter().copied());
+    let (f1, f2) = (f1 as f64, f2 as f64);
+    let (va, vb, vc) = (6.0 * f2 + 18.0 * f1, 3.0 * f2, 2.0 * f1);
     let (ua, ub, uc) = tie_sums(pairs.iter().map(|p| p.0));
     let nf = n as f64;
     let mut var_s = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - va - ua) / 18.0;
@@ -366,11 +381,55 @@ mod tests {
     }
 
     #[test]
+    fn value_ties_from_counts_equal_the_runs_of_the_sorted_values() {
+        // Series with many ties (values on a coarse grid, some -0.0 next
+        // to 0.0, some times repeated): the variance from the tie counts
+        // of the S pass against `tie_sums` over the sorted values.
+        for seed in 0..50u64 {
+            let n = (seed % 40 + 2) as usize;
+            let mut x = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let mut pairs: Vec<(f64, f64)> = (0..n)
+                .map(|i| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let v = match (x >> 33) % 7 {
+                        0 => -0.0,
+                        k => (k % 4) as f64 * 0.5,
+                    };
+                    let t = if (x >> 40) % 5 == 0 { 0.0 } else { i as f64 };
+                    (t, v)
+                })
+                .collect();
+            let mut values: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+            values.sort_unstable_by(f64::total_cmp);
+            let (va, vb, vc) = tie_sums(values.iter().copied());
+            let mut times: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+            times.sort_unstable_by(f64::total_cmp);
+            let (ua, ub, uc) = tie_sums(times.iter().copied());
+            let nf = n as f64;
+            let mut want = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - va - ua) / 18.0;
+            if n > 2 {
+                want += vb * ub / (9.0 * nf * (nf - 1.0) * (nf - 2.0));
+            }
+            want += vc * uc / (2.0 * nf * (nf - 1.0));
+            let r = mann_kendall(&mut pairs);
+            assert_eq!(
+                r.var_s.to_bits(),
+                want.to_bits(),
+                "seed {seed}: {} vs {want}",
+                r.var_s
+            );
+        }
+    }
+
+    #[test]
     fn closed_forms() {
-        let mut scratch = Vec::new();
         for n in 0..2 {
             let mut pairs: Vec<(f64, f64)> = (0..n).map(|i| (i as f64, 1.0)).collect();
-            let r = mann_kendall(&mut pairs, &mut scratch);
+            let r = mann_kendall(&mut pairs);
             assert_eq!(
                 r,
                 Test {
@@ -385,17 +444,17 @@ mod tests {
         }
         // strictly increasing n = 4: S = 6, var = 4*3*13/18, z = 5/sqrt(var)
         let mut pairs: Vec<(f64, f64)> = (0..4).rev().map(|i| (i as f64, i as f64 * 2.0)).collect();
-        let r = mann_kendall(&mut pairs, &mut scratch);
+        let r = mann_kendall(&mut pairs);
         let var = 4.0 * 3.0 * 13.0 / 18.0;
         assert_eq!((r.s, r.tau, r.var_s), (6, Some(1.0), var));
         assert_eq!(r.z, Some(5.0 / f64::sqrt(var)));
         // all values tied: z = 0, p = 1; all times tied: S = 0, var = 0
-        let r = mann_kendall(&mut [(1.0, 3.0), (2.0, 3.0), (3.0, 3.0)], &mut scratch);
+        let r = mann_kendall(&mut [(1.0, 3.0), (2.0, 3.0), (3.0, 3.0)]);
         assert_eq!(
             (r.s, r.var_s, r.z, r.p_value),
             (0, 0.0, Some(0.0), Some(1.0))
         );
-        let r = mann_kendall(&mut [(1.0, 3.0), (1.0, 4.0), (1.0, 1.0)], &mut scratch);
+        let r = mann_kendall(&mut [(1.0, 3.0), (1.0, 4.0), (1.0, 1.0)]);
         assert_eq!(
             (r.s, r.var_s, r.z, r.p_value),
             (0, 0.0, Some(0.0), Some(1.0))
