@@ -213,16 +213,43 @@ pub fn student_t_two_sided_p(t: f64, df: f64) -> f64 {
 /// Degrees of freedom up to which [`student_t_series_p`] is tried first.
 const SERIES_MAX_DF: f64 = 400.0;
 
+/// Terms of the series of [`student_t_series_p`] up to ν = [`SERIES_MAX_DF`].
+const SERIES_TERMS: usize = SERIES_MAX_DF as usize / 2;
+
+/// The series' coefficients, `c_k` (even ν) or `d_k` (odd ν), by their
+/// recurrences in order: the same values a loop computing them alongside
+/// the sum gives (constant evaluation is IEEE arithmetic, as at run time),
+/// without a division per term.
+const fn series_coefficients(odd: bool) -> [f64; SERIES_TERMS] {
+    let mut c = [0.0; SERIES_TERMS];
+    c[0] = 1.0;
+    let mut k = 1;
+    while k < SERIES_TERMS {
+        let kf = k as f64;
+        c[k] = match odd {
+            false => c[k - 1] * ((2.0 * kf - 1.0) / (2.0 * kf)),
+            true => c[k - 1] * (2.0 * kf / (2.0 * kf + 1.0)),
+        };
+        k += 1;
+    }
+    c
+}
+
+/// `c_k` of the even-ν series.
+static EVEN_TERMS: [f64; SERIES_TERMS] = series_coefficients(false);
+/// `d_k` of the odd-ν series.
+static ODD_TERMS: [f64; SERIES_TERMS] = series_coefficients(true);
+
 /// The two-sided p-value 1 - A(t|ν) for an integer ν from the finite series
 /// of Abramowitz & Stegun 26.7.3 / 26.7.4 (θ = atan(|t|/√ν), x = cos²θ):
 /// even ν: A = sin θ · Σ_{k<ν/2} c_k x^k, c_0 = 1, c_k = c_{k-1}(2k-1)/(2k);
 /// odd ν: A = (2/π)(θ + sin θ cos θ · Σ_{k≤(ν-3)/2} d_k x^k), d_k =
 /// d_{k-1}·2k/(2k+1) (A = 2θ/π for ν = 1). About ν/2 multiply-adds
 /// instead of a continued fraction. `None` when the p-value is below 1e-3,
-/// where 1 - A would lose relative precision: the caller then uses the
-/// incomplete beta function.
+/// where 1 - A would lose relative precision, or ν is above
+/// [`SERIES_MAX_DF`]: the caller then uses the incomplete beta function.
 fn student_t_series_p(t2: f64, nu: u32) -> Option<f64> {
-    if nu == 0 {
+    if nu == 0 || nu as f64 > SERIES_MAX_DF {
         return None;
     }
     let nu_f = nu as f64;
@@ -230,10 +257,8 @@ fn student_t_series_p(t2: f64, nu: u32) -> Option<f64> {
     let x = nu_f / denom;
     let sin = (t2 / denom).sqrt();
     let a = if nu.is_multiple_of(2) {
-        let (mut c, mut xk, mut sum) = (1.0, 1.0, 1.0);
-        for k in 1..nu / 2 {
-            let k = k as f64;
-            c *= (2.0 * k - 1.0) / (2.0 * k);
+        let (mut xk, mut sum) = (1.0, 1.0);
+        for &c in &EVEN_TERMS[1..(nu / 2) as usize] {
             xk *= x;
             sum += c * xk;
         }
@@ -242,10 +267,8 @@ fn student_t_series_p(t2: f64, nu: u32) -> Option<f64> {
         let theta = (t2 / nu_f).sqrt().atan();
         let mut inner = 0.0;
         if nu > 1 {
-            let (mut d, mut xk, mut sum) = (1.0, 1.0, 1.0);
-            for k in 1..=(nu - 3) / 2 {
-                let k = k as f64;
-                d *= 2.0 * k / (2.0 * k + 1.0);
+            let (mut xk, mut sum) = (1.0, 1.0);
+            for &d in &ODD_TERMS[1..=((nu - 3) / 2) as usize] {
                 xk *= x;
                 sum += d * xk;
             }
@@ -423,6 +446,21 @@ mod tests {
 
     fn close(a: f64, b: f64, rtol: f64) -> bool {
         (a - b).abs() <= rtol * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn series_coefficients_are_those_of_their_recurrences_at_run_time() {
+        let (mut c, mut d) = (1.0f64, 1.0f64);
+        for k in 1..SERIES_TERMS {
+            let kf = std::hint::black_box(k as f64);
+            c *= (2.0 * kf - 1.0) / (2.0 * kf);
+            d *= 2.0 * kf / (2.0 * kf + 1.0);
+            assert_eq!(EVEN_TERMS[k].to_bits(), c.to_bits(), "c_{k}");
+            assert_eq!(ODD_TERMS[k].to_bits(), d.to_bits(), "d_{k}");
+        }
+        // c_k = (2k)! / (4^k k!^2), d_k = 4^k k!^2 / (2k+1)!, for small k.
+        assert_eq!((EVEN_TERMS[1], EVEN_TERMS[2]), (0.5, 0.375));
+        assert_eq!((ODD_TERMS[1], ODD_TERMS[2]), (2.0 / 3.0, 8.0 / 15.0));
     }
 
     #[test]
