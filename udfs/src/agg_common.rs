@@ -257,13 +257,15 @@ pub(crate) fn f64_large_list(lengths: &[usize], values: Vec<f64>) -> LargeListAr
 }
 
 /// Median of a non-empty slice (mean of the two middle values for an even
-/// length, as `numpy.median`); reorders the slice. NaN sorts last.
+/// length, as `numpy.median`); the slice is scratch afterwards (reordered,
+/// and holding [`total_order_keys`]). NaN sorts last.
 pub(crate) fn median(v: &mut [f64]) -> f64 {
     let n = v.len();
     debug_assert!(n > 0);
     let mid = n / 2;
-    let (lower, upper, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
-    let upper = *upper;
+    let keys = total_order_keys(v);
+    let (lower, upper, _) = keys.select_nth_unstable(mid);
+    let upper = from_total_order_key(*upper);
     if n % 2 == 1 {
         upper
     } else {
@@ -271,10 +273,31 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
         let lower_max = lower
             .iter()
             .copied()
-            .max_by(f64::total_cmp)
-            .unwrap_or(upper);
+            .max()
+            .map_or(upper, from_total_order_key);
         (lower_max + upper) / 2.0
     }
+}
+
+/// `values` turned, in place, into the integers whose order is
+/// [`f64::total_cmp`]'s (the same transformation it makes on every
+/// comparison), so selections and sorts compare plain integers. Read the
+/// values back with [`from_total_order_key`].
+pub(crate) fn total_order_keys(values: &mut [f64]) -> &mut [i64] {
+    // SAFETY: f64 and i64 have the same size and alignment, every bit
+    // pattern is a valid i64, and the f64 borrow is given up for the result.
+    let keys =
+        unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<i64>(), values.len()) };
+    for k in keys.iter_mut() {
+        *k ^= (((*k >> 63) as u64) >> 1) as i64;
+    }
+    keys
+}
+
+/// The value of a [`total_order_keys`] key (the transformation undoes itself).
+#[inline]
+pub(crate) fn from_total_order_key(key: i64) -> f64 {
+    f64::from_bits((key ^ (((key >> 63) as u64) >> 1) as i64) as u64)
 }
 
 #[cfg(test)]
@@ -329,5 +352,34 @@ mod tests {
         rows.clear();
         for_each_valid_row(&[&z], Some(&filter), |r| rows.push(r));
         assert_eq!(rows, vec![1]);
+    }
+
+    #[test]
+    fn total_order_keys_order_as_total_cmp_and_give_the_values_back() {
+        let values = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -2.5,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            5e-324,
+            1.0,
+            1.0 + f64::EPSILON,
+            f64::MAX,
+            f64::INFINITY,
+        ];
+        let mut keys_of = values;
+        let keys = total_order_keys(&mut keys_of).to_vec();
+        for (i, (&a, &ka)) in values.iter().zip(&keys).enumerate() {
+            assert_eq!(from_total_order_key(ka).to_bits(), a.to_bits(), "{a}");
+            for (&b, &kb) in values.iter().zip(&keys) {
+                assert_eq!(ka.cmp(&kb), a.total_cmp(&b), "{a} vs {b} (#{i})");
+            }
+        }
+        // Medians of odd and even counts, with -0.0 and 0.0 distinct in order.
+        assert_eq!(median(&mut [3.0, -1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, -1.0, 2.0, 10.0]), 3.0);
+        assert_eq!(median(&mut [0.0, -0.0]).to_bits(), 0.0f64.to_bits());
     }
 }

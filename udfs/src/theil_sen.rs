@@ -228,13 +228,18 @@ fn median_slope(pairs: &[(f64, f64)], buffer: &mut Vec<f64>, selection: Selectio
             return Some(lo);
         }
         if collect {
-            let (_, &mut a, upper) = buffer.select_nth_unstable_by(kl, f64::total_cmp);
+            let keys = agg_common::total_order_keys(buffer);
+            let (_, &mut a, upper) = keys.select_nth_unstable(kl);
             let b = if kh == kl {
                 a
             } else {
                 // kh = kl + 1: the smallest slope above rank kl
-                upper.iter().copied().min_by(f64::total_cmp).unwrap_or(a)
+                upper.iter().copied().min().unwrap_or(a)
             };
+            let (a, b) = (
+                agg_common::from_total_order_key(a),
+                agg_common::from_total_order_key(b),
+            );
             return Some(if kh == kl { a } else { (a + b) / 2.0 });
         }
         // Narrow the bracket from the sorted sample.
