@@ -139,24 +139,32 @@ pub(crate) fn for_each_valid_row(
     let Some(len) = columns.first().map(|c| c.len()) else {
         return;
     };
-    let nulls = NullBuffer::union_many(columns.iter().map(|c| c.nulls())).map(|n| n.into_inner());
     let visit = |row: usize| {
         if columns.iter().all(|c| c.value(row).is_finite()) {
             f(row);
         }
     };
-    match (nulls, filter.map(filter_bits)) {
-        (None, None) => (0..len).for_each(visit),
-        (Some(a), None) | (None, Some(a)) => a.set_indices().for_each(visit),
-        (Some(a), Some(b)) => (&a & &b).set_indices().for_each(visit),
+    match rows_passing(
+        NullBuffer::union_many(columns.iter().map(|c| c.nulls())),
+        filter,
+    ) {
+        None => (0..len).for_each(visit),
+        Some(rows) => rows.set_indices().for_each(visit),
     }
 }
 
-/// A filter's rows: true and not NULL.
-fn filter_bits(filter: &BooleanArray) -> BooleanBuffer {
-    match filter.nulls() {
-        Some(n) => filter.values() & n.inner(),
-        None => filter.values().clone(),
+/// The rows that are valid in `nulls` and true (not NULL) in `filter`;
+/// None means every row.
+fn rows_passing(nulls: Option<NullBuffer>, filter: Option<&BooleanArray>) -> Option<BooleanBuffer> {
+    let nulls = nulls.map(|n| n.into_inner());
+    let filter = filter.map(|f| match f.nulls() {
+        Some(n) => f.values() & n.inner(),
+        None => f.values().clone(),
+    });
+    match (nulls, filter) {
+        (None, None) => None,
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (Some(a), Some(b)) => Some(&a & &b),
     }
 }
 
@@ -169,13 +177,7 @@ pub(crate) fn valid_rows(
     times: &dyn Array,
     filter: Option<&BooleanArray>,
 ) -> Option<BooleanBuffer> {
-    let nulls = NullBuffer::union(values.nulls(), times.nulls()).map(|n| n.into_inner());
-    let filter = filter.map(filter_bits);
-    match (nulls, filter) {
-        (None, None) => None,
-        (Some(a), None) | (None, Some(a)) => Some(a),
-        (Some(a), Some(b)) => Some(&a & &b),
-    }
+    rows_passing(NullBuffer::union(values.nulls(), times.nulls()), filter)
 }
 
 /// Ask the CPU to bring `value` (all its cache lines) into its caches, for
