@@ -122,11 +122,12 @@ fn for_each_pair(
     Ok(())
 }
 
-/// Call `f(row, times, values)` for each state row (NULL rows are empty).
+/// Call `f(row, times, values)` for each state row (NULL rows are empty),
+/// stopping at the first error `f` returns.
 fn for_each_state(
     signature: &str,
     states: &[ArrayRef],
-    mut f: impl FnMut(usize, &[f64], &[f64]),
+    mut f: impl FnMut(usize, &[f64], &[f64]) -> Result<()>,
 ) -> Result<()> {
     let bad = |what: &str| {
         DataFusionError::Internal(format!("{signature}: malformed partial state ({what})"))
@@ -154,7 +155,7 @@ fn for_each_state(
         if te - ts != ve - vs {
             return Err(bad("time and value lists differ in length"));
         }
-        f(row, &tv.values()[ts..te], &vv.values()[vs..ve]);
+        f(row, &tv.values()[ts..te], &vv.values()[vs..ve])?;
     }
     Ok(())
 }
@@ -193,7 +194,8 @@ impl<S: PairStatistic> Accumulator for PairsAccumulator<S> {
     fn merge_batch(&mut self, states: &[ArrayRef]) -> Result<()> {
         let pairs = &mut self.pairs;
         for_each_state(S::SIGNATURE, states, |_, t, v| {
-            pairs.extend(t.iter().copied().zip(v.iter().copied()))
+            pairs.extend(t.iter().copied().zip(v.iter().copied()));
+            Ok(())
         })
     }
 
@@ -258,18 +260,13 @@ impl<S: PairStatistic> GroupsAccumulator for PairsGroupsAccumulator<S> {
     ) -> Result<()> {
         self.pairs.resize(total_num_groups);
         let pairs = &mut self.pairs;
-        let mut room = Ok(());
         for_each_state(S::SIGNATURE, values, |row, t, v| {
-            if room.is_ok() {
-                room = pairs.check_room(t.len(), S::SIGNATURE);
+            pairs.check_room(t.len(), S::SIGNATURE)?;
+            for p in t.iter().copied().zip(v.iter().copied()) {
+                pairs.push(group_indices[row], p);
             }
-            if room.is_ok() {
-                for p in t.iter().copied().zip(v.iter().copied()) {
-                    pairs.push(group_indices[row], p);
-                }
-            }
-        })?;
-        room
+            Ok(())
+        })
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
