@@ -120,9 +120,12 @@ impl PairStatistic for MannKendallStatistic {
     }
 }
 
+/// `(sum t(t-1)(2t+5), sum t(t-1)(t-2), sum t(t-1))` over groups of ties.
+type TieSums = (f64, f64, f64);
+
 /// Tie sums of sorted values: (sum t(t-1)(2t+5), sum t(t-1)(t-2), sum t(t-1))
 /// over runs of `t` equal values.
-fn tie_sums(sorted: impl Iterator<Item = f64>) -> (f64, f64, f64) {
+fn tie_sums(sorted: impl Iterator<Item = f64>) -> TieSums {
     let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
     let mut add = |t: f64| {
         a += t * (t - 1.0) * (2.0 * t + 5.0);
@@ -145,6 +148,20 @@ fn tie_sums(sorted: impl Iterator<Item = f64>) -> (f64, f64, f64) {
         add(len);
     }
     (a, b, c)
+}
+
+/// `var(S)` of `n` rows with the [`tie_sums`] of their values and of their
+/// times (the module docs' formula).
+fn variance_of_s(n: usize, (va, vb, vc): TieSums, (ua, ub, uc): TieSums) -> f64 {
+    let nf = n as f64;
+    let mut var_s = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - va - ua) / 18.0;
+    if n > 2 {
+        var_s += vb * ub / (9.0 * nf * (nf - 1.0) * (nf - 2.0));
+    }
+    if n > 1 {
+        var_s += vc * uc / (2.0 * nf * (nf - 1.0));
+    }
+    var_s
 }
 
 /// The Mann-Kendall test of `(time, value)` pairs (reordered: sorted).
@@ -184,16 +201,9 @@ pub(crate) fn mann_kendall(pairs: &mut [(f64, f64)]) -> Test {
         start = end;
     }
     let (f1, f2) = (f1 as f64, f2 as f64);
-    let (va, vb, vc) = (6.0 * f2 + 18.0 * f1, 3.0 * f2, 2.0 * f1);
-    let (ua, ub, uc) = tie_sums(pairs.iter().map(|p| p.0));
+    let value_ties = (6.0 * f2 + 18.0 * f1, 3.0 * f2, 2.0 * f1);
+    let var_s = variance_of_s(n, value_ties, tie_sums(pairs.iter().map(|p| p.0)));
     let nf = n as f64;
-    let mut var_s = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - va - ua) / 18.0;
-    if n > 2 {
-        var_s += vb * ub / (9.0 * nf * (nf - 1.0) * (nf - 2.0));
-    }
-    if n > 1 {
-        var_s += vc * uc / (2.0 * nf * (nf - 1.0));
-    }
     let mut test = Test {
         s,
         tau: None,
@@ -403,18 +413,12 @@ mod tests {
                     (t, v)
                 })
                 .collect();
-            let mut values: Vec<f64> = pairs.iter().map(|p| p.1).collect();
-            values.sort_unstable_by(f64::total_cmp);
-            let (va, vb, vc) = tie_sums(values.iter().copied());
-            let mut times: Vec<f64> = pairs.iter().map(|p| p.0).collect();
-            times.sort_unstable_by(f64::total_cmp);
-            let (ua, ub, uc) = tie_sums(times.iter().copied());
-            let nf = n as f64;
-            let mut want = (nf * (nf - 1.0) * (2.0 * nf + 5.0) - va - ua) / 18.0;
-            if n > 2 {
-                want += vb * ub / (9.0 * nf * (nf - 1.0) * (nf - 2.0));
-            }
-            want += vc * uc / (2.0 * nf * (nf - 1.0));
+            let sorted = |column: fn(&(f64, f64)) -> f64| {
+                let mut v: Vec<f64> = pairs.iter().map(column).collect();
+                v.sort_unstable_by(f64::total_cmp);
+                tie_sums(v.into_iter())
+            };
+            let want = variance_of_s(n, sorted(|p| p.1), sorted(|p| p.0));
             let r = mann_kendall(&mut pairs);
             assert_eq!(
                 r.var_s.to_bits(),
