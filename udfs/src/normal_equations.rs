@@ -104,7 +104,7 @@ pub(crate) fn harmonic(t: f64, h: usize, out: &mut [f64]) {
 
 /// `b += yc phi` and `S += phi phi'` (`S` the packed upper triangle,
 /// row-major) over the first `b.len()` features.
-#[inline]
+#[inline(always)]
 fn add_outer(b: &mut [f64], s: &mut [f64], phi: &[f64], yc: f64) {
     let p = b.len();
     for (bi, &fi) in b.iter_mut().zip(phi.iter()) {
@@ -120,7 +120,8 @@ fn add_outer(b: &mut [f64], s: &mut [f64], phi: &[f64], yc: f64) {
     }
 }
 
-/// [`add_outer`] for `P` features and a triangle of `T = P (P + 1) / 2`.
+/// [`add_outer`] on `P` features and a triangle of `T = P (P + 1) / 2`:
+/// with the lengths known at compile time its loops unroll.
 #[inline(always)]
 fn add_outer_fixed<const P: usize, const T: usize>(
     b: &mut [f64],
@@ -128,22 +129,13 @@ fn add_outer_fixed<const P: usize, const T: usize>(
     phi: &[f64],
     yc: f64,
 ) {
-    let (Some(b), Some(s), Some(phi)) = (
+    match (
         b.first_chunk_mut::<P>(),
         s.first_chunk_mut::<T>(),
         phi.first_chunk::<P>(),
-    ) else {
-        return add_outer(b, s, phi, yc);
-    };
-    for i in 0..P {
-        b[i] += phi[i] * yc;
-    }
-    let mut idx = 0;
-    for i in 0..P {
-        for j in i..P {
-            s[idx] += phi[i] * phi[j];
-            idx += 1;
-        }
+    ) {
+        (Some(b), Some(s), Some(phi)) => add_outer(b, s, phi, yc),
+        _ => add_outer(b, s, phi, yc),
     }
 }
 
