@@ -13,8 +13,16 @@
 //! opened by the GTiff driver and has no side-car file (`.aux.xml`, `.prj`,
 //! ...), which GDAL may prefer. Anything else (other formats, side-cars, a
 //! TIFF this does not parse) is asked of GDAL as before.
+//!
+//! The thread that asks GDAL first for some keys also identifies the CRS
+//! ([`crate::raster::crs_key`]) while PROJ's database is open in that
+//! thread (each thread opens its own), so the grid is chosen later without
+//! asking PROJ again. Other threads meeting the same keys meanwhile do not
+//! wait: they get a [`CrsLookup::Pending`] answer and go on to their next
+//! file; the answer is read once every file has been inspected.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gdal::Dataset;
@@ -28,35 +36,100 @@ const GEO_TAGS: [u16; 3] = [34735, 34736, 34737];
 const MAX_ENTRIES: u64 = 4096;
 const MAX_VALUE_BYTES: u64 = 1 << 20;
 
-/// One set of keys' CRS WKT (None: GDAL found none), set by the first
-/// file asked; others with those keys wait for it.
-type Answer = Arc<OnceLock<Option<String>>>;
+/// A file's coordinate reference system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crs {
+    pub wkt: String,
+    /// [`crate::raster::crs_key`] of `wkt`.
+    pub key: String,
+}
 
-/// CRS WKT by GeoTIFF keys, shared by the threads inspecting a table's files.
+/// One set of keys' answer (None: GDAL found no CRS), set by the thread
+/// that claimed it.
+#[derive(Default)]
+pub struct Slot {
+    claimed: AtomicBool,
+    answer: OnceLock<Option<Crs>>,
+}
+
+/// The CRS of one file: known, or being found by another thread.
+pub enum CrsLookup {
+    Ready(Option<Crs>),
+    Pending(Arc<Slot>),
+}
+
+impl CrsLookup {
+    /// The answer, once the thread finding it is done (after every
+    /// inspecting thread has ended). `Err` when that thread gave none (it
+    /// panicked).
+    pub fn resolve(self) -> Result<Option<Crs>, Unanswered> {
+        match self {
+            CrsLookup::Ready(crs) => Ok(crs),
+            CrsLookup::Pending(slot) => slot.answer.get().cloned().ok_or(Unanswered),
+        }
+    }
+}
+
+/// The thread finding a CRS ended without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unanswered;
+
+/// CRS by GeoTIFF keys, shared by the threads inspecting a table's files.
 #[derive(Default)]
 pub struct CrsCache {
-    by_keys: Mutex<HashMap<Vec<u8>, Answer>>,
+    by_keys: Mutex<HashMap<Vec<u8>, Arc<Slot>>>,
+    /// [`crate::raster::crs_key`] by WKT (for files whose CRS GDAL gave
+    /// one by one: other formats, side-cars).
+    key_by_wkt: Mutex<HashMap<String, String>>,
 }
 
 impl CrsCache {
-    /// The CRS of `ds` (opened from `path`) as WKT, None where it has none:
-    /// `compute(ds)` (GDAL's answer) unless a file with the same GeoTIFF
-    /// keys was asked before.
-    pub fn wkt(
+    /// The CRS of `ds` (opened from `path`), None where it has none:
+    /// `compute(ds)` (GDAL's WKT), identified, unless a file with the same
+    /// GeoTIFF keys was asked before. Pending while another thread is
+    /// finding the CRS of the same keys.
+    pub fn lookup(
         &self,
         ds: &Dataset,
         path: &str,
         compute: impl FnOnce(&Dataset) -> Option<String>,
-    ) -> Option<String> {
+    ) -> CrsLookup {
         let Some(keys) = keys_alone(ds, path) else {
-            return compute(ds);
+            return CrsLookup::Ready(compute(ds).map(|wkt| self.identify(wkt)));
         };
         let slot = {
             let mut map = self.by_keys.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(keys).or_default().clone()
         };
-        // Another thread asking for the same keys waits for this answer.
-        slot.get_or_init(|| compute(ds)).clone()
+        if slot.claimed.swap(true, Ordering::AcqRel) {
+            return match slot.answer.get() {
+                Some(crs) => CrsLookup::Ready(crs.clone()),
+                None => CrsLookup::Pending(slot),
+            };
+        }
+        let crs = compute(ds).map(|wkt| self.identify(wkt));
+        let _ = slot.answer.set(crs.clone());
+        CrsLookup::Ready(crs)
+    }
+
+    /// A WKT with its key, identified once per distinct WKT (asks PROJ's
+    /// database).
+    fn identify(&self, wkt: String) -> Crs {
+        let known = self
+            .key_by_wkt
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&wkt)
+            .cloned();
+        let key = known.unwrap_or_else(|| {
+            let key = crate::raster::crs_key(&wkt);
+            self.key_by_wkt
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(wkt.clone(), key.clone());
+            key
+        });
+        Crs { wkt, key }
     }
 }
 
@@ -276,6 +349,50 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_meeting_keys_being_looked_up_does_not_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, b) = (dir.path().join("a.tif"), dir.path().join("b.tif"));
+        write(&a, 32610, &[]);
+        write(&b, 32610, &[]);
+        let (a, b) = (a.to_str().expect("utf-8"), b.to_str().expect("utf-8"));
+        let cache = &CrsCache::default();
+        let (to_first, wait_here) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            // The first thread finds the CRS only once the second has
+            // looked up the same keys (a deadlock if that waited).
+            let first = scope.spawn(move || {
+                let ds = Dataset::open(a).expect("open a");
+                cache.lookup(&ds, a, |ds| {
+                    wait_here.recv().expect("second lookup done");
+                    ds.spatial_ref().and_then(|s| s.to_wkt()).ok()
+                })
+            });
+            while !cache
+                .by_keys
+                .lock()
+                .expect("lock")
+                .values()
+                .any(|s| s.claimed.load(Ordering::Acquire))
+            {
+                std::thread::yield_now();
+            }
+            let ds = Dataset::open(b).expect("open b");
+            let second = cache.lookup(&ds, b, |_| panic!("asked GDAL twice for one set of keys"));
+            assert!(matches!(second, CrsLookup::Pending(_)));
+            to_first.send(()).expect("send");
+            let first = first.join().expect("first thread").resolve();
+            let second = second.resolve();
+            let want = ds.spatial_ref().and_then(|s| s.to_wkt()).ok();
+            assert_eq!(first.clone().ok().flatten().map(|c| c.wkt), want);
+            assert_eq!(first, second);
+            assert_eq!(
+                second.ok().flatten().map(|c| c.key).as_deref(),
+                Some("EPSG:32610")
+            );
+        });
+    }
+
+    #[test]
     fn the_cache_asks_gdal_once_per_keys_and_always_beside_side_cars() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = |n: &str| dir.path().join(n);
@@ -297,8 +414,17 @@ mod tests {
             let path = p(n).to_str().expect("utf-8").to_string();
             let ds = Dataset::open(&path).expect("open");
             let want = ds.spatial_ref().and_then(|s| s.to_wkt()).ok();
-            let wkt = cache.wkt(&ds, &path, gdal_wkt);
+            let crs = match cache.lookup(&ds, &path, gdal_wkt) {
+                CrsLookup::Ready(crs) => crs,
+                CrsLookup::Pending(_) => panic!("{n}: pending on one thread"),
+            };
+            let wkt = crs.as_ref().map(|c| c.wkt.clone());
             assert_eq!(wkt, want, "{n}");
+            assert_eq!(
+                crs.map(|c| c.key),
+                Some(format!("EPSG:{}", if n == "c.tif" { 32611 } else { 32610 })),
+                "{n}"
+            );
             got.push(wkt);
         }
         // a (b and the second a reuse it), c, and d (side-car).

@@ -10,7 +10,7 @@
 //! those scenes; `crs` / `resolution` / `bbox` set it explicitly. The grid is
 //! fixed when the table is created, whatever later queries filter.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use gdal::spatial_ref::{AxisMappingStrategy, CoordTransform, SpatialRef};
 use serde::{Deserialize, Serialize};
@@ -172,19 +172,6 @@ pub struct ScenePlacement {
     pub bands: BTreeMap<String, Placement>,
 }
 
-/// Cache of CRS keys (identifying a CRS asks PROJ's database).
-#[derive(Default)]
-pub struct CrsKeys(HashMap<String, String>);
-
-impl CrsKeys {
-    pub fn key(&mut self, wkt: &str) -> String {
-        self.0
-            .entry(wkt.to_string())
-            .or_insert_with(|| raster::crs_key(wkt))
-            .clone()
-    }
-}
-
 const EPS: f64 = 1e-6;
 
 fn is_north_up(g: &RasterGeom) -> bool {
@@ -212,9 +199,9 @@ struct Lattice {
 }
 
 impl Lattice {
-    fn of(g: &RasterGeom, keys: &mut CrsKeys) -> Option<Lattice> {
+    fn of(g: &RasterGeom) -> Option<Lattice> {
         is_north_up(g).then(|| Lattice {
-            crs: keys.key(&g.crs_wkt),
+            crs: g.crs_key.clone(),
             dx: g.gt[1],
             dy: -g.gt[5],
             ox: modulo(g.gt[0], g.gt[1]),
@@ -294,11 +281,10 @@ fn transform_bounds(b: [f64; 4], from_wkt: &str, to_wkt: &str, path: &str) -> Re
 
 /// Choose the table's grid from the scenes and the options.
 pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
-    let mut keys = CrsKeys::default();
     // Group scenes by the lattice of their reference band.
     let mut groups: Vec<(Lattice, Vec<&Scene>)> = Vec::new();
     for s in scenes {
-        let Some(l) = Lattice::of(&s.reference_band().geom, &mut keys) else {
+        let Some(l) = Lattice::of(&s.reference_band().geom) else {
             continue;
         };
         match groups.iter_mut().find(|(g, _)| g.same(&l)) {
@@ -344,7 +330,7 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
     let (wkt, crs) = match &opts.crs {
         Some(text) => {
             let wkt = raster::user_crs_wkt(text)?;
-            let key = keys.key(&wkt);
+            let key = raster::crs_key(&wkt);
             (wkt, key)
         }
         None => {
@@ -384,7 +370,7 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             let mut all = Vec::new();
             for s in scenes {
                 let g = &s.reference_band().geom;
-                all.push(if keys.key(&g.crs_wkt) == crs {
+                all.push(if g.crs_key == crs {
                     bounds(g)
                 } else {
                     transform_bounds(bounds(g), &g.crs_wkt, &wkt, &s.reference_band().path)?
@@ -448,8 +434,8 @@ fn snap(crs_wkt: String, crs_key: String, res: (f64, f64), o: (f64, f64), b: [f6
 }
 
 /// How a band file is read onto the grid.
-fn placement(g: &RasterGeom, grid: &Grid, keys: &mut CrsKeys) -> Placement {
-    if is_north_up(g) && keys.key(&g.crs_wkt) == grid.crs_key {
+fn placement(g: &RasterGeom, grid: &Grid) -> Placement {
+    if is_north_up(g) && g.crs_key == grid.crs_key {
         let (dx, dy) = (grid.gt[1], -grid.gt[5]);
         let col = (g.gt[0] - grid.gt[0]) / dx;
         let row = (grid.gt[3] - g.gt[3]) / dy;
@@ -470,28 +456,23 @@ fn placement(g: &RasterGeom, grid: &Grid, keys: &mut CrsKeys) -> Placement {
 
 /// Place every scene on the grid.
 pub fn place_scenes(scenes: &[Scene], grid: &Grid) -> Result<Vec<ScenePlacement>> {
-    let mut keys = CrsKeys::default();
-    keys.0.insert(grid.crs_wkt.clone(), grid.crs_key.clone());
-    scenes
-        .iter()
-        .map(|s| place_scene(s, grid, &mut keys))
-        .collect()
+    scenes.iter().map(|s| place_scene(s, grid)).collect()
 }
 
-fn place_scene(s: &Scene, grid: &Grid, keys: &mut CrsKeys) -> Result<ScenePlacement> {
+fn place_scene(s: &Scene, grid: &Grid) -> Result<ScenePlacement> {
     let reference = s.reference_band();
-    let footprint = footprint(reference, grid, keys)?;
+    let footprint = footprint(reference, grid)?;
     let bands = s
         .bands
         .iter()
-        .map(|(name, b)| (name.clone(), placement(&b.geom, grid, keys)))
+        .map(|(name, b)| (name.clone(), placement(&b.geom, grid)))
         .collect();
     Ok(ScenePlacement { footprint, bands })
 }
 
-fn footprint(b: &Band, grid: &Grid, keys: &mut CrsKeys) -> Result<Footprint> {
+fn footprint(b: &Band, grid: &Grid) -> Result<Footprint> {
     let g = &b.geom;
-    if let Placement::Aligned { row_off, col_off } = placement(g, grid, keys) {
+    if let Placement::Aligned { row_off, col_off } = placement(g, grid) {
         let w = Window {
             row: row_off,
             col: col_off,
@@ -526,7 +507,7 @@ fn footprint(b: &Band, grid: &Grid, keys: &mut CrsKeys) -> Result<Footprint> {
         xs.push(x);
         ys.push(y);
     }
-    if keys.key(&g.crs_wkt) != grid.crs_key {
+    if g.crs_key != grid.crs_key {
         let t = CoordTransform::new(&srs(&g.crs_wkt)?, &srs(&grid.crs_wkt)?).map_err(|e| {
             SceneError::Geometry {
                 path: b.path.clone(),

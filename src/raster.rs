@@ -13,7 +13,7 @@ use gdal::raster::GdalDataType;
 use gdal::spatial_ref::SpatialRef;
 use serde::{Deserialize, Serialize};
 
-use crate::crs_cache::CrsCache;
+use crate::crs_cache::{CrsCache, CrsLookup};
 use crate::error::{Result, SceneError};
 
 /// The sample types sceneql reads (GDAL's integer and float types).
@@ -128,6 +128,9 @@ pub struct RasterGeom {
     /// GDAL geotransform: x0, dx, rot, y0, rot, dy (dy < 0 for north-up).
     pub gt: [f64; 6],
     pub crs_wkt: String,
+    /// [`crs_key`] of `crs_wkt`, found once per distinct CRS as the files
+    /// are inspected.
+    pub crs_key: String,
 }
 
 /// One band of a file as inspected.
@@ -179,23 +182,57 @@ pub fn open_for_read(path: &str) -> Result<Dataset> {
     open(path)
 }
 
+/// A file inspected but for its CRS, which another thread may still be
+/// finding ([`CrsLookup::Pending`]).
+pub struct Inspected {
+    path: String,
+    width: usize,
+    height: usize,
+    gt: [f64; 6],
+    crs: CrsLookup,
+    bands: Vec<BandMeta>,
+}
+
+impl Inspected {
+    /// The inspection with its CRS: call once the threads inspecting the
+    /// table's files have ended.
+    pub fn finish(self) -> Result<RasterInfo> {
+        let crs = self.crs.resolve().map_err(|_| SceneError::Unreadable {
+            path: self.path.clone(),
+            message: "finding the file's coordinate reference system failed".into(),
+        })?;
+        let crs = crs.ok_or_else(|| SceneError::Geometry {
+            path: self.path.clone(),
+            message: "the file has no coordinate reference system; set one (gdal_edit.py -a_srs) or remove it".into(),
+        })?;
+        Ok(RasterInfo {
+            geom: RasterGeom {
+                width: self.width,
+                height: self.height,
+                gt: self.gt,
+                crs_wkt: crs.wkt,
+                crs_key: crs.key,
+            },
+            bands: self.bands,
+        })
+    }
+}
+
 /// Inspect a file's geometry and bands (metadata only: no pixel is read);
-/// its CRS through `crs`, shared by the files of one table.
-pub fn inspect(path: &str, crs: &CrsCache) -> Result<RasterInfo> {
+/// its CRS through `crs`, shared by the files of one table, without
+/// waiting for a CRS another thread is finding
+/// ([`Inspected::finish`] gives it).
+pub fn inspect(path: &str, crs: &CrsCache) -> Result<Inspected> {
     let ds = open(path)?;
-    let geom_err = |m: String| SceneError::Geometry {
+    let gt = ds.geo_transform().map_err(|_| SceneError::Geometry {
         path: path.to_string(),
-        message: m,
-    };
-    let gt = ds.geo_transform().map_err(|_| {
-        geom_err(
+        message:
             "the file has no geotransform (it is not georeferenced); georeference it or remove it"
                 .into(),
-        )
     })?;
-    let crs_wkt = crs
-        .wkt(&ds, path, |ds| ds.spatial_ref().and_then(|s| s.to_wkt()).ok())
-        .ok_or_else(|| geom_err("the file has no coordinate reference system; set one (gdal_edit.py -a_srs) or remove it".into()))?;
+    let crs = crs.lookup(&ds, path, |ds| {
+        ds.spatial_ref().and_then(|s| s.to_wkt()).ok()
+    });
     let (width, height) = ds.raster_size();
     let mut bands = Vec::with_capacity(ds.raster_count());
     for i in 1..=ds.raster_count() {
@@ -215,13 +252,12 @@ pub fn inspect(path: &str, crs: &CrsCache) -> Result<RasterInfo> {
             block: band.block_size(),
         });
     }
-    Ok(RasterInfo {
-        geom: RasterGeom {
-            width,
-            height,
-            gt,
-            crs_wkt,
-        },
+    Ok(Inspected {
+        path: path.to_string(),
+        width,
+        height,
+        gt,
+        crs,
         bands,
     })
 }

@@ -14,6 +14,7 @@ pub mod sentinel2;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use regex::Regex;
@@ -179,42 +180,49 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
 
 /// `raster::inspect` of each path, in order, on as many threads as there
 /// are cores (opening files is most of a table's creation time), with one
-/// CRS cache for all.
+/// CRS cache for all. The threads take the next file as they are free, so
+/// the one finding a CRS (PROJ's database) does not hold the others up.
 fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
     let crs = &crs_cache::CrsCache::default();
+    let next = &AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(paths.len().max(1));
-    let chunk = paths.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
+    let mut done: Vec<Option<Result<raster::Inspected>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
                 scope.spawn(move || {
-                    part.iter()
-                        .map(|p| raster::inspect(p, crs))
-                        .collect::<Vec<_>>()
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(p) = paths.get(i) else { break };
+                        mine.push((i, raster::inspect(p, crs)));
+                    }
+                    mine
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .zip(paths.chunks(chunk))
-            .flat_map(|(h, part)| {
-                h.join().unwrap_or_else(|_| {
-                    part.iter()
-                        .map(|p| {
-                            Err(SceneError::Unreadable {
-                                path: p.to_string(),
-                                message: "inspecting the file panicked".into(),
-                            })
-                        })
-                        .collect()
-                })
-            })
-            .collect()
-    })
+        let mut done: Vec<Option<_>> = paths.iter().map(|_| None).collect();
+        for h in handles {
+            // A thread that panicked leaves its files without a result.
+            for (i, r) in h.join().unwrap_or_default() {
+                done[i] = Some(r);
+            }
+        }
+        done
+    });
+    paths
+        .iter()
+        .zip(done.iter_mut())
+        .map(|(p, d)| match d.take() {
+            Some(r) => r.and_then(raster::Inspected::finish),
+            None => Err(SceneError::Unreadable {
+                path: p.to_string(),
+                message: "inspecting the file panicked".into(),
+            }),
+        })
+        .collect()
 }
 
 /// Group matched files into scenes and inspect every file with GDAL.
