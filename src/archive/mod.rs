@@ -189,7 +189,7 @@ fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
         .map(|n| n.get())
         .unwrap_or(1)
         .min(paths.len().max(1));
-    let mut done: Vec<Option<Result<raster::Inspected>>> = std::thread::scope(|scope| {
+    let done: Vec<Option<Result<raster::Inspected>>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(move || {
@@ -214,8 +214,8 @@ fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
     });
     paths
         .iter()
-        .zip(done.iter_mut())
-        .map(|(p, d)| match d.take() {
+        .zip(done)
+        .map(|(p, d)| match d {
             Some(r) => r.and_then(raster::Inspected::finish),
             None => Err(SceneError::Unreadable {
                 path: p.to_string(),
