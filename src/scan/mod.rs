@@ -13,7 +13,13 @@
 //! sorted by pixel; every row of a block still comes before the next
 //! block's, which is what [`crate::tile_aggregate`] aggregates per block by
 //! pixel offset.
-//! GDAL reads run on blocking threads, never on the async workers.
+//! A partition's reads run in its own task, on the runtime worker that
+//! also aggregates its rows (`sceneql.read_on_workers`, the default): with
+//! a partition per core, each core reads and aggregates its own blocks, as
+//! separate processes would, and no read is handed to another thread. (A
+//! hand-off per read let the kernel of the benchmark machine pack the
+//! reader and the aggregator on one vCPU while the other idled;
+//! BENCHMARKS.md.) Set false, each read runs on a blocking thread instead.
 
 pub mod batch;
 pub mod carry;
@@ -55,6 +61,7 @@ use serde::{Deserialize, Serialize};
 use crate::grid::Window;
 use crate::progress;
 use crate::provider::{Column, SceneArchive};
+use crate::session::SceneqlOptions;
 use batch::BlockBatches;
 use carry::TileCarry;
 use filter::ScanFilter;
@@ -848,6 +855,15 @@ impl ExecutionPlan for SceneScanExec {
         }
         let pending = Arc::new(pending);
         let slots = self.read_slots.clone();
+        // Where reads run (`sceneql.read_on_workers`): in this partition's
+        // own task, so the thread that aggregates a block also reads it, or
+        // on a blocking thread each.
+        let on_workers = context
+            .session_config()
+            .options()
+            .extensions
+            .get::<SceneqlOptions>()
+            .is_none_or(|o| o.read_on_workers);
         let stream = futures::stream::iter(units)
             .map(move |(local, block, scenes, block_done)| {
                 let index = first_block + local;
@@ -872,7 +888,7 @@ impl ExecutionPlan for SceneScanExec {
                     let slot = slots.acquire_owned().await.map_err(|e| {
                         DataFusionError::Internal(format!("scan read slots closed: {e}"))
                     })?;
-                    let (data, stats, passed) = tokio::task::spawn_blocking(move || {
+                    let read = move || {
                         let _slot = slot;
                         let _span =
                             tracing::info_span!("scan_block", row = block.row, rows = block.rows)
@@ -885,11 +901,14 @@ impl ExecutionPlan for SceneScanExec {
                             filter.as_deref(),
                             Some((&c, index)),
                         )
-                    })
-                    .await
-                    .map_err(|e| {
-                        DataFusionError::Execution(format!("block read task failed: {e}"))
-                    })??;
+                    };
+                    let (data, stats, passed) = if on_workers {
+                        read()?
+                    } else {
+                        tokio::task::spawn_blocking(read).await.map_err(|e| {
+                            DataFusionError::Execution(format!("block read task failed: {e}"))
+                        })??
+                    };
                     m.record(&stats, block_done);
                     if pending[local].fetch_sub(1, Ordering::AcqRel) == 1 {
                         carry.finish(index);
@@ -943,15 +962,18 @@ fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) ->
 }
 
 /// Reads a partition has in flight: the one whose rows are being consumed
-/// and the next.
+/// and the next. (Reads on the workers run when their partition's task
+/// polls them, one after the other, so this is how many are read before
+/// the first one's rows are handed on.)
 const READ_AHEAD: usize = 2;
 
 /// The reads a plan runs at once across its partitions: one per partition
-/// (a partition per core). A partition still reads its next block while
-/// its rows are aggregated, and while another partition is between reads
-/// it may run two, but two partitions' read-ahead does not put four
-/// decoding threads on two cores; and when one partition has finished, the
-/// last one reads ahead on the core it freed.
+/// (a partition per core). On blocking threads, a partition still reads its
+/// next block while its rows are aggregated, and while another partition
+/// is between reads it may run two, but two partitions' read-ahead does
+/// not put four decoding threads on two cores; and when one partition has
+/// finished, the last one reads ahead on the core it freed. On the workers
+/// there are no more reads at once than workers anyway.
 fn read_slots(partitions: usize) -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(partitions.max(1)))
 }

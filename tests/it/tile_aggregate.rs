@@ -110,6 +110,10 @@ async fn per_block_aggregation_equals_hash_aggregation() {
             "scenes_per_read = {scenes}, batch_size = {batch}"
         );
     }
+    // Reads on blocking threads instead of in each partition's task.
+    query(&ctx, "SET sceneql.read_on_workers = false").await;
+    let got = sorted(&query(&ctx, QUERY).await);
+    assert_eq!(got, reference, "read_on_workers = false");
 }
 
 /// The scene-major scan's batches are dense: every pixel of a strip is a
