@@ -175,8 +175,9 @@ pub fn open(path: &str) -> Result<Dataset> {
 /// `.msk`), which the pixel reads do not use; that listing is much of the
 /// cost of an open in a folder of many scenes.
 pub fn open_for_read(path: &str) -> Result<Dataset> {
-    // Per thread (a scan read's blocking thread), so other opens keep
-    // GDAL's defaults.
+    // Per thread (the threads scan reads run on: the runtime's workers, or
+    // blocking threads), so other opens (table creation inspects files on
+    // threads of its own) keep GDAL's defaults.
     let _ =
         gdal::config::set_thread_local_config_option("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
     open(path)

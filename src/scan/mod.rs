@@ -506,7 +506,7 @@ fn range_splits(
 }
 
 /// Read `bands` of `scenes` over `block`, and evaluate the scan filter (if
-/// any) on the blocking thread; its result per block scene comes back with
+/// any) on the reading thread; its result per block scene comes back with
 /// the data. With a filter that reads fewer bands than that, its bands are
 /// read first and the scenes with no pixel passing it in the block read
 /// nothing more (a cloudy scene costs its QA band only).

@@ -1,7 +1,8 @@
 //! Reading one block (a strip of grid rows) from every scene that covers it:
 //! each needed band of each scene is read with one offset window read (or
 //! through a warped VRT) straight into an Arrow buffer covering the block,
-//! and nodata becomes NULL. Runs on a blocking thread.
+//! and nodata becomes NULL. Synchronous: runs on the partition's runtime
+//! worker, or on a blocking thread (`sceneql.read_on_workers`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
