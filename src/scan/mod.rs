@@ -962,9 +962,9 @@ fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) ->
 }
 
 /// Reads a partition has in flight: the one whose rows are being consumed
-/// and the next. (Reads on the workers run when their partition's task
-/// polls them, one after the other, so this is how many are read before
-/// the first one's rows are handed on.)
+/// and the next. (On the workers, a read runs inside the poll of the
+/// partition's task that first reaches its future, so there reads and
+/// the aggregation of their rows alternate in that task.)
 const READ_AHEAD: usize = 2;
 
 /// The reads a plan runs at once across its partitions: one per partition
