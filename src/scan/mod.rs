@@ -29,8 +29,8 @@ pub mod shard;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::buffer::BooleanBuffer;
@@ -63,7 +63,7 @@ use crate::progress;
 use crate::provider::{Column, SceneArchive};
 use crate::session::SceneqlOptions;
 use batch::BlockBatches;
-use carry::TileCarry;
+use carry::{SharedCarry, TileCarry};
 use filter::ScanFilter;
 
 /// The order a scan emits its rows in.
@@ -135,9 +135,8 @@ pub struct SceneScanExec {
     scenes_per_read: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-    /// The carry its running partitions share ([`carry`]): made by the
-    /// first partition executed, dropped with the last one's stream.
-    carry: Arc<Mutex<Weak<TileCarry>>>,
+    /// The carry its partitions share ([`carry`]).
+    carry: SharedCarry,
     /// Reads running at once, across this plan's partitions ([`read_slots`]).
     read_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -304,21 +303,9 @@ impl SceneScanExec {
             scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
-            carry: Arc::default(),
+            carry: SharedCarry::default(),
             read_slots,
         })
-    }
-
-    /// The carry of this scan's running partitions: the one a partition
-    /// still running made, or a new one.
-    fn shared_carry(&self) -> Arc<TileCarry> {
-        let mut slot = self.carry.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(carry) = slot.upgrade() {
-            return carry;
-        }
-        let carry = Arc::new(TileCarry::new(self.blocks.clone(), &self.partitions));
-        *slot = Arc::downgrade(&carry);
-        carry
     }
 
     /// This scan running only the partitions `selected` (indices into all
@@ -361,7 +348,7 @@ impl SceneScanExec {
             scenes_per_read: self.scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
-            carry: Arc::default(),
+            carry: SharedCarry::default(),
             read_slots,
         })
     }
@@ -845,7 +832,7 @@ impl ExecutionPlan for SceneScanExec {
         // Scene-major: strips of this many pixels, so a read's batches over
         // one strip (one per scene) hold about `batch_size` rows in all.
         let strip = (batch_size / self.scenes_per_read.max(1)).max(1);
-        let carry = self.shared_carry();
+        let (carry, carry_use) = self.carry.take(&self.blocks, &self.partitions, partition);
         let first_block = range.start;
         // Reads not yet done per block of the partition: the carry is told
         // a block has finished when all of them are (two run at a time).
@@ -936,9 +923,14 @@ impl ExecutionPlan for SceneScanExec {
             })
             // The next read runs while this one's rows are consumed.
             .buffered(READ_AHEAD)
-            .map(|r| match r {
-                Ok(s) => s.boxed(),
-                Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+            .map(move |r| {
+                // Held by the stream: its end ends this partition's use of
+                // the carry.
+                let _ = &carry_use;
+                match r {
+                    Ok(s) => s.boxed(),
+                    Err(e) => futures::stream::once(async { Err(e) }).boxed(),
+                }
             })
             .flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(

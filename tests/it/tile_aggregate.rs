@@ -221,8 +221,9 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
 
 /// Tiles cut by block edges are decoded once and their edges carried to the
 /// other blocks: with blocks of 2 x 2 tiles (scene-major), strips of a few
-/// rows ((pixel, time)), and four partitions of one block each (whose
-/// boundaries are read at the same time by different threads) over
+/// rows ((pixel, time)), and four partitions of one block each on two
+/// threads (boundaries read at the same time, or a partition begun after
+/// others have ended: the carry outlives them) over
 /// archives whose dates are shifted by up to 4 pixels, per-pixel
 /// clear-observation counts and NDVI sums equal an independent read of the
 /// whole files (common::clear_ndvi_series). With four partitions, the bytes
