@@ -86,13 +86,13 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     let plan = state.statement_to_plan(statement).await?;
     let grid = sinks::copy_grid_metadata(&plan);
     let plan = sinks::with_grid_metadata(plan, &state)?;
-    let keep_order = sinks::copy_asks_for_order(&plan);
+    let unordered = sinks::copy_writes_unordered(&plan)?;
     let df = ctx.execute_logical_plan(plan).await?;
     let schema = df.schema().inner().clone();
     let mut physical = df.create_physical_plan().await?;
-    if !keep_order {
+    if unordered {
         // A COPY's writer need not wait for the partitions in order (a
-        // no-op on other plans, and on a cluster's, which runs remotely).
+        // no-op on a cluster's plan, which runs remotely).
         physical = sinks::UnorderedSinkInput.optimize(physical, state.config_options())?;
         // Without the sink's order, an aggregation over blocks narrower
         // than the grid may now run per block (see `tile_aggregate`).

@@ -10,11 +10,12 @@ use datafusion::config::ConfigExtension;
 use datafusion::error::Result;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::provider::factory::SceneTableFactory;
 use crate::provider::function::ScenesFunction;
-use crate::tile_aggregate::TileAggregates;
+use crate::tile_aggregate::with_tile_aggregates;
 
 extensions_options! {
     /// sceneql's session settings (`SET sceneql.<name> = <value>`).
@@ -117,7 +118,7 @@ pub fn local_context_with(config: SessionConfig) -> Result<SessionContext> {
         .with_config(config)
         .with_default_features()
         .with_table_factory("SCENES".to_string(), Arc::new(SceneTableFactory))
-        .with_physical_optimizer_rule(Arc::new(TileAggregates))
+        .with_physical_optimizer_rules(with_tile_aggregates(&PhysicalOptimizer::new().rules))
         .build();
     let ctx = SessionContext::new_with_state(state);
     register(&ctx)?;

@@ -291,21 +291,18 @@ fn add_footer_metadata(path: &Path, key: &str, value: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// True when `plan` is a `COPY` whose query ends in `ORDER BY` (through
-/// projections and aliases): its rows must be written in that order.
-pub fn copy_asks_for_order(plan: &LogicalPlan) -> bool {
+/// True when `plan` is a `COPY` whose rows may be written as they come: its
+/// query sorts nowhere (no `ORDER BY`, also none under a `LIMIT` or in a
+/// subquery, where the sort decides which rows are kept). Otherwise the
+/// plan keeps every order DataFusion planned.
+pub fn copy_writes_unordered(plan: &LogicalPlan) -> Result<bool> {
     let LogicalPlan::Copy(copy) = plan else {
-        return false;
+        return Ok(false);
     };
-    let mut node = copy.input.as_ref();
-    loop {
-        match node {
-            LogicalPlan::Sort(_) => return true,
-            LogicalPlan::Projection(p) => node = &p.input,
-            LogicalPlan::SubqueryAlias(a) => node = &a.input,
-            _ => return false,
-        }
-    }
+    let sorts = copy
+        .input
+        .exists(|node| Ok(matches!(node, LogicalPlan::Sort(_))))?;
+    Ok(!sorts)
 }
 
 /// A physical optimizer rule: a `COPY` to Parquet reads its input
@@ -323,7 +320,7 @@ pub fn copy_asks_for_order(plan: &LogicalPlan) -> bool {
 ///
 /// A query's own `ORDER BY` leaves the same physical plan, so the rule is
 /// not a session rule: the statement runner applies it to a local `COPY`
-/// whose query does not ask for an order ([`copy_asks_for_order`]). On a
+/// whose query does not sort ([`copy_writes_unordered`]). On a
 /// cluster the merge reads finished stage outputs, so it is left alone.
 #[derive(Debug, Default)]
 pub struct UnorderedSinkInput;

@@ -23,8 +23,10 @@
 //! of an `AggregateExec` (`Single` or `SinglePartitioned`) grouping by the
 //! scan's `pixel` (and optionally `row`, `col`, `x`, `y`) directly over a
 //! scene scan. Its output is sorted by pixel only when blocks are whole grid
-//! rows; if anything above needs an order the plan then lacks, the rule
-//! leaves the plan as it was.
+//! rows; if anything above needs an order the plan then lacks (the query's
+//! own `ORDER BY` too: the rule runs while DataFusion still holds it as a
+//! requirement, [`with_tile_aggregates`]), the rule leaves the plan as it
+//! was.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -791,6 +793,26 @@ impl PhysicalOptimizerRule for TileAggregates {
     fn schema_check(&self) -> bool {
         true
     }
+}
+
+/// A session's physical optimizer `rules` with [`TileAggregates`] placed
+/// before DataFusion's `OutputRequirements` removal (the last rule of that
+/// name), or appended where there is none. Until that rule, the query's
+/// `ORDER BY` is still a requirement at the plan's root (an
+/// `OutputRequirementExec`) even where DataFusion dropped the sort because
+/// the pixel-sorted aggregation already gave the order; after it, nothing
+/// would tell a per-block aggregation (unsorted over blocks narrower than
+/// the grid) in one partition that its order was needed.
+pub fn with_tile_aggregates(
+    rules: &[Arc<dyn PhysicalOptimizerRule + Send + Sync>],
+) -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = rules.to_vec();
+    let at = rules
+        .iter()
+        .rposition(|r| r.name() == "OutputRequirements")
+        .unwrap_or(rules.len());
+    rules.insert(at, Arc::new(TileAggregates));
+    rules
 }
 
 #[cfg(test)]

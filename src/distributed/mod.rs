@@ -37,7 +37,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::provider::factory::SceneTableFactory;
 use crate::scan::SceneScanExec;
 use crate::session;
-use crate::tile_aggregate::TileAggregates;
+use crate::tile_aggregate::with_tile_aggregates;
 use codec::{SceneLogicalCodec, ScenePhysicalCodec};
 
 /// How long the client waits for a scheduler to answer before giving up.
@@ -70,8 +70,9 @@ pub fn ballista_codec() -> BallistaCodec {
 pub fn server_state(config: SessionConfig) -> Result<SessionState> {
     let state = ballista_core::utils::default_session_builder(config)?;
     // Per-block aggregation first: it re-plans scans, which sharding fixes.
+    let rules = with_tile_aggregates(state.physical_optimizers());
     let mut state = SessionStateBuilder::new_from_existing(state)
-        .with_physical_optimizer_rule(Arc::new(TileAggregates))
+        .with_physical_optimizer_rules(rules)
         .with_physical_optimizer_rule(Arc::new(ShardSceneScans))
         .build();
     sceneql_udfs::register_all(&mut state as &mut dyn FunctionRegistry)?;

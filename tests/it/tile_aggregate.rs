@@ -188,34 +188,61 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
     let reference = query(&ctx, &ordered).await;
     let reference = concat_batches(&reference[0].schema(), &reference).unwrap();
     query(&ctx, "SET sceneql.tile_aggregate = true").await;
-    for block_pixels in [1 << 20, 256] {
-        query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
-        // ORDER BY is honoured whether or not the per-block plan is kept,
-        // also when a block's groups go out in many batches.
-        for batch in [8192, 37] {
-            query(
-                &ctx,
-                &format!("SET datafusion.execution.batch_size = {batch}"),
-            )
-            .await;
-            let got = query(&ctx, &ordered).await;
-            let got = concat_batches(&got[0].schema(), &got).unwrap();
+    // One partition too: there DataFusion drops the ORDER BY's sort over the
+    // pixel-sorted aggregation, and no merge above asks for the order.
+    for partitions in [2, 1] {
+        query(
+            &ctx,
+            &format!("SET datafusion.execution.target_partitions = {partitions}"),
+        )
+        .await;
+        for block_pixels in [1 << 20, 256] {
+            let case = format!("{partitions} partitions, block_pixels = {block_pixels}");
+            query(&ctx, &format!("SET sceneql.block_pixels = {block_pixels}")).await;
+            // ORDER BY is honoured whether or not the per-block plan is
+            // kept, also when a block's groups go out in many batches.
+            for batch in [8192, 37] {
+                query(
+                    &ctx,
+                    &format!("SET datafusion.execution.batch_size = {batch}"),
+                )
+                .await;
+                let got = query(&ctx, &ordered).await;
+                let got = concat_batches(&got[0].schema(), &got).unwrap();
+                assert_eq!(got, reference, "{case}, batch {batch}");
+            }
+            // So it is by the statement runner (the CLI's path).
+            let outputs = sceneql::run::run_sql(&ctx, &ordered, &Default::default())
+                .await
+                .unwrap();
+            let got = &outputs[0].batches;
             assert_eq!(
-                got, reference,
-                "block_pixels = {block_pixels}, batch {batch}"
+                concat_batches(&got[0].schema(), got).unwrap(),
+                reference,
+                "{case}, statement runner"
             );
+            // A COPY without ORDER BY writes every row; one whose ORDER BY
+            // picks rows (LIMIT) writes the first ones.
+            let head = 50;
+            for (name, sql, want) in [
+                ("all", QUERY.to_string(), None),
+                ("head", format!("{ordered} LIMIT {head}"), Some(head)),
+            ] {
+                let out = d
+                    .path()
+                    .join(format!("{name}_{partitions}_{block_pixels}.parquet"));
+                run_statements(&ctx, &format!("COPY ({sql}) TO '{}'", out.display())).await;
+                let table = format!("{name}_{partitions}_{block_pixels}");
+                let create = format!(
+                    "CREATE EXTERNAL TABLE {table} STORED AS PARQUET LOCATION '{}'",
+                    out.display()
+                );
+                query(&ctx, &create).await;
+                let written = sorted(&query(&ctx, &format!("SELECT * FROM {table}")).await);
+                let want = want.map_or(reference.clone(), |n| reference.slice(0, n));
+                assert_eq!(written, want, "{case}, COPY {name}");
+            }
         }
-        // A COPY without ORDER BY (the statement runner's path) writes
-        // every row.
-        let out = d.path().join(format!("out_{block_pixels}.parquet"));
-        run_statements(&ctx, &format!("COPY ({QUERY}) TO '{}'", out.display())).await;
-        let create = format!(
-            "CREATE EXTERNAL TABLE copied_{block_pixels} STORED AS PARQUET LOCATION '{}'",
-            out.display()
-        );
-        query(&ctx, &create).await;
-        let written = query(&ctx, &format!("SELECT * FROM copied_{block_pixels}")).await;
-        assert_eq!(sorted(&written), reference, "block_pixels = {block_pixels}");
     }
 }
 
