@@ -303,8 +303,9 @@ fn no_transparent_huge_pages_from_the_first_allocation() {
         .unwrap();
     let proc_dir = format!("/proc/{}", child.id());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    // Started: the async runtime's worker threads exist.
-    while std::fs::read_dir(format!("{proc_dir}/task")).map_or(0, |d| d.count()) < 3 {
+    // Started: the async runtime's worker threads (one per core) exist.
+    let threads = 1 + std::thread::available_parallelism().map_or(1, |n| n.get());
+    while std::fs::read_dir(format!("{proc_dir}/task")).map_or(0, |d| d.count()) < threads {
         assert!(
             std::time::Instant::now() < deadline,
             "the CLI did not start"

@@ -18,8 +18,11 @@ pub fn repo() -> std::path::PathBuf {
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into())
 }
 
+/// A local session planning two partitions whatever the machine's cores
+/// (the plans the tests expect do not change with the machine).
 pub fn ctx() -> SessionContext {
-    sceneql::session::local_context().expect("session")
+    let config = sceneql::session::config().with_target_partitions(2);
+    sceneql::session::local_context_with(config).expect("session")
 }
 
 pub async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
