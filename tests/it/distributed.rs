@@ -229,6 +229,25 @@ fn read_sorted(path: &Path) -> Vec<RecordBatch> {
     })
 }
 
+/// The `pixel` column of a Parquet file, in the file's row order.
+fn pixels_in_file_order(path: &Path) -> Vec<i64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).unwrap();
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut pixels = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let column = batch.column_by_name("pixel").expect("a pixel column");
+        pixels.extend(column.as_primitive::<Int64Type>().values().iter().copied());
+    }
+    pixels
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-9 * 1f64.max(a.abs()).max(b.abs())
 }
@@ -376,6 +395,60 @@ fn cluster_results_equal_local_and_use_both_executors() {
         &dir.join("export-cluster.parquet"),
     );
     assert!(rows > 50_000, "export: only {rows} rows");
+
+    // A sorted COPY over blocks narrower than the grid is written in pixel
+    // order by both (the per-block aggregation gives way to the sorted one).
+    let sorted = "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '${archive}';
+        SET sceneql.block_pixels = 1024;
+        COPY (SELECT pixel, count(*) AS n FROM obs WHERE landsat_clear(qa)
+              GROUP BY pixel ORDER BY pixel) TO '${out}'";
+    let (local, cluster_out) = (
+        dir.join("sorted-local.parquet"),
+        dir.join("sorted-cluster.parquet"),
+    );
+    for (out, remote_args) in [(&local, vec![]), (&cluster_out, vec!["--remote", &remote])] {
+        let (a, o) = (
+            format!("archive={archive}"),
+            format!("out={}", out.display()),
+        );
+        let mut args = vec!["-q", "-c", sorted, "-D", &a, "-D", &o];
+        args.extend(remote_args);
+        sceneql_cli(dir, &args);
+        let pixels = pixels_in_file_order(out);
+        assert!(
+            pixels.len() > 60_000,
+            "{}: {} rows",
+            out.display(),
+            pixels.len()
+        );
+        assert!(
+            pixels.windows(2).all(|w| w[0] < w[1]),
+            "{} is not in pixel order",
+            out.display()
+        );
+    }
+    assert_same_rows(&local, &cluster_out);
+    // The session's sceneql settings reach the scheduler: its plan has the
+    // blocks of `block_pixels` set on the client, not of the default.
+    let blocks = |block_pixels: usize| {
+        let explain = format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{archive}';
+             SET sceneql.block_pixels = {block_pixels};
+             EXPLAIN SELECT pixel, count(*) FROM obs GROUP BY pixel"
+        );
+        let plan = sceneql_cli(dir, &["-q", "-c", &explain, "--remote", &remote]);
+        let count = plan
+            .split("blocks=")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse::<usize>().ok());
+        count.unwrap_or_else(|| panic!("no scan blocks in the cluster's plan: {plan}"))
+    };
+    assert_eq!(blocks(1 << 20), 1);
+    assert!(
+        blocks(1024) > 1,
+        "SET sceneql.block_pixels did not reach the cluster"
+    );
 
     // Every job ran as several tasks, on both executors.
     let tasks = cluster.tasks_per_executor();
