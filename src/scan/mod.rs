@@ -570,13 +570,21 @@ fn read_unit(
 /// shape when the file is tiled, else strips of 256 rows as wide as the
 /// window read (`window_cols`).
 fn tile_shape(band: &crate::archive::Band, window_cols: usize) -> (usize, usize) {
-    let (bw, bh) = band.meta.block;
-    if bw < band.geom.width && bh > 1 {
-        (bw, bh)
-    } else {
-        (window_cols, 256)
+    match file_tile(band) {
+        Some(tile) => tile,
+        None => (window_cols, 256),
     }
 }
+
+/// The band's tile (width, height) when its file is tiled, not stripped.
+fn file_tile(band: &crate::archive::Band) -> Option<(usize, usize)> {
+    let (bw, bh) = band.meta.block;
+    (bw < band.geom.width && bh > 1).then_some((bw, bh))
+}
+
+/// How many times `block_pixels` a file tile may hold and still be a
+/// scene-major block of its own, rather than cut into strips.
+const WHOLE_TILE_FACTOR: usize = 4;
 
 /// Split `window` into blocks: strips of whole grid rows, as tall as the
 /// files' tiles when that fits `block_bytes`, else halved until it does.
@@ -631,9 +639,10 @@ pub fn plan_blocks(
 
 /// Split `window` into scene-major blocks: tiles of the files (their most
 /// common block shape among the bands read), whole tiles side by side up to
-/// `block_pixels` (so a tile is decoded once per scene), as full grid rows
-/// when a row of tiles fits. Strips of stripped files are 256 rows. Blocks
-/// run row of blocks by row of blocks, left to right.
+/// `block_pixels` (so a tile is decoded once per scene; one tile when a
+/// tile alone is larger, up to four times `block_pixels`), as full grid
+/// rows when a row of tiles fits. Strips of stripped files are 256 rows, halved to fit.
+/// Blocks run row of blocks by row of blocks, left to right.
 pub fn plan_tiles(
     archive: &SceneArchive,
     scenes: &[usize],
@@ -644,22 +653,33 @@ pub fn plan_tiles(
     if window.is_empty() {
         return Vec::new();
     }
-    let mut shapes: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+    // (tile width, height, tiled file) -> bands of that shape.
+    let mut shapes: BTreeMap<(usize, usize, bool), usize> = BTreeMap::new();
     for &i in scenes {
         for b in bands {
             if let Some(band) = archive.scenes[i].bands.get(b) {
-                *shapes.entry(tile_shape(band, window.cols)).or_default() += 1;
+                let (w, h) = tile_shape(band, window.cols);
+                *shapes.entry((w, h, file_tile(band).is_some())).or_default() += 1;
             }
         }
     }
-    let (tw, th) = shapes
+    let (tw, th, tiled) = shapes
         .into_iter()
         .max_by_key(|(shape, n)| (*n, *shape))
         .map(|(shape, _)| shape)
-        .unwrap_or((window.cols, 256));
+        .unwrap_or((window.cols, 256, false));
     let (tw, mut h) = (tw.max(1), th.max(1));
     let budget = block_pixels.max(1);
-    while h > 1 && h * tw > budget {
+    // A file tile is decoded whole, so a block is at least one tile, up
+    // to WHOLE_TILE_FACTOR times `block_pixels`: blocks cutting a tile's
+    // rows are read one after another, each with every scene, and the
+    // parts of its tiles a block keeps for the next (most of a tile, for
+    // every file band of the archive) outgrow the carry, so each tile was
+    // decoded again by every block it reaches (3.2 times the bytes for
+    // 1024 x 1024 tiles under the default 256 Ki; BENCHMARKS.md). Strips
+    // of stripped files are cut freely (their real strips are a few rows).
+    let whole_tiles = tiled && tw * h <= WHOLE_TILE_FACTOR.saturating_mul(budget);
+    while !whole_tiles && h > 1 && h * tw > budget {
         h /= 2;
     }
     // Whole rows of the window when they fit, else as many tiles as fit.

@@ -246,6 +246,80 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
     }
 }
 
+/// Blocks keep whole file tiles even when a tile holds more pixels than
+/// `block_pixels`: with 128 x 128 tiles and a budget of 4096 pixels, each
+/// block is one tile (not four strips of it read one after another), the
+/// bytes decoded are those of the files, and the per-pixel results equal an
+/// independent read of the whole files (common::clear_ndvi_series).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_larger_than_a_block_are_decoded_once() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "big_tiles", 256, 4, 128, Some(5));
+    let dir = d.path().join("big_tiles");
+    let (series, _) = clear_ndvi_series(&dir);
+    let ctx = ctx();
+    let create = format!(
+        "CREATE EXTERNAL TABLE t STORED AS SCENES LOCATION '{}'",
+        location(&dir)
+    );
+    query(&ctx, &create).await;
+    query(&ctx, "SET sceneql.block_pixels = 4096").await;
+    let sql = "SELECT pixel, count(*) AS n, sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
+               FROM t WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel";
+    let plan = explain(&ctx, sql).await;
+    assert!(plan.contains("TileAggregateExec"), "{plan}");
+    // A 256 x 256 grid (the files shifted by up to 3 pixels) in 128 x 128
+    // tiles: 3 x 3 blocks at most, not 4 strips per tile.
+    let blocks: usize = plan
+        .split("blocks=")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no blocks in {plan}"));
+    assert!(blocks <= 9, "{blocks} blocks: {plan}");
+    let file_bytes: usize = std::fs::read_dir(&dir)
+        .unwrap()
+        .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
+        .map(|f| {
+            let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
+            let (w, h) = ds.raster_size();
+            w * h * 2
+        })
+        .sum();
+    let (batches, decoded) = run_with_metric(&ctx, sql, "bytes_decoded").await;
+    assert!(
+        decoded * 100 <= file_bytes * 105,
+        "{decoded} bytes decoded, the files hold {file_bytes}"
+    );
+    let mut rows = 0;
+    for b in &batches {
+        let p = b
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let n = b
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let s = b
+            .column(2)
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        for i in 0..b.num_rows() {
+            let want = series
+                .get(&p.value(i))
+                .unwrap_or_else(|| panic!("pixel {} has no clear observation", p.value(i)));
+            assert_eq!(n.value(i) as usize, want.len(), "pixel {}", p.value(i));
+            let sum: f64 = want.iter().map(|(_, v)| v).sum();
+            assert!(
+                (s.value(i) - sum).abs() <= 1e-9 * sum.abs().max(1.0),
+                "pixel {}: {} vs {sum}",
+                p.value(i),
+                s.value(i)
+            );
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, series.len());
+}
+
 /// Tiles cut by block edges are decoded once and their edges carried to the
 /// other blocks: with blocks of 2 x 2 tiles (scene-major), strips of a few
 /// rows ((pixel, time)), and four partitions of one block each on two
