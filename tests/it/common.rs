@@ -40,6 +40,16 @@ pub async fn run_statements(ctx: &SessionContext, sql: &str) {
     }
 }
 
+/// The `blocks=N` of the (first) scene scan in a plan's text.
+pub fn scan_blocks(plan: &str) -> Option<usize> {
+    plan.split("blocks=")
+        .nth(1)?
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 pub async fn explain(ctx: &SessionContext, sql: &str) -> String {
     let b = query(ctx, &format!("EXPLAIN {sql}")).await;
     pretty_format_batches(&b).unwrap().to_string()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::scalar::ScalarValue;
 
-use crate::common::{chunk_encodings, sceneql_cli};
+use crate::common::{chunk_encodings, scan_blocks, sceneql_cli};
 
 fn sceneql() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sceneql"))
@@ -437,12 +437,7 @@ fn cluster_results_equal_local_and_use_both_executors() {
              EXPLAIN SELECT pixel, count(*) FROM obs GROUP BY pixel"
         );
         let plan = sceneql_cli(dir, &["-q", "-c", &explain, "--remote", &remote]);
-        let count = plan
-            .split("blocks=")
-            .nth(1)
-            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse::<usize>().ok());
-        count.unwrap_or_else(|| panic!("no scan blocks in the cluster's plan: {plan}"))
+        scan_blocks(&plan).unwrap_or_else(|| panic!("no scan blocks in the cluster's plan: {plan}"))
     };
     assert_eq!(blocks(1 << 20), 1);
     assert!(

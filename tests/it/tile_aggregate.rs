@@ -65,6 +65,64 @@ fn sorted(batches: &[RecordBatch]) -> RecordBatch {
     take_record_batch(&all, &order).unwrap()
 }
 
+/// The bytes of samples `dir`'s files hold (2 per uint16 pixel).
+fn file_bytes(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
+        .map(|f| {
+            let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
+            let (w, h) = ds.raster_size();
+            w * h * 2
+        })
+        .sum()
+}
+
+/// Each tile decoded once: the bytes decoded are those of `dir`'s files (a
+/// 5% margin for a carry wait cut short by its time limit on a very busy
+/// machine).
+fn assert_decoded_once(decoded: usize, dir: &std::path::Path) {
+    let files = file_bytes(dir);
+    assert!(
+        decoded * 100 <= files * 105,
+        "{decoded} bytes decoded, the files hold {files}"
+    );
+}
+
+/// `(pixel, n, s)` batches hold, for every pixel of `series` and no other,
+/// its count of clear observations and the sum of their NDVI.
+fn assert_clear_ndvi(
+    batches: &[RecordBatch],
+    series: &std::collections::BTreeMap<i64, Vec<(f64, f64)>>,
+    label: &str,
+) {
+    let mut got = std::collections::BTreeMap::new();
+    for b in batches {
+        let p = b
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let n = b
+            .column(1)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+        let s = b
+            .column(2)
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        for i in 0..b.num_rows() {
+            got.insert(p.value(i), (n.value(i) as usize, s.value(i)));
+        }
+    }
+    assert_eq!(got.len(), series.len(), "{label}");
+    for (pixel, obs) in series {
+        let (n, s) = got[pixel];
+        let want: f64 = obs.iter().map(|o| o.1).sum();
+        assert_eq!(n, obs.len(), "{label}: pixel {pixel}");
+        assert!(
+            (s - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "{label}: pixel {pixel}: {s} vs {want}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_block_aggregation_equals_hash_aggregation() {
     let d = tempfile::tempdir().unwrap();
@@ -270,54 +328,11 @@ async fn tiles_larger_than_a_block_are_decoded_once() {
     assert!(plan.contains("TileAggregateExec"), "{plan}");
     // A 256 x 256 grid (the files shifted by up to 3 pixels) in 128 x 128
     // tiles: 3 x 3 blocks at most, not 4 strips per tile.
-    let blocks: usize = plan
-        .split("blocks=")
-        .nth(1)
-        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no blocks in {plan}"));
+    let blocks = scan_blocks(&plan).unwrap_or_else(|| panic!("no blocks in {plan}"));
     assert!(blocks <= 9, "{blocks} blocks: {plan}");
-    let file_bytes: usize = std::fs::read_dir(&dir)
-        .unwrap()
-        .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
-        .map(|f| {
-            let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
-            let (w, h) = ds.raster_size();
-            w * h * 2
-        })
-        .sum();
     let (batches, decoded) = run_with_metric(&ctx, sql, "bytes_decoded").await;
-    assert!(
-        decoded * 100 <= file_bytes * 105,
-        "{decoded} bytes decoded, the files hold {file_bytes}"
-    );
-    let mut rows = 0;
-    for b in &batches {
-        let p = b
-            .column(0)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        let n = b
-            .column(1)
-            .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-        let s = b
-            .column(2)
-            .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-        for i in 0..b.num_rows() {
-            let want = series
-                .get(&p.value(i))
-                .unwrap_or_else(|| panic!("pixel {} has no clear observation", p.value(i)));
-            assert_eq!(n.value(i) as usize, want.len(), "pixel {}", p.value(i));
-            let sum: f64 = want.iter().map(|(_, v)| v).sum();
-            assert!(
-                (s.value(i) - sum).abs() <= 1e-9 * sum.abs().max(1.0),
-                "pixel {}: {} vs {sum}",
-                p.value(i),
-                s.value(i)
-            );
-            rows += 1;
-        }
-    }
-    assert_eq!(rows, series.len());
+    assert_decoded_once(decoded, &dir);
+    assert_clear_ndvi(&batches, &series, "big_tiles");
 }
 
 /// Tiles cut by block edges are decoded once and their edges carried to the
@@ -371,47 +386,11 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
         assert_eq!(plan.contains("TileAggregateExec"), per_block, "{plan}");
         if partitions == 4 {
             assert!(plan.contains("blocks=4, partitions=4"), "{plan}");
-            let file_bytes: usize = std::fs::read_dir(&dir)
-                .unwrap()
-                .flat_map(|scene| std::fs::read_dir(scene.unwrap().path()).unwrap())
-                .map(|f| {
-                    let ds = gdal::Dataset::open(f.unwrap().path()).unwrap();
-                    let (w, h) = ds.raster_size();
-                    w * h * 2
-                })
-                .sum();
             let (_, decoded) = run_with_metric(&ctx, &sql, "bytes_decoded").await;
-            assert!(
-                decoded * 100 <= file_bytes * 105,
-                "{decoded} bytes decoded, the files hold {file_bytes}"
-            );
+            assert_decoded_once(decoded, &dir);
         }
         let (batches, carried) = run_with_metric(&ctx, &sql, "bytes_carried").await;
         assert!(carried > 0, "{table}: no tile edge was carried");
-        let mut got = std::collections::BTreeMap::new();
-        for b in &batches {
-            let p = b
-                .column(0)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            let n = b
-                .column(1)
-                .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
-            let s = b
-                .column(2)
-                .as_primitive::<datafusion::arrow::datatypes::Float64Type>();
-            for i in 0..b.num_rows() {
-                got.insert(p.value(i), (n.value(i) as usize, s.value(i)));
-            }
-        }
-        assert_eq!(got.len(), series.len(), "{table}");
-        for (pixel, obs) in &series {
-            let (n, s) = got[pixel];
-            let want: f64 = obs.iter().map(|o| o.1).sum();
-            assert_eq!(n, obs.len(), "{table}: pixel {pixel}");
-            assert!(
-                (s - want).abs() <= 1e-9 * want.abs().max(1.0),
-                "{table}: pixel {pixel}: {s} vs {want}"
-            );
-        }
+        assert_clear_ndvi(&batches, &series, &table);
     }
 }
