@@ -15,7 +15,8 @@
 //! so the blocks on either side of a partition boundary, read at the same
 //! time by two threads, also share their cut tiles; it is kept until every
 //! partition has ended, so a partition that starts only after others have
-//! finished (more partitions than threads) still finds its blocks' parts. Each cut tile has an owner, the
+//! finished (more partitions than threads) still finds its blocks' parts.
+//! Each cut tile has an owner, the
 //! block holding most of it: a read first decodes the tiles it owns (and
 //! those no other block covers), then, for each tile it does not own whose
 //! part it has not been given, waits while the owner is decoding the tiles

@@ -641,8 +641,8 @@ pub fn plan_blocks(
 /// common block shape among the bands read), whole tiles side by side up to
 /// `block_pixels` (so a tile is decoded once per scene; one tile when a
 /// tile alone is larger, up to four times `block_pixels`), as full grid
-/// rows when a row of tiles fits. Strips of stripped files are 256 rows, halved to fit.
-/// Blocks run row of blocks by row of blocks, left to right.
+/// rows when a row of tiles fits. Strips of stripped files are 256 rows,
+/// halved to fit. Blocks run row of blocks by row of blocks, left to right.
 pub fn plan_tiles(
     archive: &SceneArchive,
     scenes: &[usize],
