@@ -6,7 +6,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
+use datafusion::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -64,6 +64,14 @@ impl Default for SceneqlOptions {
             scenes_per_read: 4,
             read_on_workers: true,
         }
+    }
+}
+
+impl SceneqlOptions {
+    /// A session's settings: the defaults where its configuration has
+    /// none (a process whose configuration lacks the extension).
+    pub fn of(config: &ConfigOptions) -> Self {
+        config.extensions.get::<Self>().cloned().unwrap_or_default()
     }
 }
 
@@ -145,15 +153,18 @@ pub const PARQUET_ROW_GROUP_ROWS: usize = 256 * 1024;
 
 /// The session configuration sceneql runs with.
 pub fn config() -> SessionConfig {
-    apply_settings(SessionConfig::new()).with_option_extension(SceneqlOptions::default())
+    apply_settings(SessionConfig::new())
 }
 
-/// sceneql's settings on top of `config` (local or Ballista).
+/// sceneql's settings on top of `config` (local or Ballista), its own
+/// (`SET sceneql.*`) among them: every process of a cluster registers them,
+/// since each drops the keys it does not know.
 pub fn apply_settings(config: SessionConfig) -> SessionConfig {
     // Scan batches of 32 Ki rows: fewer, larger batches through the filter,
     // projection and sorted aggregation (measured faster than 8 Ki and 64 Ki
     // on the benchmark archive; see BENCHMARKS.md).
     let mut config = config
+        .with_option_extension(SceneqlOptions::default())
         .with_information_schema(true)
         .with_batch_size(BATCH_SIZE);
     let options = config.options_mut();

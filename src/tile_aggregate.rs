@@ -756,11 +756,7 @@ impl PhysicalOptimizerRule for TileAggregates {
         plan: Arc<dyn ExecutionPlan>,
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let options = config
-            .extensions
-            .get::<SceneqlOptions>()
-            .cloned()
-            .unwrap_or_default();
+        let options = SceneqlOptions::of(config);
         if !options.tile_aggregate {
             return Ok(plan);
         }

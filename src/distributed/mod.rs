@@ -46,11 +46,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The session configuration of every process of a cluster: sceneql's
 /// settings, Ballista's, and sceneql's codecs.
 pub fn config() -> SessionConfig {
-    // sceneql's own settings (`SET sceneql.*`), known to the client, the
-    // scheduler and the executors alike: each process drops the keys it
-    // does not know.
-    let mut config = session::apply_settings(SessionConfig::new_with_ballista())
-        .with_option_extension(session::SceneqlOptions::default());
+    let mut config = session::apply_settings(SessionConfig::new_with_ballista());
     // A task per scan partition, so a job's partitions spread over executors.
     config = config.set_usize(BALLISTA_SCHEDULER_MAX_PARTITIONS_PER_TASK, 1);
     // The static planner plans with the session's physical optimizer rules,

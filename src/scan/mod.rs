@@ -865,12 +865,7 @@ impl ExecutionPlan for SceneScanExec {
         // Where reads run (`sceneql.read_on_workers`): in this partition's
         // own task, so the thread that aggregates a block also reads it, or
         // on a blocking thread each.
-        let on_workers = context
-            .session_config()
-            .options()
-            .extensions
-            .get::<SceneqlOptions>()
-            .is_none_or(|o| o.read_on_workers);
+        let on_workers = SceneqlOptions::of(context.session_config().options()).read_on_workers;
         let stream = futures::stream::iter(units)
             .map(move |(local, block, scenes, block_done)| {
                 let index = first_block + local;
