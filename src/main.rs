@@ -53,10 +53,11 @@ fn main() {
 /// all again) and the worker threads' unwinding. They only free memory the
 /// kernel reclaims anyway; skipping them shortens the time from the last
 /// output to the process's end from 18-26 ms to 13-21 ms, on one core at
-/// the end of every run (BENCHMARKS.md). By now everything the run writes is complete: COPY
-/// outputs are closed and renamed into place, and the trace file and
-/// progress display were finished when `cli::main` returned; what is still
-/// buffered for standard output and error is flushed here.
+/// the end of every run (BENCHMARKS.md). By now everything the run writes
+/// is complete: COPY outputs are closed and renamed into place, and the
+/// trace file and progress display were finished when `cli::main`
+/// returned; what is still buffered for standard output and error is
+/// flushed here.
 fn exit_now(code: i32) -> ! {
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -658,8 +658,11 @@ pub fn plan_tiles(
     for &i in scenes {
         for b in bands {
             if let Some(band) = archive.scenes[i].bands.get(b) {
-                let (w, h) = tile_shape(band, window.cols);
-                *shapes.entry((w, h, file_tile(band).is_some())).or_default() += 1;
+                let shape = match file_tile(band) {
+                    Some((w, h)) => (w, h, true),
+                    None => (window.cols, 256, false),
+                };
+                *shapes.entry(shape).or_default() += 1;
             }
         }
     }
