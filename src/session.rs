@@ -34,6 +34,8 @@ pub struct SceneqlOptions {
     pub scenes_per_read: usize,
     /// See [`READ_ON_WORKERS`].
     pub read_on_workers: bool,
+    /// See [`STEAL_READS`].
+    pub steal_reads: bool,
 }
 
 /// `sceneql.tile_aggregate`.
@@ -56,6 +58,11 @@ const READ_ON_WORKERS: &str = "Read (open and decode) a scan's blocks on the run
      threads, each in its partition's own task, rather than on blocking threads; set false \
      for an archive on a slow (network) file system, so a read waiting on it holds no worker.";
 
+/// `sceneql.steal_reads` ([`crate::scan::steal`]).
+const STEAL_READS: &str = "When a partition of a scene-major scan has read all its blocks, it \
+     reads the last scenes of partitions still reading and hands the results over (their rows \
+     keep their order), so the partitions end together.";
+
 impl Default for SceneqlOptions {
     fn default() -> Self {
         SceneqlOptions {
@@ -63,6 +70,7 @@ impl Default for SceneqlOptions {
             block_pixels: 256 * 1024,
             scenes_per_read: 4,
             read_on_workers: true,
+            steal_reads: true,
         }
     }
 }
@@ -101,6 +109,7 @@ impl ExtensionOptions for SceneqlOptions {
             "block_pixels" => self.block_pixels = parse_setting(key, value, "a pixel count")?,
             "scenes_per_read" => self.scenes_per_read = parse_setting(key, value, "a scene count")?,
             "read_on_workers" => self.read_on_workers = parse_setting(key, value, "true or false")?,
+            "steal_reads" => self.steal_reads = parse_setting(key, value, "true or false")?,
             _ => {
                 let known: Vec<String> = self.entries().into_iter().map(|e| e.key).collect();
                 return Err(DataFusionError::Configuration(format!(
@@ -130,6 +139,7 @@ impl ExtensionOptions for SceneqlOptions {
                 self.read_on_workers.to_string(),
                 READ_ON_WORKERS,
             ),
+            ("steal_reads", self.steal_reads.to_string(), STEAL_READS),
         ]
         .into_iter()
         .map(|(key, value, description)| ConfigEntry {
@@ -239,6 +249,9 @@ mod tests {
         sent.options_mut()
             .set("sceneql.read_on_workers", "FALSE")
             .unwrap();
+        sent.options_mut()
+            .set("sceneql.steal_reads", "false")
+            .unwrap();
         let mut received = config();
         let ours: Vec<_> = sent
             .options()
@@ -246,7 +259,7 @@ mod tests {
             .into_iter()
             .filter(|e| e.key.starts_with("sceneql."))
             .collect();
-        assert_eq!(ours.len(), 4, "{ours:?}");
+        assert_eq!(ours.len(), 5, "{ours:?}");
         for e in ours {
             let value = e.value.expect("a value");
             received.options_mut().set(&e.key, &value).unwrap();
@@ -255,6 +268,7 @@ mod tests {
         let want = SceneqlOptions {
             block_pixels: 1024,
             read_on_workers: false,
+            steal_reads: false,
             ..SceneqlOptions::default()
         };
         assert_eq!(got, Some(&want));

@@ -11,11 +11,10 @@
 //! few pixels wide), that block's part of it; the other block's read
 //! copies its parts in and decodes only the tiles it has no part of.
 //!
-//! One carry serves all partitions of a scan in a process ([`SharedCarry`]),
-//! so the blocks on either side of a partition boundary, read at the same
-//! time by two threads, also share their cut tiles; it is kept until every
-//! partition has ended, so a partition that starts only after others have
-//! finished (more partitions than threads) still finds its blocks' parts.
+//! One carry serves all partitions of a scan's execution in a process
+//! ([`super::shared`]), so the blocks on either side of a partition
+//! boundary, read at the same time by two threads, also share their cut
+//! tiles.
 //! Each cut tile has an owner, the
 //! block holding most of it: a read first decodes the tiles it owns (and
 //! those no other block covers), then, for each tile it does not own whose
@@ -35,7 +34,7 @@
 //! a tile depends on timing; the pixels each block gets do not.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::read::read_rect;
@@ -61,71 +60,6 @@ type Owned = ((usize, usize), Option<usize>);
 
 /// A tile of a file band (path, band index, tile).
 type TileKey = (String, usize, (usize, usize));
-
-/// The carry of a scan's partitions in a process: made when the first is
-/// executed, and dropped when every partition's stream has ended (when
-/// dropped before, a partition executed later would find no parts kept for
-/// it and decode its cut tiles again), so the next execution starts afresh.
-/// A partition never executed keeps it until the plan is dropped.
-#[derive(Default)]
-pub struct SharedCarry {
-    slot: Arc<Mutex<Slot>>,
-}
-
-#[derive(Default)]
-struct Slot {
-    carry: Option<Arc<TileCarry>>,
-    /// Partitions whose streams have ended since the carry was made.
-    ended: HashSet<usize>,
-}
-
-impl SharedCarry {
-    /// The carry for `partition` of `partitions` (block ranges), and a
-    /// guard to hold until that partition's stream ends.
-    pub fn take(
-        &self,
-        blocks: &[Window],
-        partitions: &[std::ops::Range<usize>],
-        partition: usize,
-    ) -> (Arc<TileCarry>, CarryUse) {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        let carry = slot
-            .carry
-            .get_or_insert_with(|| Arc::new(TileCarry::new(blocks.to_vec(), partitions)))
-            .clone();
-        let guard = CarryUse {
-            slot: self.slot.clone(),
-            partition,
-            partitions: partitions.len(),
-        };
-        (carry, guard)
-    }
-}
-
-impl std::fmt::Debug for SharedCarry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedCarry").finish_non_exhaustive()
-    }
-}
-
-/// A partition's use of a [`SharedCarry`]: the carry is dropped when every
-/// partition's guard has been.
-pub struct CarryUse {
-    slot: Arc<Mutex<Slot>>,
-    partition: usize,
-    partitions: usize,
-}
-
-impl Drop for CarryUse {
-    fn drop(&mut self) {
-        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
-        slot.ended.insert(self.partition);
-        if slot.ended.len() >= self.partitions {
-            slot.carry = None;
-            slot.ended.clear();
-        }
-    }
-}
 
 /// The carried tile parts of a scan's reads.
 pub struct TileCarry {
@@ -658,27 +592,6 @@ mod tests {
             rect,
             data: vec![fill; rect.rows * rect.cols * 2],
         }
-    }
-
-    /// A partition executed after the others have ended (more partitions
-    /// than threads) gets the carry they kept parts in; once every
-    /// partition has ended, the next execution gets a new one.
-    #[test]
-    fn the_carry_outlives_partitions_until_all_have_ended() {
-        let blocks = vec![w(0, 0, 2, 2), w(0, 2, 2, 2)];
-        let partitions = vec![0..1, 1..2];
-        let shared = SharedCarry::default();
-        let (first, used) = shared.take(&blocks, &partitions, 0);
-        first.put("f", 1, (1, 0, false), part_of_tile_0(w(0, 2, 2, 2), 7));
-        let kept = Arc::downgrade(&first);
-        drop((first, used));
-        let (later, used) = shared.take(&blocks, &partitions, 1);
-        assert!(kept.upgrade().is_some_and(|c| Arc::ptr_eq(&c, &later)));
-        assert_eq!(later.begin("f", 1, 1).parts.len(), 1);
-        drop((later, used));
-        assert!(kept.upgrade().is_none());
-        let (next, _used) = shared.take(&blocks, &partitions, 0);
-        assert!(next.begin("f", 1, 1).parts.is_empty());
     }
 
     #[test]

@@ -26,11 +26,12 @@ pub mod carry;
 pub mod filter;
 pub mod read;
 pub mod shard;
+pub mod shared;
+pub mod steal;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
 use datafusion::arrow::buffer::BooleanBuffer;
@@ -63,8 +64,10 @@ use crate::progress;
 use crate::provider::{Column, SceneArchive};
 use crate::session::SceneqlOptions;
 use batch::BlockBatches;
-use carry::{SharedCarry, TileCarry};
+use carry::TileCarry;
 use filter::ScanFilter;
+use shared::PerExecution;
+use steal::{ReadBoard, ReadOutput, Turn, Unit};
 
 /// The order a scan emits its rows in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -135,8 +138,9 @@ pub struct SceneScanExec {
     scenes_per_read: usize,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
-    /// The carry its partitions share ([`carry`]).
-    carry: SharedCarry,
+    /// What its partitions share while it runs: the tile carry and the
+    /// board of reads ([`shared`]).
+    execution: PerExecution<Execution>,
     /// Reads running at once, across this plan's partitions ([`read_slots`]).
     read_slots: Arc<tokio::sync::Semaphore>,
 }
@@ -303,7 +307,7 @@ impl SceneScanExec {
             scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
-            carry: SharedCarry::default(),
+            execution: PerExecution::default(),
             read_slots,
         })
     }
@@ -348,7 +352,7 @@ impl SceneScanExec {
             scenes_per_read: self.scenes_per_read,
             properties,
             metrics: ExecutionPlanMetricsSet::new(),
-            carry: SharedCarry::default(),
+            execution: PerExecution::default(),
             read_slots,
         })
     }
@@ -805,81 +809,85 @@ impl ExecutionPlan for SceneScanExec {
             DataFusionError::Internal(format!("SceneScanExec has no partition {partition}"))
         })?;
         // What each read covers: a block with all its scenes, or (scene-major)
-        // a block with one scene, the scenes of a block in time order.
+        // a block with a few scenes, the scenes of a block in time order.
         let all_scenes = Arc::new(self.scenes.clone());
-        let units: Vec<(usize, Window, Arc<Vec<usize>>, bool)> = match self.order {
-            ScanOrder::PixelTime => self.blocks[range.clone()]
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (i, *b, all_scenes.clone(), true))
+        let unit = |i: usize, scenes: Arc<Vec<usize>>, block_done: bool| Unit {
+            block: i,
+            window: self.blocks[i],
+            scenes,
+            block_done,
+        };
+        let units: Vec<Unit> = match self.order {
+            ScanOrder::PixelTime => range
+                .clone()
+                .map(|i| unit(i, all_scenes.clone(), true))
                 .collect(),
-            ScanOrder::SceneMajor => self.blocks[range.clone()]
-                .iter()
-                .enumerate()
-                .flat_map(|(i, b)| {
+            ScanOrder::SceneMajor => range
+                .clone()
+                .flat_map(|i| {
+                    let b = &self.blocks[i];
                     let covering: Vec<usize> = self
                         .scenes
                         .iter()
                         .copied()
-                        .filter(|&i| {
-                            !self.archive.placements[i]
+                        .filter(|&s| {
+                            !self.archive.placements[s]
                                 .footprint
                                 .window
                                 .intersect(b)
                                 .is_empty()
                         })
                         .collect();
-                    let reads = covering.chunks(self.scenes_per_read.max(1)).count();
-                    covering
-                        .chunks(self.scenes_per_read.max(1))
+                    let groups: Vec<&[usize]> =
+                        covering.chunks(self.scenes_per_read.max(1)).collect();
+                    let reads = groups.len();
+                    groups
+                        .into_iter()
                         .enumerate()
-                        .map(|(k, group)| (i, *b, Arc::new(group.to_vec()), k + 1 == reads))
+                        .map(|(k, group)| unit(i, Arc::new(group.to_vec()), k + 1 == reads))
                         .collect::<Vec<_>>()
                 })
                 .collect(),
         };
         progress::add_total(units.len());
         let m = ScanMetrics::new(&self.metrics, partition);
-        let archive = self.archive.clone();
-        let bands = Arc::new(self.bands.clone());
         let columns = self.columns.clone();
         let schema = self.schema.clone();
         let batch_size = context
             .session_config()
             .batch_size()
             .min(self.batch_size.max(1));
-        let scene_ids = archive.scene_ids();
-        let sensor_ids: ArrayRef = Arc::new(StringArray::from(archive.sensors.clone()));
-        let filter = self.filter.clone();
+        let scene_ids = self.archive.scene_ids();
+        let sensor_ids: ArrayRef = Arc::new(StringArray::from(self.archive.sensors.clone()));
         let order = self.order;
         // Scene-major: strips of this many pixels, so a read's batches over
         // one strip (one per scene) hold about `batch_size` rows in all.
         let strip = (batch_size / self.scenes_per_read.max(1)).max(1);
-        let (carry, carry_use) = self.carry.take(&self.blocks, &self.partitions, partition);
-        let first_block = range.start;
-        // Reads not yet done per block of the partition: the carry is told
-        // a block has finished when all of them are (two run at a time).
-        let pending: Vec<AtomicUsize> = (0..range.len()).map(|_| AtomicUsize::new(0)).collect();
-        for u in &units {
-            pending[u.0].fetch_add(1, Ordering::Relaxed);
-        }
-        let pending = Arc::new(pending);
-        let slots = self.read_slots.clone();
-        // Where reads run (`sceneql.read_on_workers`): in this partition's
-        // own task, so the thread that aggregates a block also reads it, or
-        // on a blocking thread each.
-        let on_workers = SceneqlOptions::of(context.session_config().options()).read_on_workers;
-        let stream = futures::stream::iter(units)
-            .map(move |(local, block, scenes, block_done)| {
-                let index = first_block + local;
-                let (pending, slots) = (pending.clone(), slots.clone());
-                let (archive, bands, m, filter, carry) = (
-                    archive.clone(),
-                    bands.clone(),
-                    m.clone(),
-                    filter.clone(),
-                    carry.clone(),
-                );
+        let (execution, execution_use) =
+            self.execution
+                .take(partition, self.partitions.len(), || Execution {
+                    carry: TileCarry::new(self.blocks.clone(), &self.partitions),
+                    board: Arc::new(ReadBoard::default()),
+                });
+        let options = SceneqlOptions::of(context.session_config().options());
+        // Reads taken over at the end ([`steal`]): scene-major units only,
+        // whose results are a few scenes of a block (a pixel-major unit is
+        // a whole block with every date).
+        let steal = options.steal_reads && order == ScanOrder::SceneMajor;
+        let last = units.len().checked_sub(1);
+        let board = execution.board.clone();
+        let joined = board.join(partition, units.clone());
+        let reader = Arc::new(UnitReader {
+            archive: self.archive.clone(),
+            bands: self.bands.clone(),
+            filter: self.filter.clone(),
+            execution,
+            slots: self.read_slots.clone(),
+            on_workers: options.read_on_workers,
+        });
+        let stream = futures::stream::iter(units.into_iter().enumerate())
+            .map(move |(k, unit)| {
+                let (board, reader, m) = (board.clone(), reader.clone(), m.clone());
                 let (columns, schema, scene_ids, sensor_ids) = (
                     columns.clone(),
                     schema.clone(),
@@ -887,42 +895,31 @@ impl ExecutionPlan for SceneScanExec {
                     sensor_ids.clone(),
                 );
                 async move {
-                    let (a, c) = (archive.clone(), carry.clone());
-                    // Held by the read itself, so it frees its slot when it
-                    // ends, whether or not its rows are still wanted.
-                    let slot = slots.acquire_owned().await.map_err(|e| {
-                        DataFusionError::Internal(format!("scan read slots closed: {e}"))
-                    })?;
-                    let read = move || {
-                        let _slot = slot;
-                        let _span =
-                            tracing::info_span!("scan_block", row = block.row, rows = block.rows)
-                                .entered();
-                        read_unit(
-                            &a,
-                            &scenes,
-                            &bands,
-                            block,
-                            filter.as_deref(),
-                            Some((&c, index)),
-                        )
+                    let (data, stats, passed) = match board.claim(partition, k) {
+                        Turn::Read => reader.clone().read(unit.clone()).await?,
+                        Turn::Take(delivery) => {
+                            m.reads_taken_over.add(1);
+                            steal::take(delivery, &unit).await?
+                        }
                     };
-                    let (data, stats, passed) = if on_workers {
-                        read()?
-                    } else {
-                        tokio::task::spawn_blocking(read).await.map_err(|e| {
-                            DataFusionError::Execution(format!("block read task failed: {e}"))
-                        })??
-                    };
-                    m.record(&stats, block_done);
-                    if pending[local].fetch_sub(1, Ordering::AcqRel) == 1 {
-                        carry.finish(index);
+                    if steal && Some(k) == last {
+                        // This partition has read its units: help the others.
+                        let (board, r) = (board.clone(), reader.clone());
+                        tokio::task::spawn_blocking(move || {
+                            steal::help(&board, partition, |u| r.read_now(u))
+                        });
                     }
-                    progress::add_done(1);
+                    m.record(&stats, unit.block_done);
                     let batches = {
                         let _t = m.filter_time.timer();
                         let b = BlockBatches::with_passed(
-                            archive, columns, schema, data, passed, batch_size, scene_ids,
+                            reader.archive.clone(),
+                            columns,
+                            schema,
+                            data,
+                            passed,
+                            batch_size,
+                            scene_ids,
                             sensor_ids,
                         )?;
                         match order {
@@ -943,8 +940,8 @@ impl ExecutionPlan for SceneScanExec {
             .buffered(READ_AHEAD)
             .map(move |r| {
                 // Held by the stream: its end ends this partition's use of
-                // the carry.
-                let _ = &carry_use;
+                // the carry and its place on the board.
+                let _ = (&execution_use, &joined);
                 match r {
                     Ok(s) => s.boxed(),
                     Err(e) => futures::stream::once(async { Err(e) }).boxed(),
@@ -955,6 +952,72 @@ impl ExecutionPlan for SceneScanExec {
             self.schema.clone(),
             stream,
         )))
+    }
+}
+
+/// What the partitions of a scan share while it runs.
+struct Execution {
+    carry: TileCarry,
+    board: Arc<ReadBoard>,
+}
+
+/// Reads units of a scan, for their own partition or for another.
+struct UnitReader {
+    archive: Arc<SceneArchive>,
+    bands: Vec<String>,
+    filter: Option<Arc<ScanFilter>>,
+    execution: Arc<Execution>,
+    slots: Arc<tokio::sync::Semaphore>,
+    on_workers: bool,
+}
+
+impl UnitReader {
+    /// Read `unit` when a read slot is free: in this task, or on a
+    /// blocking thread (`sceneql.read_on_workers`).
+    async fn read(self: Arc<Self>, unit: Unit) -> Result<ReadOutput> {
+        // Held by the read itself, so it frees its slot when it ends,
+        // whether or not its rows are still wanted.
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))?;
+        let on_workers = self.on_workers;
+        let read = move || {
+            let _slot = slot;
+            self.read_now(unit)
+        };
+        if on_workers {
+            read()
+        } else {
+            tokio::task::spawn_blocking(read)
+                .await
+                .map_err(|e| DataFusionError::Execution(format!("block read task failed: {e}")))?
+        }
+    }
+
+    /// Read `unit` on this thread (a helper's reads, on its own thread,
+    /// take no slot: its partition's is free). The carry is told when its
+    /// block's last unit has been read.
+    fn read_now(&self, unit: Unit) -> Result<ReadOutput> {
+        let (block, w) = (unit.block, unit.window);
+        let out = {
+            let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
+            read_unit(
+                &self.archive,
+                &unit.scenes,
+                &self.bands,
+                w,
+                self.filter.as_deref(),
+                Some((&self.execution.carry, block)),
+            )?
+        };
+        if self.execution.board.read_done(block) {
+            self.execution.carry.finish(block);
+        }
+        progress::add_done(1);
+        Ok(out)
     }
 }
 
@@ -996,6 +1059,9 @@ struct ScanMetrics {
     bytes_decoded: Count,
     bytes_carried: Count,
     blocks: Count,
+    /// Reads of this partition's units that another partition did
+    /// ([`steal`]).
+    reads_taken_over: Count,
     read_time: Time,
     /// Building a block's rows from the read: the footprints, the rows
     /// kept (the scan filter itself runs in the read, in `read_time`).
@@ -1011,6 +1077,7 @@ impl ScanMetrics {
             bytes_decoded: MetricBuilder::new(set).counter("bytes_decoded", partition),
             bytes_carried: MetricBuilder::new(set).counter("bytes_carried", partition),
             blocks: MetricBuilder::new(set).counter("blocks", partition),
+            reads_taken_over: MetricBuilder::new(set).counter("reads_taken_over", partition),
             read_time: MetricBuilder::new(set).subset_time("read_time", partition),
             filter_time: MetricBuilder::new(set).subset_time("filter_time", partition),
             baseline: BaselineMetrics::new(set, partition),

@@ -394,3 +394,52 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
         assert_clear_ndvi(&batches, &series, &table);
     }
 }
+
+/// A partition that has read its blocks reads the last scenes of one still
+/// reading and hands the reads over ([`sceneql::scan::steal`]): with three
+/// partitions of one, one and two strips of blocks (the third has twice the
+/// reads), one scene per read, the per-pixel results equal an independent
+/// read of the files, with reads taken over (in one of at most ten runs:
+/// which partition ends first is up to the machine) and without
+/// (`sceneql.steal_reads = false`), and each tile is still decoded once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_that_end_first_read_for_the_others() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "a64", 200, 5, 64, Some(3));
+    let dir = d.path().join("a64");
+    let (series, _) = clear_ndvi_series(&dir);
+    let ctx = ctx();
+    let create = format!(
+        "CREATE EXTERNAL TABLE t STORED AS SCENES LOCATION '{}'",
+        location(&dir)
+    );
+    query(&ctx, &create).await;
+    for set in [
+        "sceneql.scenes_per_read = 1",
+        "sceneql.block_pixels = 12800",
+        "datafusion.execution.target_partitions = 3",
+    ] {
+        query(&ctx, &format!("SET {set}")).await;
+    }
+    let sql = "SELECT pixel, count(*) AS n, sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
+               FROM t WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel";
+    let plan = explain(&ctx, sql).await;
+    assert!(plan.contains("TileAggregateExec"), "{plan}");
+    assert!(plan.contains("blocks=4, partitions=3"), "{plan}");
+    let mut taken = 0;
+    for _ in 0..10 {
+        let (batches, n) = run_with_metric(&ctx, sql, "reads_taken_over").await;
+        assert_clear_ndvi(&batches, &series, "reads taken over");
+        taken += n;
+        if taken > 0 {
+            break;
+        }
+    }
+    assert!(taken > 0, "no read was taken over in ten runs");
+    let (_, decoded) = run_with_metric(&ctx, sql, "bytes_decoded").await;
+    assert_decoded_once(decoded, &dir);
+    query(&ctx, "SET sceneql.steal_reads = false").await;
+    let (batches, taken) = run_with_metric(&ctx, sql, "reads_taken_over").await;
+    assert_eq!(taken, 0);
+    assert_clear_ndvi(&batches, &series, "no read taken over");
+}
