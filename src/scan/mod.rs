@@ -20,6 +20,9 @@
 //! hand-off per read let the kernel of the benchmark machine pack the
 //! reader and the aggregator on one vCPU while the other idled;
 //! BENCHMARKS.md.) Set false, each read runs on a blocking thread instead.
+//! A scene-major partition that has read its blocks reads ahead for the
+//! partitions still reading ([`steal`]), so partitions with more work (more
+//! strips, or more scenes over their blocks) do not keep a core idle.
 
 pub mod batch;
 pub mod carry;
