@@ -123,6 +123,35 @@ fn assert_clear_ndvi(
     }
 }
 
+/// Per pixel, the clear observations and their NDVI sum, over table `t`.
+const CLEAR_NDVI: &str = "SELECT pixel, count(*) AS n, \
+     sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
+     FROM t WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel";
+
+/// `gen-sample` archive `name` of `(size, dates, tile, seed)` in `dir`, its
+/// clear-NDVI series read from the files (common::clear_ndvi_series), and
+/// a session with the archive as table `t`.
+async fn sample_table(
+    dir: &std::path::Path,
+    name: &str,
+    (size, dates, tile, seed): (usize, usize, usize, u64),
+) -> (
+    std::path::PathBuf,
+    std::collections::BTreeMap<i64, Vec<(f64, f64)>>,
+    SessionContext,
+) {
+    gen_sample(dir, name, size, dates, tile, Some(seed));
+    let archive = dir.join(name);
+    let (series, _) = clear_ndvi_series(&archive);
+    let ctx = ctx();
+    let create = format!(
+        "CREATE EXTERNAL TABLE t STORED AS SCENES LOCATION '{}'",
+        location(&archive)
+    );
+    query(&ctx, &create).await;
+    (archive, series, ctx)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_block_aggregation_equals_hash_aggregation() {
     let d = tempfile::tempdir().unwrap();
@@ -312,18 +341,9 @@ async fn orders_above_are_kept_and_copy_writes_every_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tiles_larger_than_a_block_are_decoded_once() {
     let d = tempfile::tempdir().unwrap();
-    gen_sample(d.path(), "big_tiles", 256, 4, 128, Some(5));
-    let dir = d.path().join("big_tiles");
-    let (series, _) = clear_ndvi_series(&dir);
-    let ctx = ctx();
-    let create = format!(
-        "CREATE EXTERNAL TABLE t STORED AS SCENES LOCATION '{}'",
-        location(&dir)
-    );
-    query(&ctx, &create).await;
+    let (dir, series, ctx) = sample_table(d.path(), "big_tiles", (256, 4, 128, 5)).await;
     query(&ctx, "SET sceneql.block_pixels = 4096").await;
-    let sql = "SELECT pixel, count(*) AS n, sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
-               FROM t WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel";
+    let sql = CLEAR_NDVI;
     let plan = explain(&ctx, sql).await;
     assert!(plan.contains("TileAggregateExec"), "{plan}");
     // A 256 x 256 grid (the files shifted by up to 3 pixels) in 128 x 128
@@ -395,8 +415,8 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
     }
 }
 
-/// A partition that has read its blocks reads the last scenes of one still
-/// reading and hands the reads over ([`sceneql::scan::steal`]): with three
+/// A partition that has read its blocks reads scenes just ahead of one
+/// still reading and hands the reads over ([`sceneql::scan::steal`]): with three
 /// partitions of one, one and two strips of blocks (the third has twice the
 /// reads), one scene per read, the per-pixel results equal an independent
 /// read of the files, with reads taken over (in one of at most ten runs:
@@ -405,15 +425,7 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_that_end_first_read_for_the_others() {
     let d = tempfile::tempdir().unwrap();
-    gen_sample(d.path(), "a64", 200, 5, 64, Some(3));
-    let dir = d.path().join("a64");
-    let (series, _) = clear_ndvi_series(&dir);
-    let ctx = ctx();
-    let create = format!(
-        "CREATE EXTERNAL TABLE t STORED AS SCENES LOCATION '{}'",
-        location(&dir)
-    );
-    query(&ctx, &create).await;
+    let (dir, series, ctx) = sample_table(d.path(), "a64", (200, 5, 64, 3)).await;
     for set in [
         "sceneql.scenes_per_read = 1",
         "sceneql.block_pixels = 12800",
@@ -421,8 +433,7 @@ async fn partitions_that_end_first_read_for_the_others() {
     ] {
         query(&ctx, &format!("SET {set}")).await;
     }
-    let sql = "SELECT pixel, count(*) AS n, sum(ndvi(landsat_sr(nir), landsat_sr(red))) AS s \
-               FROM t WHERE landsat_clear(qa) AND red > 0 AND nir > 0 GROUP BY pixel";
+    let sql = CLEAR_NDVI;
     let plan = explain(&ctx, sql).await;
     assert!(plan.contains("TileAggregateExec"), "{plan}");
     assert!(plan.contains("blocks=4, partitions=3"), "{plan}");
