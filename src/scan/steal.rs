@@ -17,9 +17,9 @@
 //! A partition claims its units as it comes to them. A helper takes, of
 //! the partition with the most units unclaimed, the second unclaimed one
 //! (the first is the one the partition is about to read), or the only one;
-//! and it holds at most [`HELD`] results not yet taken, so it stays just
-//! ahead of the partition and holds about what a partition reads ahead
-//! anyway. Helpers take units only of partitions still running: a
+//! and the helpers hold at most [`HELD`] results each not yet taken, so
+//! they stay just ahead of the partition, holding about what a partition
+//! reads ahead anyway. Helpers take units only of partitions still running: a
 //! partition's stream that ends early (a `LIMIT` above) drops the results
 //! read for it.
 
@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 use super::read::{BlockData, ReadStats};
 use crate::grid::Window;
 
-/// Results read for a partition and not yet taken, per helper, at most.
+/// Results read and not yet taken, per helper running, at most.
 pub const HELD: usize = 2;
 
 /// One read of a partition: some scenes (in time order) of one block.
@@ -84,6 +84,8 @@ struct Board {
     queues: HashMap<usize, Queue>,
     /// Helpers' results not yet taken (read or being read).
     held: usize,
+    /// Helpers running.
+    helpers: usize,
     /// Per block, its units not yet read.
     unread: HashMap<usize, usize>,
 }
@@ -111,7 +113,7 @@ impl Board {
         let Some(&index) = open.last() else {
             return Steal::Done;
         };
-        if held >= HELD {
+        if held >= HELD * self.helpers.max(1) {
             return Steal::Wait;
         }
         let (tx, rx) = oneshot::channel();
@@ -266,9 +268,11 @@ impl Drop for Joined {
 /// its own, so that it starts at once and is not queued behind a runtime
 /// worker's task that reads and aggregates without yielding.
 pub fn help(board: &ReadBoard, helper: usize, read: impl Fn(Unit) -> Result<ReadOutput>) {
+    board.lock().helpers += 1;
     while let Some((unit, to)) = board.steal(helper) {
         let _ = to.send(read(unit));
     }
+    board.lock().helpers -= 1;
 }
 
 /// The result a helper read for a partition.
@@ -361,6 +365,18 @@ mod tests {
         assert_eq!(board.lock().held, 0);
         // Partition 2 helps nobody: all units are claimed.
         assert!(matches!(next(&board, 2), Steal::Done));
+    }
+
+    /// Each helper running may hold `HELD` results.
+    #[test]
+    fn the_limit_grows_with_the_helpers() {
+        let board = Arc::new(ReadBoard::default());
+        let _joined = board.join(1, units(1, 9));
+        board.lock().helpers = 2;
+        for _ in 0..2 * HELD {
+            assert!(matches!(next(&board, 0), Steal::Unit(..)));
+        }
+        assert!(matches!(next(&board, 0), Steal::Wait));
     }
 
     /// A partition that ends drops what was read for it, and is not
