@@ -3,11 +3,11 @@
 //!
 //! Each partition reads a fixed run of blocks, a few scenes at a time (a
 //! [`Unit`]), and aggregates the units in that order. Its work is fixed
-//! when the scan is planned, but its speed is not: on the benchmark archive
-//! the partition reading the bottom blocks ended 15-100 ms after the top
-//! one (decode work drifts towards it through the tile carry, and the guest
-//! kernel packs other threads on its core), and for that time the other
-//! core had nothing to do (BENCHMARKS.md). So a partition that has read
+//! when the scan is planned (whole strips of blocks), but partitions'
+//! work and speed differ: three strips on two cores give one partition
+//! twice the work of the other, blocks differ in the scenes over them, and
+//! a core may be slowed by other threads; meanwhile the core that finished
+//! first has nothing to do. So a partition that has read
 //! all its own units reads units of the others, just ahead of them, and
 //! hands each result over; the partition takes it when it comes to that
 //! unit, and its rows reach the aggregation in the same order as if it had
@@ -190,8 +190,11 @@ impl ReadBoard {
                     self.taken.notify_all();
                     Turn::Take(d)
                 }
+                // Taken before: not reached, a partition comes to each of
+                // its units once.
                 None => Turn::Read,
             },
+            // Claimed before (not reached, as above), or no such unit.
             _ => Turn::Read,
         }
     }
