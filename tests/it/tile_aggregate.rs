@@ -421,7 +421,8 @@ async fn tile_edges_carried_between_blocks_give_the_files_pixels() {
 /// reads), one scene per read, the per-pixel results equal an independent
 /// read of the files, with reads taken over (in one of at most ten runs:
 /// which partition ends first is up to the machine) and without
-/// (`sceneql.steal_reads = false`), and each tile is still decoded once.
+/// (`sceneql.steal_reads = false`), and each tile is still decoded once;
+/// with reads on the runtime's workers and on blocking threads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_that_end_first_read_for_the_others() {
     let d = tempfile::tempdir().unwrap();
@@ -437,18 +438,23 @@ async fn partitions_that_end_first_read_for_the_others() {
     let plan = explain(&ctx, sql).await;
     assert!(plan.contains("TileAggregateExec"), "{plan}");
     assert!(plan.contains("blocks=4, partitions=3"), "{plan}");
-    let mut taken = 0;
-    for _ in 0..10 {
-        let (batches, n) = run_with_metric(&ctx, sql, "reads_taken_over").await;
-        assert_clear_ndvi(&batches, &series, "reads taken over");
-        taken += n;
-        if taken > 0 {
-            break;
+    // Partitions read on the runtime's workers, then on blocking threads.
+    for on_workers in [true, false] {
+        let label = format!("reads taken over, read_on_workers = {on_workers}");
+        query(&ctx, &format!("SET sceneql.read_on_workers = {on_workers}")).await;
+        let mut taken = 0;
+        for _ in 0..10 {
+            let (batches, n) = run_with_metric(&ctx, sql, "reads_taken_over").await;
+            assert_clear_ndvi(&batches, &series, &label);
+            taken += n;
+            if taken > 0 {
+                break;
+            }
         }
+        assert!(taken > 0, "{label}: no read was taken over in ten runs");
+        let (_, decoded) = run_with_metric(&ctx, sql, "bytes_decoded").await;
+        assert_decoded_once(decoded, &dir);
     }
-    assert!(taken > 0, "no read was taken over in ten runs");
-    let (_, decoded) = run_with_metric(&ctx, sql, "bytes_decoded").await;
-    assert_decoded_once(decoded, &dir);
     query(&ctx, "SET sceneql.steal_reads = false").await;
     let (batches, taken) = run_with_metric(&ctx, sql, "reads_taken_over").await;
     assert_eq!(taken, 0);
