@@ -186,7 +186,7 @@ pub async fn run(opts: ExecutorOptions) -> Result<()> {
         while tokio::net::TcpStream::connect(probe).await.is_err() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        eprintln!("listening on {flight}");
+        super::announce_listening(flight);
     });
     let result = start_executor_process(Arc::new(process)).await;
     ready.abort();

@@ -138,6 +138,15 @@ async fn check_scheduler(host: &str, port: u16) -> Result<()> {
     }
 }
 
+/// Tell whoever started this server where it listens: one line,
+/// `listening on ADDR`, written to stderr in one piece (`eprintln!` writes
+/// its pieces one by one, so a reader could see half the line).
+pub(crate) fn announce_listening(addr: impl std::fmt::Display) {
+    use std::io::Write;
+    let line = format!("listening on {addr}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
 /// An error and its sources on one line (tonic's top-level messages are
 /// just "transport error").
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

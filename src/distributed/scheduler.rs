@@ -79,7 +79,7 @@ pub async fn run(opts: SchedulerOptions) -> Result<()> {
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(scheduler_config))
             .await
             .map_err(ballista_err("cannot start the scheduler"))?;
-    eprintln!("listening on {addr}");
+    super::announce_listening(addr);
     tokio::select! {
         r = start_grpc_service_with_listener(listener, scheduler) => {
             r.map_err(ballista_err("the scheduler stopped"))

@@ -21,11 +21,14 @@ fn repo_file(rel: &str) -> String {
     format!("{}/{rel}", crate::common::repo().display())
 }
 
-/// Wait until `path` contains `needle`; returns the file's text.
+/// Wait until a whole line of `path` contains `needle`; returns the
+/// file's whole lines. (A line can be read half written: stderr is not
+/// buffered, so `eprintln!` writes its pieces one by one.)
 fn wait_for_text(path: &Path, needle: &str, timeout: Duration, child: &mut Child) -> String {
     let start = Instant::now();
     loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let mut text = std::fs::read_to_string(path).unwrap_or_default();
+        text.truncate(text.rfind('\n').map_or(0, |end| end + 1));
         if text.contains(needle) {
             return text;
         }
