@@ -57,10 +57,9 @@ const SCENES_PER_READ: &str = "Scenes read together per block by that aggregatio
 const READ_ON_WORKERS: &str = "Read (open and decode) a scan's blocks on the runtime's worker \
      threads, each in its partition's own task, rather than on blocking threads; set false \
      for an archive on a slow (network) file system, so a read waiting on it holds no worker.";
-
 /// `sceneql.steal_reads` ([`crate::scan::steal`]).
 const STEAL_READS: &str = "When a partition of a scene-major scan has read all its blocks, it \
-     reads the last scenes of partitions still reading and hands the results over (their rows \
+     reads scenes just ahead of a partition still reading and hands the reads over (their rows \
      keep their order), so the partitions end together.";
 
 impl Default for SceneqlOptions {
