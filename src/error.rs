@@ -100,6 +100,14 @@ pub enum SceneError {
     #[error("{0}")]
     Io(String, #[source] std::io::Error),
 
+    #[error(
+        "cannot use the object store '{location}': {message}; check the URL and the store settings (environment or OPTIONS)"
+    )]
+    Store { location: String, message: String },
+
+    #[error(transparent)]
+    Stac(#[from] crate::archive::stac::StacError),
+
     #[error("sample generation failed at '{path}': {message}")]
     Sample { path: PathBuf, message: String },
 }

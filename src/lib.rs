@@ -20,6 +20,7 @@ pub mod sample;
 pub mod scan;
 pub mod session;
 pub mod sinks;
+pub mod store;
 pub mod tiff;
 pub mod tile_aggregate;
 

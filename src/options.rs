@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use regex::Regex;
 
 use crate::error::{Result, SceneError};
+use crate::store::StoreConfig;
 
 /// Every key a scene table accepts.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -22,6 +23,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "band_names",
     "common_names",
     "block_bytes",
+    "aws.*",
+    "gcp.*",
+    "azure.*",
 ];
 
 /// Default memory budget of one scan block (all dates of its window).
@@ -55,6 +59,10 @@ pub struct SceneOptions {
     pub band_names: Option<Vec<String>>,
     pub common_names: Option<BTreeMap<String, String>>,
     pub block_bytes: Option<usize>,
+    /// The object store's settings (`aws.*`, `gcp.*`, `azure.*`); its
+    /// secrets are neither serialized nor printed.
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 /// GDAL resampling names accepted by `'resampling'`.
@@ -225,6 +233,7 @@ impl SceneOptions {
                     }
                     o.block_bytes = Some(n)
                 }
+                k if StoreConfig::is_store_key(k) => o.store.set(k, v)?,
                 _ => {
                     return Err(SceneError::UnknownOption {
                         key,

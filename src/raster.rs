@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crs_cache::{CrsCache, CrsLookup};
 use crate::error::{Result, SceneError};
+use crate::store;
 
 /// The sample types sceneql reads (GDAL's integer and float types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -163,8 +164,61 @@ pub(crate) fn last_gdal_error() -> String {
     }
 }
 
+/// The name GDAL opens `path` by: a local path as it is; an object's URL
+/// under GDAL's network file systems (`/vsis3/bucket/key`, ...), with the
+/// bucket's settings (endpoint, credentials, requester pays) given to GDAL
+/// as options of that prefix the first time.
+pub fn gdal_name(path: &str) -> String {
+    if !store::is_remote(path) {
+        return path.to_string();
+    }
+    let Ok(url) = store::ObjectUrl::parse(path) else {
+        return path.to_string();
+    };
+    configure_network_reads();
+    if let Some((prefix, options)) = store::gdal_setup(&url) {
+        for (key, value) in options {
+            set_path_option(&prefix, &key, &value);
+        }
+        // The folder listing GDAL would make for side-car files is a
+        // request per open that sceneql never uses.
+        set_path_option(&prefix, "GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
+    }
+    url.gdal_path()
+}
+
+fn set_path_option(prefix: &str, key: &str, value: &str) {
+    let (Ok(p), Ok(k), Ok(v)) = (CString::new(prefix), CString::new(key), CString::new(value))
+    else {
+        return;
+    };
+    // SAFETY: three NUL-terminated strings; GDAL copies them.
+    unsafe { gdal_sys::VSISetPathSpecificOption(p.as_ptr(), k.as_ptr(), v.as_ptr()) };
+}
+
+/// GDAL's retries of network reads (5xx, 429, timeouts), once per process:
+/// bounded like the object stores' ([`store::RETRY_TIMEOUT`]).
+fn configure_network_reads() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for (k, v) in [
+            ("GDAL_HTTP_MAX_RETRY", "5"),
+            ("GDAL_HTTP_RETRY_DELAY", "0.2"),
+            ("GDAL_HTTP_CONNECTTIMEOUT", "5"),
+            ("GDAL_HTTP_TIMEOUT", "60"),
+        ] {
+            if gdal::config::get_config_option(k, "")
+                .unwrap_or_default()
+                .is_empty()
+            {
+                let _ = gdal::config::set_config_option(k, v);
+            }
+        }
+    });
+}
+
 pub fn open(path: &str) -> Result<Dataset> {
-    Dataset::open(path).map_err(|e| SceneError::Unreadable {
+    Dataset::open(gdal_name(path)).map_err(|e| SceneError::Unreadable {
         path: path.to_string(),
         message: e.to_string(),
     })
@@ -450,7 +504,7 @@ pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset>
 /// virtual file systems, so `/vsis3/`, `/vsicurl/`, ... paths work like
 /// local ones. At most 1 MiB; `None` if it cannot be read or is not UTF-8.
 pub fn read_small_text(path: &str) -> Option<String> {
-    let c_path = std::ffi::CString::new(path).ok()?;
+    let c_path = std::ffi::CString::new(gdal_name(path)).ok()?;
     let mut data: *mut gdal_sys::GByte = std::ptr::null_mut();
     let mut size: gdal_sys::vsi_l_offset = 0;
     // SAFETY: GDAL allocates `data` (VSIMalloc) and we free it with VSIFree.

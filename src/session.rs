@@ -13,8 +13,13 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use object_store::ObjectStore;
+
 use crate::provider::factory::SceneTableFactory;
 use crate::provider::function::ScenesFunction;
+use crate::store;
 use crate::tile_aggregate::with_tile_aggregates;
 
 /// sceneql's session settings (`SET sceneql.<name> = <value>`).
@@ -220,9 +225,52 @@ pub fn local_context() -> Result<SessionContext> {
     local_context_with(config())
 }
 
+/// Object stores for DataFusion's own reads and writes (`COPY ... TO
+/// 's3://...'`, Parquet tables in buckets): stores registered with the
+/// session first, else sceneql's store for the URL's root ([`store`]),
+/// built once per process from the environment, or with the settings a
+/// scene table over the same bucket was given.
+#[derive(Debug, Default)]
+pub struct Stores {
+    registered: DefaultObjectStoreRegistry,
+}
+
+impl ObjectStoreRegistry for Stores {
+    fn register_store(
+        &self,
+        url: &url::Url,
+        store: Arc<dyn ObjectStore>,
+    ) -> Option<Arc<dyn ObjectStore>> {
+        self.registered.register_store(url, store)
+    }
+
+    fn deregister_store(&self, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+        self.registered.deregister_store(url)
+    }
+
+    fn get_store(&self, url: &url::Url) -> Result<Arc<dyn ObjectStore>> {
+        if let Ok(s) = self.registered.get_store(url) {
+            return Ok(s);
+        }
+        let object = store::ObjectUrl::parse(url.as_str())?;
+        Ok(store::store_for_root(&object)?)
+    }
+}
+
+/// The runtime every sceneql session runs in: DataFusion's defaults with
+/// sceneql's object stores ([`Stores`]).
+pub fn runtime_env() -> Result<Arc<RuntimeEnv>> {
+    Ok(Arc::new(
+        RuntimeEnvBuilder::new()
+            .with_object_store_registry(Arc::new(Stores::default()))
+            .build()?,
+    ))
+}
+
 pub fn local_context_with(config: SessionConfig) -> Result<SessionContext> {
     let state = SessionStateBuilder::new()
         .with_config(config)
+        .with_runtime_env(runtime_env()?)
         .with_default_features()
         .with_table_factory("SCENES".to_string(), Arc::new(SceneTableFactory))
         .with_physical_optimizer_rules(with_tile_aggregates(&PhysicalOptimizer::new().rules))

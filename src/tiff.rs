@@ -301,7 +301,7 @@ unsafe impl Send for VsiFile {}
 
 impl VsiFile {
     pub(crate) fn open(path: &str) -> Option<Self> {
-        let c = CString::new(path).ok()?;
+        let c = CString::new(raster::gdal_name(path)).ok()?;
         // SAFETY: both arguments are NUL-terminated strings.
         let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"rb".as_ptr()) };
         (!fp.is_null()).then_some(VsiFile(fp))

@@ -1,27 +1,31 @@
-//! Listing an archive location through `object_store`: a folder (searched
-//! recursively), a single file or a glob. Local paths are one store among
-//! others, so `s3://`, `gs://` and `https://` locations slot in by choosing
-//! another store and GDAL prefix (`/vsis3/`, ...) here, with nothing above
-//! this module changing.
+//! Listing an archive location through `object_store`: a folder or prefix
+//! (searched recursively), a single file or a glob, on the local disk or in
+//! an object store ([`crate::store`]). Files are named as sceneql names them
+//! everywhere after: the local path, or the object's URL.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use futures::TryStreamExt;
 use globset::{GlobBuilder, GlobMatcher};
-use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::error::{Result, SceneError};
+use crate::store::{self, ObjectUrl, Scheme, StoreConfig};
 
-/// One listed file: its path for GDAL and its path relative to the location.
+/// One listed file: its path (local path or URL) and its name.
 #[derive(Debug, Clone)]
 pub struct ListedFile {
-    pub gdal_path: String,
+    /// The local path or the object's URL.
+    pub path: String,
     pub file_name: String,
     /// Name of the folder holding the file ("" at the root).
     pub parent_name: String,
+    /// The object's size in bytes.
+    pub size: u64,
+    /// The object's ETag, where the store gives one.
+    pub etag: Option<String>,
 }
 
 /// A parsed archive location.
@@ -29,6 +33,7 @@ pub struct ListedFile {
 pub struct Location {
     /// The location as the user wrote it (made absolute for local paths).
     pub display: String,
+    url: ObjectUrl,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     glob: Option<GlobMatcher>,
@@ -51,29 +56,32 @@ pub fn absolutize(location: &str) -> String {
 }
 
 impl Location {
-    pub fn parse(location: &str) -> Result<Self> {
-        if let Some((scheme, _)) = location.split_once("://")
-            && scheme != "file"
-        {
+    pub fn parse(location: &str, config: &StoreConfig) -> Result<Self> {
+        let abs = absolutize(location.strip_prefix("file://").unwrap_or(location));
+        let url = ObjectUrl::parse(&abs)?;
+        if !url.scheme.lists_and_writes() {
             return Err(SceneError::BadOption {
                 key: "LOCATION".into(),
                 value: location.into(),
-                reason: format!(
-                    "'{scheme}://' archives are not supported yet; use a local folder, file or glob"
-                ),
+                reason: "an http(s):// location cannot be listed; point it at a STAC document, or put the archive in a bucket (s3://, gs://, az://)".into(),
             });
         }
-        let location = location.strip_prefix("file://").unwrap_or(location);
-        let abs = absolutize(location);
+        // Globs match local paths whole (from `/`), objects by key.
+        let local = url.scheme == Scheme::File;
+        let full = if local {
+            abs.clone()
+        } else {
+            url.path.as_ref().to_string()
+        };
         // Split at the first path component holding a glob character.
-        let (base, glob) = match abs.find(GLOB_CHARS) {
-            None => (abs.clone(), None),
+        let (base, glob) = match full.find(GLOB_CHARS) {
+            None => (full.clone(), None),
             Some(i) => {
-                let base = abs[..i]
+                let base = full[..i]
                     .rsplit_once('/')
                     .map(|(b, _)| b.to_string())
                     .unwrap_or_default();
-                let g = GlobBuilder::new(&abs)
+                let g = GlobBuilder::new(&full)
                     .literal_separator(true)
                     .build()
                     .map_err(|e| SceneError::BadOption {
@@ -81,37 +89,44 @@ impl Location {
                         value: abs.clone(),
                         reason: e.to_string(),
                     })?;
-                (
-                    if base.is_empty() {
-                        "/".to_string()
-                    } else {
-                        base
-                    },
-                    Some(g.compile_matcher()),
-                )
+                (base, Some(g.compile_matcher()))
             }
         };
-        let prefix =
+        let base = if local {
+            let base = if base.is_empty() {
+                "/".to_string()
+            } else {
+                base
+            };
             Path::from_filesystem_path(FsPath::new(&base)).map_err(|e| SceneError::Listing {
                 location: abs.clone(),
                 source: object_store::Error::InvalidPath { source: e },
-            })?;
+            })?
+        } else {
+            Path::from(base.as_str())
+        };
+        let store = store::store_for(&url, config)?;
         Ok(Location {
-            display: abs,
-            store: Arc::new(LocalFileSystem::new()),
-            prefix,
+            display: url.display.clone(),
+            url,
+            store,
+            prefix: base,
             glob,
         })
     }
 
-    fn gdal_path(&self, p: &Path) -> String {
-        format!("/{p}")
+    /// The path sceneql names an object by.
+    fn named(&self, p: &Path) -> String {
+        self.url.with_path(p)
     }
 
     fn matches(&self, p: &Path) -> bool {
         let Some(glob) = &self.glob else { return true };
         // A file matches when the glob matches it or one of its folders.
-        let full = self.gdal_path(p);
+        let full = match self.url.scheme {
+            Scheme::File => self.named(p),
+            _ => p.as_ref().to_string(),
+        };
         let mut candidate = full.as_str();
         loop {
             if glob.is_match(candidate) {
@@ -140,10 +155,9 @@ impl Location {
                 .await
                 .map_err(err)?,
         };
-        if metas.is_empty()
-            && self.glob.is_none()
-            && !FsPath::new(&self.gdal_path(&self.prefix)).is_dir()
-        {
+        let empty_folder =
+            self.url.scheme == Scheme::File && FsPath::new(&self.named(&self.prefix)).is_dir();
+        if metas.is_empty() && self.glob.is_none() && !empty_folder {
             return Err(err(object_store::Error::NotFound {
                 path: self.display.clone(),
                 source: "no such file or folder".into(),
@@ -164,13 +178,15 @@ impl Location {
                     String::new()
                 };
                 ListedFile {
-                    gdal_path: self.gdal_path(&m.location),
+                    path: self.named(&m.location),
                     file_name,
                     parent_name,
+                    size: m.size,
+                    etag: m.e_tag.clone(),
                 }
             })
             .collect();
-        files.sort_by(|a, b| a.gdal_path.cmp(&b.gdal_path));
+        files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)
     }
 }

@@ -11,6 +11,7 @@ pub mod landsat;
 pub mod listing;
 pub mod pattern;
 pub mod sentinel2;
+pub mod stac;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -90,7 +91,7 @@ pub fn parse_time(text: &str, format: &str) -> Option<NaiveDateTime> {
 
 /// Discover and inspect every scene under `location`.
 pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>> {
-    let loc = listing::Location::parse(location)?;
+    let loc = listing::Location::parse(location, &opts.store)?;
     let files = loc.list().await?;
     let pattern = match &opts.pattern {
         Some(p) => Some(pattern::Pattern::new(
@@ -111,7 +112,7 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
         if pattern.is_none()
             && let Some(id) = landsat::match_metadata(&f.file_name)
         {
-            metadata.insert(id, f.gdal_path.clone());
+            metadata.insert(id, f.path.clone());
             continue;
         }
         let m = match &pattern {
@@ -120,10 +121,10 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
                 .or_else(|| sentinel2::match_file(&f.parent_name, &f.file_name)),
         };
         match m {
-            Some(m) => matched.push((f.gdal_path.clone(), m)),
+            Some(m) => matched.push((f.path.clone(), m)),
             None => {
                 skipped += 1;
-                tracing::debug!(file = %f.gdal_path, "skipped: matches no scene layout");
+                tracing::debug!(file = %f.path, "skipped: matches no scene layout");
             }
         }
     }

@@ -159,6 +159,7 @@ pub async fn run(opts: ExecutorOptions) -> Result<()> {
         Duration::from_secs(opts.scheduler_timeout),
     )
     .await?;
+    let work_dir_for_spills = work_dir.clone();
     let process = ExecutorProcessConfig {
         bind_host: ip.to_string(),
         external_host: Some(advertised_host(&opts)),
@@ -174,6 +175,14 @@ pub async fn run(opts: ExecutorOptions) -> Result<()> {
         override_logical_codec: Some(Arc::new(SceneLogicalCodec::default())),
         override_physical_codec: Some(Arc::new(ScenePhysicalCodec::default())),
         override_function_registry: Some(Arc::new(function_registry()?)),
+        override_runtime_producer: Some(Arc::new(move |_| {
+            Ok(Arc::new(
+                datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                    .with_temp_file_path(work_dir_for_spills.clone())
+                    .with_object_store_registry(Arc::new(crate::session::Stores::default()))
+                    .build()?,
+            ))
+        })),
         ..ExecutorProcessConfig::default()
     };
     let flight = SocketAddr::new(ip, port);

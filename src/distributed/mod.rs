@@ -72,6 +72,7 @@ pub fn server_state(config: SessionConfig) -> Result<SessionState> {
     // Per-block aggregation first: it re-plans scans, which sharding fixes.
     let rules = with_tile_aggregates(state.physical_optimizers());
     let mut state = SessionStateBuilder::new_from_existing(state)
+        .with_runtime_env(session::runtime_env()?)
         .with_physical_optimizer_rules(rules)
         .with_physical_optimizer_rule(Arc::new(ShardSceneScans))
         .build();
@@ -85,8 +86,10 @@ pub fn function_registry() -> Result<BallistaFunctionRegistry> {
 }
 
 fn client_state() -> SessionState {
+    let runtime = session::runtime_env().unwrap_or_default();
     SessionStateBuilder::new()
         .with_config(config())
+        .with_runtime_env(runtime)
         .with_default_features()
         .with_table_factory("SCENES".to_string(), Arc::new(SceneTableFactory))
         .build()
@@ -259,7 +262,7 @@ pub async fn standalone_context(concurrency: usize) -> Result<SessionContext> {
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     };
-    let runtime = Arc::new(datafusion::execution::runtime_env::RuntimeEnvBuilder::new().build()?);
+    let runtime = session::runtime_env()?;
     ballista_executor::new_standalone_executor_from_builder(
         client,
         concurrency,

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: sessions, queries, archives.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
@@ -257,4 +258,22 @@ pub fn sceneql_cli(dir: &Path, args: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "sceneql {args:?} failed: {stderr}");
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The Python with numpy: SCENEQL_PYTHON (set by scripts/test.sh) or python3.
+pub fn python() -> PathBuf {
+    let py = std::env::var_os("SCENEQL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = Command::new(&py)
+        .args(["-c", "import numpy"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{} has no numpy: run scripts/test.sh (it creates the venv) or set SCENEQL_PYTHON",
+        py.display()
+    );
+    py
 }

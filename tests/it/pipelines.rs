@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
 use std::process::Command;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
@@ -14,24 +13,6 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
 
 use super::common::*;
-
-/// The Python with numpy: SCENEQL_PYTHON (set by scripts/test.sh) or python3.
-fn python() -> PathBuf {
-    let py = std::env::var_os("SCENEQL_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import numpy"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "{} has no numpy: run scripts/test.sh (it creates the venv) or set SCENEQL_PYTHON",
-        py.display()
-    );
-    py
-}
 
 /// Run a pipeline on a fresh sample and return its rows and numpy's reference.
 fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
@@ -50,25 +31,40 @@ fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
             "out=out.parquet",
         ],
     );
-    let reader =
-        ParquetRecordBatchReaderBuilder::try_new(File::open(d.path().join("out.parquet")).unwrap())
-            .unwrap()
-            .build()
-            .unwrap();
-    let batches = reader.map(|b| b.unwrap()).collect();
-    let (series, _) = clear_ndvi_series(&d.path().join("archive"));
+    let batches = read_parquet(&d.path().join("out.parquet"));
+    let reference = numpy_reference(d.path(), &d.path().join("archive"));
+    (batches, reference)
+}
+
+/// Every row of a Parquet file.
+pub fn read_parquet(path: &std::path::Path) -> Vec<RecordBatch> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    reader.map(|b| b.unwrap()).collect()
+}
+
+/// numpy's models (`tests/reference/models.py`) of each pixel's clear NDVI
+/// series of the generated archive in `archive`, by pixel (`work`: a
+/// folder for the script's files).
+pub fn numpy_reference(
+    work: &std::path::Path,
+    archive: &std::path::Path,
+) -> BTreeMap<String, Value> {
+    let (series, _) = clear_ndvi_series(archive);
     let input: BTreeMap<String, &Vec<(f64, f64)>> =
         series.iter().map(|(p, s)| (p.to_string(), s)).collect();
     std::fs::write(
-        d.path().join("series.json"),
+        work.join("series.json"),
         serde_json::to_string(&input).unwrap(),
     )
     .unwrap();
     let script = repo().join("tests/reference/models.py");
     let out = Command::new(python())
         .arg(script)
-        .arg(d.path().join("series.json"))
-        .arg(d.path().join("ref.json"))
+        .arg(work.join("series.json"))
+        .arg(work.join("ref.json"))
         .output()
         .unwrap();
     assert!(
@@ -76,9 +72,7 @@ fn run(sql: &str) -> (Vec<RecordBatch>, BTreeMap<String, Value>) {
         "reference script failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let reference =
-        serde_json::from_str(&std::fs::read_to_string(d.path().join("ref.json")).unwrap()).unwrap();
-    (batches, reference)
+    serde_json::from_str(&std::fs::read_to_string(work.join("ref.json")).unwrap()).unwrap()
 }
 
 fn close(got: f64, want: f64, tol: f64) -> bool {
@@ -208,8 +202,13 @@ fn mann_kendall_pipeline_matches_numpy() {
 #[test]
 fn ndvi_trend_pipeline_matches_numpy_polyfit() {
     let (batches, reference) = run("ndvi_trend.sql");
+    check_trend(&batches, &reference);
+}
+
+/// `sql/ndvi_trend.sql`'s output equals numpy's polyfit, every pixel.
+pub fn check_trend(batches: &[RecordBatch], reference: &BTreeMap<String, Value>) {
     let mut tested = 0;
-    for b in &batches {
+    for b in batches {
         let pixel = column(b, "pixel").as_primitive::<Int64Type>();
         let (slope, intercept) = (
             column(b, "slope").as_primitive::<Float64Type>(),
