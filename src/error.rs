@@ -105,6 +105,14 @@ pub enum SceneError {
     )]
     Store { location: String, message: String },
 
+    #[error("'{object}' {problem}; {hint} ({detail})")]
+    Object {
+        object: String,
+        problem: String,
+        hint: String,
+        detail: String,
+    },
+
     #[error(transparent)]
     Stac(#[from] crate::archive::stac::StacError),
 

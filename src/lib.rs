@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod cli;
+pub mod cog;
 pub mod crs_cache;
 pub mod distributed;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod options;
 pub mod progress;
 pub mod provider;
 pub mod raster;
+pub mod remote;
 pub mod run;
 pub mod sample;
 pub mod scan;

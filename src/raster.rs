@@ -317,6 +317,56 @@ pub fn inspect(path: &str, crs: &CrsCache) -> Result<Inspected> {
     })
 }
 
+/// A file described from its parsed TIFF header instead of by GDAL: None
+/// when the header lacks what GDAL would find (a geotransform, an EPSG
+/// CRS, a sample type sceneql reads), so GDAL inspects it after all.
+pub fn describe(h: &crate::cog::TiffHeader) -> Option<RasterInfo> {
+    let sample = match (h.sample_format, h.bits_per_sample) {
+        (1, 8) => SampleType::U8,
+        (2, 8) => SampleType::I8,
+        (1, 16) => SampleType::U16,
+        (2, 16) => SampleType::I16,
+        (1, 32) => SampleType::U32,
+        (2, 32) => SampleType::I32,
+        (1, 64) => SampleType::U64,
+        (2, 64) => SampleType::I64,
+        (3, 32) => SampleType::F32,
+        (3, 64) => SampleType::F64,
+        _ => return None,
+    };
+    let gt = h.geotransform?;
+    let code = h.epsg?;
+    let crs_wkt = epsg_wkt(code)?;
+    let meta = BandMeta {
+        sample,
+        nodata: h.nodata,
+        block: h.block_size(),
+    };
+    Some(RasterInfo {
+        geom: RasterGeom {
+            width: h.width,
+            height: h.height,
+            gt,
+            crs_wkt,
+            crs_key: format!("EPSG:{code}"),
+        },
+        bands: vec![meta; usize::from(h.samples_per_pixel.max(1))],
+    })
+}
+
+/// The WKT of an EPSG code, as GDAL gives it for a GeoTIFF with that code
+/// (found once per code for the process).
+fn epsg_wkt(code: u32) -> Option<String> {
+    static WKT: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<u32, String>>> =
+        std::sync::LazyLock::new(Default::default);
+    if let Some(w) = WKT.lock().ok()?.get(&code) {
+        return Some(w.clone());
+    }
+    let wkt = SpatialRef::from_epsg(code).and_then(|s| s.to_wkt()).ok()?;
+    WKT.lock().ok()?.insert(code, wkt.clone());
+    Some(wkt)
+}
+
 /// A canonical key for a CRS: `EPSG:nnnn` where GDAL identifies it, else its WKT.
 pub fn crs_key(wkt: &str) -> String {
     let Ok(mut srs) = SpatialRef::from_wkt(wkt) else {

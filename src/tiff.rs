@@ -19,17 +19,24 @@
 
 use std::cell::RefCell;
 use std::ffi::CString;
+use std::sync::Arc;
 
 use gdal::{Dataset, Metadata};
 use libdeflater::Decompressor;
 
+use crate::cog::TiffHeader;
 use crate::raster::{self, SampleType};
+use crate::remote::TileBytes;
 
-/// Reads windows of one band of an open dataset.
+/// Reads windows of one band: of an open dataset, or of a file in an
+/// object store whose tiles were fetched beforehand ([`BandReader::fetched`]).
 pub struct BandReader<'a> {
-    ds: &'a Dataset,
+    ds: Option<&'a Dataset>,
+    /// The dataset GDAL opened for a fetched band it reads after all.
+    owned: Option<Dataset>,
+    path: String,
     band: usize,
-    tiles: Option<Tiles>,
+    tiles: Option<Tiles<'a>>,
 }
 
 impl<'a> BandReader<'a> {
@@ -37,10 +44,48 @@ impl<'a> BandReader<'a> {
     /// `sample.read_as()` values.
     pub fn new(ds: &'a Dataset, band: usize, path: &str, sample: SampleType) -> Self {
         BandReader {
-            ds,
+            ds: Some(ds),
+            owned: None,
+            path: path.to_string(),
             band,
             tiles: Tiles::new(ds, band, path, sample),
         }
+    }
+
+    /// A reader of band `band` (1-based) of the object at `path` (a URL),
+    /// decoded here from its parsed `header` and the compressed tiles in
+    /// `fetched`; None when [`decodes`] says it cannot be.
+    pub fn fetched(
+        header: Arc<TiffHeader>,
+        fetched: &'a TileBytes,
+        band: usize,
+        path: &str,
+        sample: SampleType,
+    ) -> Option<Self> {
+        if !decodes(&header, sample) {
+            return None;
+        }
+        let plane = if header.planes() > 1 { band - 1 } else { 0 };
+        let (tw, th) = header.tile?;
+        let tiles = Tiles::with_source(
+            path,
+            (tw, th),
+            (header.width, header.height),
+            sample,
+            header.predictor == 2,
+            Source::Fetched {
+                header,
+                plane,
+                fetched,
+            },
+        );
+        Some(BandReader {
+            ds: None,
+            owned: None,
+            path: path.to_string(),
+            band,
+            tiles: Some(tiles),
+        })
     }
 
     /// Keep the last `tiles` decoded tiles at hand (by default one), for a
@@ -71,24 +116,75 @@ impl<'a> BandReader<'a> {
         }
         if let Some(tiles) = &mut self.tiles {
             raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
-            let band = self.ds.rasterband(self.band).map_err(|e| e.to_string())?;
-            if tiles.read_window(&band, window, dst, dst_stride) {
+            let band = match self.ds {
+                Some(ds) => Some(ds.rasterband(self.band).map_err(|e| e.to_string())?),
+                None => None,
+            };
+            if tiles.read_window(band.as_ref(), window, dst, dst_stride) {
                 return Ok(());
             }
             // A tile this cannot decode: GDAL reads (or reports) it, and
             // the rest of the band's reads too.
             self.tiles = None;
         }
-        raster::read_window(self.ds, self.band, window, sample, dst, dst_stride)
+        let ds = match self.ds {
+            Some(ds) => ds,
+            None => {
+                if self.owned.is_none() {
+                    self.owned =
+                        Some(raster::open_for_read(&self.path).map_err(|e| e.to_string())?);
+                }
+                self.owned.as_ref().ok_or("internal: no dataset")?
+            }
+        };
+        raster::read_window(ds, self.band, window, sample, dst, dst_stride)
     }
 }
 
+/// True when the tiles of a file with this header are decoded here as
+/// `sample` values: tiled, DEFLATE, little-endian, one sample per pixel or
+/// band-interleaved, no predictor or the horizontal one on integers, whole
+/// bytes per sample.
+pub fn decodes(h: &TiffHeader, sample: SampleType) -> bool {
+    let (bits, format) = match sample {
+        SampleType::U8 => (8, 1),
+        SampleType::U16 => (16, 1),
+        SampleType::I16 => (16, 2),
+        SampleType::U32 => (32, 1),
+        SampleType::I32 => (32, 2),
+        SampleType::U64 => (64, 1),
+        SampleType::I64 => (64, 2),
+        SampleType::F32 => (32, 3),
+        SampleType::F64 => (64, 3),
+        SampleType::I8 => return false,
+    };
+    !h.big_endian
+        && h.tile.is_some()
+        && matches!(h.compression, 8 | 32946)
+        && (h.predictor == 1 || (h.predictor == 2 && format != 3))
+        && (h.samples_per_pixel == 1 || h.planar_config == 2)
+        && h.bits_per_sample == bits
+        && h.sample_format == format
+}
+
+/// Where a band's tiles come from.
+enum Source<'a> {
+    /// GDAL gives each tile's place; the bytes are read through its virtual
+    /// file layer (the file opened at the first tile decoded, so a read
+    /// whose tiles all come from elsewhere opens nothing).
+    Gdal { file: Option<VsiFile> },
+    /// The parsed header gives each tile's place; the bytes were fetched.
+    Fetched {
+        header: Arc<TiffHeader>,
+        plane: usize,
+        fetched: &'a TileBytes,
+    },
+}
+
 /// The tiles of one band of a tiled DEFLATE GeoTIFF.
-struct Tiles {
+struct Tiles<'a> {
     path: String,
-    /// The file, opened at the first tile decoded (a read whose tiles all
-    /// come from elsewhere opens nothing).
-    file: Option<VsiFile>,
+    source: Source<'a>,
     /// Tile width and height, in pixels.
     tile: (usize, usize),
     /// Raster width and height.
@@ -104,7 +200,7 @@ struct Tiles {
     keep: usize,
 }
 
-impl Tiles {
+impl<'a> Tiles<'a> {
     fn new(ds: &Dataset, band: usize, path: &str, sample: SampleType) -> Option<Self> {
         if ds.driver().short_name() != "GTiff" || sample.read_as() != sample {
             return None;
@@ -134,10 +230,28 @@ impl Tiles {
         {
             return None;
         }
-        Some(Tiles {
+        Some(Self::with_source(
+            path,
+            (bw, bh),
+            size,
+            sample,
+            predictor,
+            Source::Gdal { file: None },
+        ))
+    }
+
+    fn with_source(
+        path: &str,
+        tile: (usize, usize),
+        size: (usize, usize),
+        sample: SampleType,
+        predictor: bool,
+        source: Source<'a>,
+    ) -> Self {
+        Tiles {
             path: path.to_string(),
-            file: None,
-            tile: (bw, bh),
+            source,
+            tile,
             size,
             bytes: sample.bytes(),
             predictor,
@@ -145,15 +259,16 @@ impl Tiles {
             compressed: SPARE.with_borrow_mut(Vec::pop).unwrap_or_default(),
             decoded: Vec::new(),
             keep: 1,
-        })
+        }
     }
 
     /// Read a non-empty window whose destination holds it (see
     /// [`BandReader::read_window`]); false when one of its tiles cannot be
-    /// decoded here (nothing is promised about `dst`).
+    /// decoded here (nothing is promised about `dst`). `band` is GDAL's
+    /// band for a [`Source::Gdal`].
     fn read_window(
         &mut self,
-        band: &gdal::raster::RasterBand,
+        band: Option<&gdal::raster::RasterBand>,
         (x, y, cols, rows): (usize, usize, usize, usize),
         dst: &mut [u8],
         dst_stride: usize,
@@ -187,7 +302,7 @@ impl Tiles {
     /// if it is not there; None when it cannot be decoded here.
     fn tile_slot(
         &mut self,
-        band: &gdal::raster::RasterBand,
+        band: Option<&gdal::raster::RasterBand>,
         index: usize,
         tx: usize,
         ty: usize,
@@ -195,20 +310,43 @@ impl Tiles {
         if let Some(slot) = self.decoded.iter().position(|(i, _)| *i == index) {
             return Some(slot);
         }
-        let item = |what: &str| -> Option<u64> {
-            band.metadata_item(&format!("BLOCK_{what}_{tx}_{ty}"), "TIFF")?
-                .parse()
-                .ok()
+        let compressed: &[u8] = match &mut self.source {
+            Source::Gdal { file } => {
+                let band = band?;
+                let item = |what: &str| -> Option<u64> {
+                    band.metadata_item(&format!("BLOCK_{what}_{tx}_{ty}"), "TIFF")?
+                        .parse()
+                        .ok()
+                };
+                let (offset, len) = (item("OFFSET")?, item("SIZE")?);
+                // Sparse tiles (offset 0) are GDAL's to fill with nodata.
+                if offset == 0 || len == 0 {
+                    return None;
+                }
+                self.compressed.resize(usize::try_from(len).ok()?, 0);
+                if !opened(file, &self.path)?.read_at(offset, &mut self.compressed) {
+                    return None;
+                }
+                &self.compressed
+            }
+            Source::Fetched {
+                header,
+                plane,
+                fetched,
+            } => {
+                let i = header.tile_index(*plane, tx, ty)?;
+                match fetched.get(&self.path, i) {
+                    Some(b) => b,
+                    // A tile the read expected another block to decode.
+                    None => {
+                        let bytes = fetched.fetch_now(&self.path, header.tile_range(i)?)?;
+                        self.compressed.clear();
+                        self.compressed.extend_from_slice(&bytes);
+                        &self.compressed
+                    }
+                }
+            }
         };
-        let (offset, len) = (item("OFFSET")?, item("SIZE")?);
-        // Sparse tiles (offset 0) are GDAL's to fill with nodata.
-        if offset == 0 || len == 0 {
-            return None;
-        }
-        self.compressed.resize(usize::try_from(len).ok()?, 0);
-        if !opened(&mut self.file, &self.path)?.read_at(offset, &mut self.compressed) {
-            return None;
-        }
         let (tw, th) = self.tile;
         let want = tw * th * self.bytes;
         // Reuse the oldest buffer once `keep` tiles (at least one) are held.
@@ -218,7 +356,7 @@ impl Tiles {
             SPARE.with_borrow_mut(Vec::pop).unwrap_or_default()
         };
         buf.resize(want, 0);
-        match self.inflater.zlib_decompress(&self.compressed, &mut buf) {
+        match self.inflater.zlib_decompress(compressed, &mut buf) {
             Ok(n) if n == want => {}
             _ => return None,
         }
@@ -230,7 +368,7 @@ impl Tiles {
     }
 }
 
-impl Drop for Tiles {
+impl Drop for Tiles<'_> {
     fn drop(&mut self) {
         let compressed = std::mem::take(&mut self.compressed);
         let decoded = std::mem::take(&mut self.decoded);

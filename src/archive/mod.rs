@@ -13,11 +13,12 @@ pub mod pattern;
 pub mod sentinel2;
 pub mod stac;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{NaiveDate, NaiveDateTime};
+use futures::{StreamExt, TryStreamExt};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,7 @@ use crate::crs_cache;
 use crate::error::{Result, SceneError};
 use crate::options::SceneOptions;
 use crate::raster::{self, BandMeta, RasterGeom, SampleType};
+use crate::{remote, store};
 
 /// Which band(s) of a file a match provides.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +52,12 @@ pub struct FileMatch {
 pub struct Band {
     /// Path as GDAL opens it.
     pub path: String,
+    /// The file's size in bytes and its ETag (object stores), as listed:
+    /// the version a scan reads (a replaced object fails the read).
+    #[serde(default)]
+    pub size: u64,
+    #[serde(default)]
+    pub etag: Option<String>,
     /// 1-based band index within the file.
     pub index: usize,
     pub geom: Arc<RasterGeom>,
@@ -121,7 +129,7 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
                 .or_else(|| sentinel2::match_file(&f.parent_name, &f.file_name)),
         };
         match m {
-            Some(m) => matched.push((f.path.clone(), m)),
+            Some(m) => matched.push((f.clone(), m)),
             None => {
                 skipped += 1;
                 tracing::debug!(file = %f.path, "skipped: matches no scene layout");
@@ -142,9 +150,12 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
             hint,
         });
     }
+    // Tiled GeoTIFFs in object stores: described from their headers, read
+    // concurrently (one ranged GET each); the rest by GDAL.
+    let described = describe_remote(&matched, &opts.store).await?;
     let opts = opts.clone();
     tokio::task::spawn_blocking(move || {
-        let mut scenes = inspect_all(matched, &opts)?;
+        let mut scenes = inspect_all(matched, described, &opts)?;
         add_center_times(&mut scenes, &metadata);
         Ok(scenes)
     })
@@ -177,6 +188,49 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
         }
     }
     scenes.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
+}
+
+/// The files in object stores that are GeoTIFFs sceneql reads itself,
+/// described from their headers (fetched concurrently, kept for the
+/// process), by path.
+async fn describe_remote(
+    matched: &[(listing::ListedFile, FileMatch)],
+    config: &crate::store::StoreConfig,
+) -> Result<HashMap<String, raster::RasterInfo>> {
+    let stats = Arc::new(remote::FetchStats::default());
+    let mut jobs = Vec::new();
+    for (f, _) in matched {
+        let lower = f.path.to_ascii_lowercase();
+        if !store::is_remote(&f.path) || !(lower.ends_with(".tif") || lower.ends_with(".tiff")) {
+            continue;
+        }
+        let url = store::ObjectUrl::parse(&f.path)?;
+        let store = store::store_for(&url, config)?;
+        let object = remote::ObjectVersion {
+            url: f.path.clone(),
+            size: f.size,
+            etag: f.etag.clone(),
+        };
+        let stats = stats.clone();
+        jobs.push(async move {
+            let header = remote::header(store.as_ref(), &object, &stats).await?;
+            Ok::<_, SceneError>((object.url, header))
+        });
+    }
+    let headers: Vec<_> = remote::on_io(async move {
+        futures::stream::iter(jobs)
+            .buffer_unordered(32)
+            .try_collect::<Vec<_>>()
+            .await
+    })
+    .await??;
+    let mut out = HashMap::new();
+    for (path, header) in headers {
+        if let Some(info) = header.and_then(|h| raster::describe(&h)) {
+            out.insert(path, info);
+        }
+    }
+    Ok(out)
 }
 
 /// `raster::inspect` of each path, in order, on as many threads as there
@@ -226,17 +280,30 @@ fn inspect_many(paths: &[&str]) -> Vec<Result<raster::RasterInfo>> {
         .collect()
 }
 
-/// Group matched files into scenes and inspect every file with GDAL.
-fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result<Vec<Scene>> {
+/// Group matched files into scenes and inspect every file not `described`
+/// already with GDAL.
+fn inspect_all(
+    matched: Vec<(listing::ListedFile, FileMatch)>,
+    mut described: HashMap<String, raster::RasterInfo>,
+    opts: &SceneOptions,
+) -> Result<Vec<Scene>> {
     let mut scenes: BTreeMap<String, Scene> = BTreeMap::new();
     let mut geoms: Vec<Arc<RasterGeom>> = Vec::new();
-    let paths: Vec<&str> = matched.iter().map(|(p, _)| p.as_str()).collect();
+    let paths: Vec<&str> = matched
+        .iter()
+        .map(|(f, _)| f.path.as_str())
+        .filter(|p| !described.contains_key(*p))
+        .collect();
     let mut infos = inspect_many(&paths).into_iter();
-    for (path, m) in matched {
-        let info = infos.next().ok_or_else(|| SceneError::Unreadable {
-            path: path.clone(),
-            message: "internal: no inspection result".into(),
-        })?;
+    for (file, m) in matched {
+        let path = file.path.clone();
+        let info = match described.remove(&path) {
+            Some(info) => Ok(info),
+            None => infos.next().ok_or_else(|| SceneError::Unreadable {
+                path: path.clone(),
+                message: "internal: no inspection result".into(),
+            })?,
+        };
         let format = opts
             .date_format
             .clone()
@@ -294,6 +361,8 @@ fn inspect_all(matched: Vec<(String, FileMatch)>, opts: &SceneOptions) -> Result
             };
             let band = Band {
                 path: path.clone(),
+                size: file.size,
+                etag: file.etag.clone(),
                 index,
                 geom: geom.clone(),
                 meta,

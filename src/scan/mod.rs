@@ -504,6 +504,9 @@ fn range_splits(
 /// the data. With a filter that reads fewer bands than that, its bands are
 /// read first and the scenes with no pixel passing it in the block read
 /// nothing more (a cloudy scene costs its QA band only).
+///
+/// `fetched` holds the object-store tiles of the bands read first (all
+/// of them without a filter), fetched beforehand ([`first_bands`]).
 fn read_unit(
     archive: &SceneArchive,
     scenes: &[usize],
@@ -511,9 +514,10 @@ fn read_unit(
     block: Window,
     filter: Option<&ScanFilter>,
     carry: Option<(&TileCarry, usize)>,
+    fetched: Option<&crate::remote::TileBytes>,
 ) -> Result<(read::BlockData, read::ReadStats, Option<Vec<BooleanBuffer>>)> {
     let Some(filter) = filter else {
-        let (data, stats) = read::read_block(archive, scenes, bands, block, carry)?;
+        let (data, stats) = read::read_block(archive, scenes, bands, block, carry, fetched)?;
         return Ok((data, stats, None));
     };
     let first: BTreeSet<String> = scenes
@@ -521,7 +525,7 @@ fn read_unit(
         .flat_map(|&i| filter.bands_of(archive, i))
         .collect();
     if bands.iter().all(|b| first.contains(b)) {
-        let (data, stats) = read::read_block(archive, scenes, bands, block, carry)?;
+        let (data, stats) = read::read_block(archive, scenes, bands, block, carry, fetched)?;
         let passed = filter.evaluate(archive, &data)?;
         return Ok((data, stats, Some(passed)));
     }
@@ -535,7 +539,7 @@ fn read_unit(
         .filter(|b| !first.contains(*b))
         .cloned()
         .collect();
-    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block, carry)?;
+    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block, carry, fetched)?;
     let passed = filter.evaluate(archive, &data)?;
     let (kept, kept_passed): (Vec<read::BlockScene>, Vec<BooleanBuffer>) = data
         .scenes
@@ -544,11 +548,10 @@ fn read_unit(
         .filter(|(_, p)| p.count_set_bits() > 0)
         .unzip();
     let kept_ids: Vec<usize> = kept.iter().map(|s| s.scene).collect();
-    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, carry)?;
-    stats.files_opened += more_stats.files_opened;
-    stats.bytes_decoded += more_stats.bytes_decoded;
-    stats.bytes_carried += more_stats.bytes_carried;
-    stats.nanos += more_stats.nanos;
+    // Bands in object stores: the other bands' tiles are fetched only for
+    // the scenes with a pixel passing the filter.
+    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, carry, None)?;
+    stats.add(&more_stats);
     let mut more = more
         .scenes
         .into_iter()
@@ -571,6 +574,31 @@ fn read_unit(
         stats,
         Some(kept_passed),
     ))
+}
+
+/// The bands [`read_unit`] reads first: the scan filter's, where it reads
+/// fewer than `bands`; else all of them.
+fn first_bands(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    filter: Option<&ScanFilter>,
+) -> Vec<String> {
+    let Some(filter) = filter else {
+        return bands.to_vec();
+    };
+    let first: BTreeSet<String> = scenes
+        .iter()
+        .flat_map(|&i| filter.bands_of(archive, i))
+        .collect();
+    if bands.iter().all(|b| first.contains(b)) {
+        return bands.to_vec();
+    }
+    bands
+        .iter()
+        .filter(|b| first.contains(*b))
+        .cloned()
+        .collect()
 }
 
 /// A band's tile (width, height) for planning blocks: its file's block
@@ -887,6 +915,7 @@ impl ExecutionPlan for SceneScanExec {
             execution,
             slots: self.read_slots.clone(),
             on_workers: options.read_on_workers,
+            remote: read::has_remote_bands(&self.archive),
         });
         let stream = futures::stream::iter(units.into_iter().enumerate())
             .map(move |(k, unit)| {
@@ -972,6 +1001,8 @@ struct UnitReader {
     execution: Arc<Execution>,
     slots: Arc<tokio::sync::Semaphore>,
     on_workers: bool,
+    /// Some band is in an object store.
+    remote: bool,
 }
 
 impl UnitReader {
@@ -986,10 +1017,33 @@ impl UnitReader {
             .acquire_owned()
             .await
             .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))?;
+        // Object-store tiles of the bands read first are fetched while
+        // this task waits without blocking its thread.
+        let fetched = if self.remote {
+            let first = first_bands(
+                &self.archive,
+                &unit.scenes,
+                &self.bands,
+                self.filter.as_deref(),
+            );
+            let carry = Some((&self.execution.carry, unit.block));
+            let fetch =
+                read::fetch_remote(&self.archive, &unit.scenes, &first, unit.window, carry)?;
+            Some(crate::remote::on_io(fetch).await??)
+        } else {
+            None
+        };
         let on_workers = self.on_workers;
         let read = move || {
             let _slot = slot;
-            self.read_now(unit)
+            match fetched {
+                Some((tiles, stats)) => {
+                    let mut out = self.read_with(unit, Some(&tiles))?;
+                    out.1.add(&stats);
+                    Ok(out)
+                }
+                None => self.read_now(unit),
+            }
         };
         if on_workers {
             read()
@@ -1004,6 +1058,16 @@ impl UnitReader {
     /// take no slot: its partition's is free). The carry is told when its
     /// block's last unit has been read.
     fn read_now(&self, unit: Unit) -> Result<ReadOutput> {
+        self.read_with(unit, None)
+    }
+
+    /// [`Self::read_now`] with the tiles of the bands read first already
+    /// fetched from object stores.
+    fn read_with(
+        &self,
+        unit: Unit,
+        fetched: Option<&crate::remote::TileBytes>,
+    ) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
         let out = {
             let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
@@ -1014,6 +1078,7 @@ impl UnitReader {
                 w,
                 self.filter.as_deref(),
                 Some((&self.execution.carry, block)),
+                fetched,
             )?
         };
         if self.execution.board.read_done(block) {
@@ -1065,6 +1130,12 @@ struct ScanMetrics {
     /// Reads of this partition's units that another partition did
     /// ([`steal`]).
     reads_taken_over: Count,
+    /// Object-store requests, the bytes they fetched, their retries, and
+    /// file headers found already read.
+    requests: Count,
+    bytes_fetched: Count,
+    retries: Count,
+    header_hits: Count,
     read_time: Time,
     /// Building a block's rows from the read: the footprints, the rows
     /// kept (the scan filter itself runs in the read, in `read_time`).
@@ -1081,6 +1152,10 @@ impl ScanMetrics {
             bytes_carried: MetricBuilder::new(set).counter("bytes_carried", partition),
             blocks: MetricBuilder::new(set).counter("blocks", partition),
             reads_taken_over: MetricBuilder::new(set).counter("reads_taken_over", partition),
+            requests: MetricBuilder::new(set).counter("requests", partition),
+            bytes_fetched: MetricBuilder::new(set).counter("bytes_fetched", partition),
+            retries: MetricBuilder::new(set).counter("retries", partition),
+            header_hits: MetricBuilder::new(set).counter("header_hits", partition),
             read_time: MetricBuilder::new(set).subset_time("read_time", partition),
             filter_time: MetricBuilder::new(set).subset_time("filter_time", partition),
             baseline: BaselineMetrics::new(set, partition),
@@ -1092,6 +1167,10 @@ impl ScanMetrics {
         self.scenes_read.add(s.scenes_read);
         self.bytes_decoded.add(s.bytes_decoded);
         self.bytes_carried.add(s.bytes_carried);
+        self.requests.add(s.requests);
+        self.bytes_fetched.add(s.bytes_fetched);
+        self.retries.add(s.retries);
+        self.header_hits.add(s.header_hits);
         self.blocks.add(block_done as usize);
         self.read_time
             .add_duration(std::time::Duration::from_nanos(s.nanos));

@@ -13,7 +13,9 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::*;
+use futures::{StreamExt, TryStreamExt};
 use gdal::Dataset;
+use object_store::ObjectStore;
 use sceneql_udfs::bits::collect_bits;
 
 use super::carry::{self, TileCarry};
@@ -22,7 +24,9 @@ use crate::error::{Result, SceneError};
 use crate::grid::{Placement, Window};
 use crate::provider::SceneArchive;
 use crate::raster::{self, SampleType, WarpSpec};
+use crate::remote::TileBytes;
 use crate::tiff::BandReader;
+use crate::{remote, store};
 
 /// One scene's data within a block.
 pub struct BlockScene {
@@ -45,6 +49,12 @@ pub struct BlockData {
 #[derive(Default, Debug, Clone, Copy)]
 pub struct ReadStats {
     pub files_opened: usize,
+    /// Object-store requests (headers and tiles), bytes they fetched,
+    /// their retries, and headers found already read.
+    pub requests: usize,
+    pub bytes_fetched: usize,
+    pub retries: usize,
+    pub header_hits: usize,
     pub scenes_read: usize,
     /// Bytes of samples read from files (with a carry: of whole tiles).
     pub bytes_decoded: usize,
@@ -53,18 +63,236 @@ pub struct ReadStats {
     pub nanos: u64,
 }
 
+impl ReadStats {
+    /// Add another read's counters.
+    pub fn add(&mut self, o: &ReadStats) {
+        self.files_opened += o.files_opened;
+        self.scenes_read += o.scenes_read;
+        self.bytes_decoded += o.bytes_decoded;
+        self.bytes_carried += o.bytes_carried;
+        self.requests += o.requests;
+        self.bytes_fetched += o.bytes_fetched;
+        self.retries += o.retries;
+        self.header_hits += o.header_hits;
+        self.nanos += o.nanos;
+    }
+}
+
+/// One band of one scene in an object store whose tiles a read needs: the
+/// object, the band's plane, the file pixels `(x0, y0, x1, y1)` read, and
+/// the tiles (column, row) of those that other blocks' reads decode
+/// ([`super::carry`]).
+struct RemoteNeed {
+    store: Arc<dyn ObjectStore>,
+    object: remote::ObjectVersion,
+    band: usize,
+    sample: SampleType,
+    cover: (usize, usize, usize, usize),
+    others: Vec<(usize, usize)>,
+}
+
+/// Fetch the compressed tiles that a read of `bands` of `scenes` over
+/// `window` decodes itself (bands in object stores, placed without
+/// warping, whose files [`crate::tiff::decodes`]): headers from the
+/// process's cache or fetched first, then every object's tiles with
+/// merged, concurrent range requests. The returned future runs on the
+/// object-store runtime ([`remote::on_io`], [`remote::block_on_io`]).
+pub fn fetch_remote(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    window: Window,
+    carry: Option<(&TileCarry, usize)>,
+) -> Result<impl std::future::Future<Output = Result<(TileBytes, ReadStats)>> + Send + 'static> {
+    let mut needs = Vec::new();
+    for &si in scenes {
+        let placement = &archive.placements[si];
+        let scene = &archive.scenes[si];
+        for name in bands {
+            let Some(band) = scene.bands.get(name) else {
+                continue;
+            };
+            let Some(Placement::Aligned { row_off, col_off }) = placement.bands.get(name) else {
+                continue;
+            };
+            if !store::is_remote(&band.path) {
+                continue;
+            }
+            let file = Window {
+                row: *row_off,
+                col: *col_off,
+                rows: band.geom.height,
+                cols: band.geom.width,
+            };
+            let cover = file
+                .intersect(&window)
+                .intersect(&placement.footprint.window);
+            if cover.is_empty() {
+                continue;
+            }
+            let (x0, y0) = (
+                (cover.col - file.col) as usize,
+                (cover.row - file.row) as usize,
+            );
+            let (x1, y1) = (x0 + cover.cols, y0 + cover.rows);
+            // Tiles cut by the block's edges and owned by another block are
+            // decoded by that block's read, which passes this one its part.
+            let mut others = Vec::new();
+            if let Some((carry, block)) = carry
+                && !carry::tile_aligned(band, file, cover)
+            {
+                let (tw, th) = band.meta.block;
+                let (tw, th) = (tw.clamp(1, file.cols.max(1)), th.clamp(1, file.rows.max(1)));
+                for ty in y0 / th..y1.div_ceil(th) {
+                    for tx in x0 / tw..x1.div_ceil(tw) {
+                        let rect = file.intersect(&Window {
+                            row: file.row + (ty * th) as i64,
+                            col: file.col + (tx * tw) as i64,
+                            rows: th,
+                            cols: tw,
+                        });
+                        if carry.owner(rect).is_some_and(|o| o != block) {
+                            others.push((tx, ty));
+                        }
+                    }
+                }
+            }
+            let url = store::ObjectUrl::parse(&band.path)?;
+            needs.push(RemoteNeed {
+                store: store::store_for(&url, &archive.options.store)?,
+                object: remote::ObjectVersion {
+                    url: band.path.clone(),
+                    size: band.size,
+                    etag: band.etag.clone(),
+                },
+                band: band.index,
+                sample: band.meta.sample.read_as(),
+                cover: (x0, y0, x1, y1),
+                others,
+            });
+        }
+    }
+    Ok(async move {
+        let start = Instant::now();
+        let counts = Arc::new(remote::FetchStats::default());
+        // Each object's tile ranges (several bands may share a file).
+        let mut by_object: Vec<(Arc<dyn ObjectStore>, remote::ObjectVersion, Vec<usize>)> =
+            Vec::new();
+        for need in needs {
+            let Some(h) = remote::header(need.store.as_ref(), &need.object, &counts).await? else {
+                continue;
+            };
+            if !crate::tiff::decodes(&h, need.sample) {
+                continue;
+            }
+            let Some((tw, th)) = h.tile else { continue };
+            let plane = if h.planes() > 1 { need.band - 1 } else { 0 };
+            let (x0, y0, x1, y1) = need.cover;
+            let mut tiles = Vec::new();
+            for ty in y0 / th..y1.div_ceil(th) {
+                for tx in x0 / tw..x1.div_ceil(tw) {
+                    if let Some(i) = h.tile_index(plane, tx, ty)
+                        && h.tile_range(i).is_some()
+                        && !need.others.contains(&(tx, ty))
+                    {
+                        tiles.push(i);
+                    }
+                }
+            }
+            match by_object.iter_mut().find(|(_, o, _)| *o == need.object) {
+                Some((_, _, t)) => t.extend(tiles),
+                None => by_object.push((need.store, need.object, tiles)),
+            }
+        }
+        let jobs: Vec<_> = by_object
+            .into_iter()
+            .map(|(store, object, tiles)| fetch_object(store, object, tiles, counts.clone()))
+            .collect();
+        let fetched: Vec<_> = futures::stream::iter(jobs)
+            .buffer_unordered(8)
+            .try_collect()
+            .await?;
+        let mut out = TileBytes::default();
+        for (store, object, tiles, got) in fetched {
+            for (i, bytes) in tiles.iter().zip(&got.parts) {
+                out.insert(&object.url, *i, bytes.clone());
+            }
+            out.hold(got);
+            out.add_object(store, object);
+        }
+        let n = |c: &std::sync::atomic::AtomicU64| {
+            c.load(std::sync::atomic::Ordering::Relaxed) as usize
+        };
+        let stats = ReadStats {
+            requests: n(&counts.requests),
+            bytes_fetched: n(&counts.bytes),
+            retries: n(&counts.retries),
+            header_hits: n(&counts.header_hits),
+            nanos: start.elapsed().as_nanos() as u64,
+            ..ReadStats::default()
+        };
+        Ok((out, stats))
+    })
+}
+
+/// Fetch `tiles` (indexes into its header's tiles) of `object`.
+async fn fetch_object(
+    store: Arc<dyn ObjectStore>,
+    object: remote::ObjectVersion,
+    mut tiles: Vec<usize>,
+    counts: Arc<remote::FetchStats>,
+) -> Result<(
+    Arc<dyn ObjectStore>,
+    remote::ObjectVersion,
+    Vec<usize>,
+    remote::Fetched,
+)> {
+    tiles.sort_unstable();
+    tiles.dedup();
+    let header = remote::cached_header(&object);
+    let ranges: Vec<_> = tiles
+        .iter()
+        .filter_map(|&i| header.as_ref()?.tile_range(i))
+        .collect();
+    let got = remote::fetch_tiles(store.as_ref(), &object, &ranges, &counts).await?;
+    Ok((store, object, tiles, got))
+}
+
+/// True when some band of the archive is in an object store.
+pub fn has_remote_bands(archive: &SceneArchive) -> bool {
+    archive
+        .scenes
+        .iter()
+        .any(|s| s.bands.values().any(|b| store::is_remote(&b.path)))
+}
+
 /// Read `bands` of `scenes` over `window`; with `carry`, `window` is the
 /// scan's block `.1`, and the tiles its edges cut are decoded once for it
-/// and the other blocks they reach into ([`super::carry`]).
+/// and the other blocks they reach into ([`super::carry`]). Bands in
+/// object stores are decoded from `fetched`, or from tiles fetched here
+/// (waiting for them) when it is None.
 pub fn read_block(
     archive: &SceneArchive,
     scenes: &[usize],
     bands: &[String],
     window: Window,
     carry: Option<(&TileCarry, usize)>,
+    fetched: Option<&TileBytes>,
 ) -> Result<(BlockData, ReadStats)> {
     let start = Instant::now();
     let mut stats = ReadStats::default();
+    let fetched_here;
+    let fetched = match fetched {
+        Some(f) => Some(f),
+        None if has_remote_bands(archive) => {
+            let (tiles, fetch_stats) =
+                remote::block_on_io(fetch_remote(archive, scenes, bands, window, carry)?)??;
+            stats.add(&fetch_stats);
+            fetched_here = tiles;
+            Some(&fetched_here)
+        }
+        None => None,
+    };
     let mut out = Vec::new();
     for &si in scenes {
         let placement = &archive.placements[si];
@@ -91,6 +319,30 @@ pub fn read_block(
             let Some(band) = scene.bands.get(name) else {
                 continue;
             };
+            let _decode = tracing::info_span!("decode", scene = %scene.id, band = %name).entered();
+            // Tiles fetched from an object store: decoded here, no GDAL.
+            if let (Some(tiles), Placement::Aligned { row_off, col_off }) =
+                (fetched, &placement.bands[name])
+                && let Some(header) = remote::cached_header(&remote::ObjectVersion {
+                    url: band.path.clone(),
+                    size: band.size,
+                    etag: band.etag.clone(),
+                })
+                && crate::tiff::decodes(&header, band.meta.sample.read_as())
+            {
+                let file = Window {
+                    row: *row_off,
+                    col: *col_off,
+                    rows: band.geom.height,
+                    cols: band.geom.width,
+                };
+                let (array, bytes) =
+                    read_band(Source::Fetched(header, tiles), band, file, window, carry)?;
+                stats.bytes_decoded += bytes.decoded;
+                stats.bytes_carried += bytes.carried;
+                arrays.insert(name.clone(), array);
+                continue;
+            }
             let ds = match opened.remove(band.path.as_str()) {
                 Some(ds) => ds,
                 None => {
@@ -98,7 +350,6 @@ pub fn read_block(
                     raster::open_for_read(&band.path)?
                 }
             };
-            let _decode = tracing::info_span!("decode", scene = %scene.id, band = %name).entered();
             let (array, bytes) = match &placement.bands[name] {
                 Placement::Aligned { row_off, col_off } => {
                     let file = Window {
@@ -107,7 +358,7 @@ pub fn read_block(
                         rows: band.geom.height,
                         cols: band.geom.width,
                     };
-                    read_band(&ds, band, file, window, carry)?
+                    read_band(Source::Gdal(&ds), band, file, window, carry)?
                 }
                 Placement::Warped => {
                     let fw = fp.window;
@@ -124,7 +375,7 @@ pub fn read_block(
                         src_nodata: archive.options.nodata.for_band(name),
                     };
                     let vrt = raster::warped_vrt(&ds, &band.path, &spec)?;
-                    read_band(&vrt, band, fw, window, None)?
+                    read_band(Source::Gdal(&vrt), band, fw, window, None)?
                 }
             };
             stats.bytes_decoded += bytes.decoded;
@@ -148,11 +399,18 @@ pub fn read_block(
     ))
 }
 
-/// Read the part of `window` covered by `file` (the dataset's pixels placed
+/// Where a band's pixels come from: an open dataset, or an object's
+/// parsed header and fetched tiles.
+enum Source<'a> {
+    Gdal(&'a Dataset),
+    Fetched(Arc<crate::cog::TiffHeader>, &'a TileBytes),
+}
+
+/// Read the part of `window` covered by `file` (the band's pixels placed
 /// on the grid) into an array over the whole window (through `carry` when
 /// the window's edges cut the file's tiles).
 fn read_band(
-    ds: &Dataset,
+    source: Source<'_>,
     band: &Band,
     file: Window,
     window: Window,
@@ -166,7 +424,17 @@ fn read_band(
     let bytes = if cover.is_empty() {
         carry::Bytes::default()
     } else {
-        let mut reader = BandReader::new(ds, band.index, &band.path, sample);
+        let mut reader = match source {
+            Source::Gdal(ds) => BandReader::new(ds, band.index, &band.path, sample),
+            Source::Fetched(header, tiles) => BandReader::fetched(
+                header, tiles, band.index, &band.path, sample,
+            )
+            .ok_or_else(|| SceneError::Read {
+                path: band.path.clone(),
+                what: format!("band {}", band.index),
+                message: "internal: the file's tiles cannot be decoded here".into(),
+            })?,
+        };
         match carry {
             Some((carry, block)) => carry::read_cover(
                 &mut reader,

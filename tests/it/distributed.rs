@@ -12,6 +12,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::scalar::ScalarValue;
 
 use crate::common::{chunk_encodings, scan_blocks, sceneql_cli};
+use crate::stores::S3Server;
 
 fn sceneql() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sceneql"))
@@ -70,26 +71,65 @@ fn terminate(child: &mut Child) -> ExitStatus {
     }
 }
 
+/// How a cluster's processes are started; the default is the tests' usual
+/// cluster.
+struct ClusterSetup {
+    /// Variables added to the scheduler's and every executor's environment.
+    env: Vec<(&'static str, String)>,
+    /// The scheduler's SCENEQL_LOG (None: this process's environment's).
+    scheduler_log: Option<&'static str>,
+    /// Each executor's SCENEQL_LOG. Ballista logs each task it runs at
+    /// info: the tests count them.
+    executor_log: &'static str,
+    /// Run each executor in its own empty temporary directory (else in this
+    /// process's current directory).
+    isolated_executors: bool,
+}
+
+impl Default for ClusterSetup {
+    fn default() -> Self {
+        ClusterSetup {
+            env: Vec::new(),
+            scheduler_log: None,
+            executor_log: "warn,ballista_executor=info",
+            isolated_executors: false,
+        }
+    }
+}
+
 /// A scheduler and executors, each a `sceneql` process logging to a file.
 struct Cluster {
     dir: PathBuf,
+    setup: ClusterSetup,
     scheduler: Child,
     scheduler_addr: String,
     executors: Vec<Child>,
+    /// The executors' current directories when isolated (removed after the
+    /// processes are stopped: fields drop after `Drop::drop`).
+    executor_dirs: Vec<tempfile::TempDir>,
 }
 
 impl Cluster {
     fn start(dir: &Path, executors: usize) -> Cluster {
+        Cluster::start_with(dir, executors, ClusterSetup::default())
+    }
+
+    fn start_with(dir: &Path, executors: usize, setup: ClusterSetup) -> Cluster {
         std::fs::create_dir_all(dir).unwrap();
         let log = dir.join("scheduler.log");
-        let mut scheduler = sceneql()
-            .args([
-                "scheduler",
-                "--bind",
-                "127.0.0.1:0",
-                "--executor-timeout",
-                "10",
-            ])
+        let mut command = sceneql();
+        command.args([
+            "scheduler",
+            "--bind",
+            "127.0.0.1:0",
+            "--executor-timeout",
+            "10",
+        ]);
+        if let Some(filter) = setup.scheduler_log {
+            command.env("SCENEQL_LOG", filter);
+        }
+        let mut scheduler = command
+            .envs(setup.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stderr(std::fs::File::create(&log).unwrap())
             .stdout(Stdio::null())
             .spawn()
@@ -102,9 +142,11 @@ impl Cluster {
         );
         let mut cluster = Cluster {
             dir: dir.to_path_buf(),
+            setup,
             scheduler_addr: listening_addr(&text),
             scheduler,
             executors: Vec::new(),
+            executor_dirs: Vec::new(),
         };
         for i in 0..executors {
             cluster.add_executor(i);
@@ -120,13 +162,19 @@ impl Cluster {
     fn add_executor(&mut self, i: usize) {
         let log = self.executor_log(i);
         let work = self.dir.join(format!("work-{i}"));
-        let mut child = sceneql()
+        let mut command = sceneql();
+        if self.setup.isolated_executors {
+            let cwd = tempfile::tempdir().unwrap();
+            command.current_dir(cwd.path());
+            self.executor_dirs.push(cwd);
+        }
+        let mut child = command
             .args(["executor", "--scheduler", &self.scheduler_addr])
             .args(["--bind", "127.0.0.1:0", "--concurrency", "2"])
             .arg("--work-dir")
             .arg(&work)
-            // Ballista logs each task it runs at info: the test counts them.
-            .env("SCENEQL_LOG", "warn,ballista_executor=info")
+            .env("SCENEQL_LOG", self.setup.executor_log)
+            .envs(self.setup.env.iter().map(|(k, v)| (*k, v.as_str())))
             .stderr(std::fs::File::create(&log).unwrap())
             .stdout(Stdio::null())
             .spawn()
@@ -198,14 +246,21 @@ impl Drop for Cluster {
     }
 }
 
-/// GET a JSON document from a scheduler's REST API.
-fn rest_get(addr: &str, path: &str) -> Option<serde_json::Value> {
+/// GET `path` from a scheduler's REST API: the whole HTTP response (status
+/// line, headers and body).
+fn rest_response(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// GET a JSON document from a scheduler's REST API.
+fn rest_get(addr: &str, path: &str) -> Option<serde_json::Value> {
+    let text = rest_response(addr, path)?;
     let (_, body) = text.split_once("\r\n\r\n")?;
     serde_json::from_str(body).ok()
 }
@@ -460,6 +515,173 @@ fn cluster_results_equal_local_and_use_both_executors() {
     let jobs = jobs.as_array().unwrap();
     assert!(jobs.len() >= 3, "{jobs:?}");
     assert!(jobs.iter().all(|j| j["status"] == "Completed"), "{jobs:?}");
+    cluster.stop();
+}
+
+/// Run the CLI in `dir` with none of this process's `AWS_*` variables: its
+/// store settings can only come from the SQL.
+fn sceneql_without_aws_env(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = sceneql();
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command.current_dir(dir).args(args).output().unwrap()
+}
+
+#[test]
+fn cluster_reads_the_archive_from_s3_and_equals_local() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let archive = gen_sample(dir, "64", "8", "32");
+    let s3 = S3Server::start();
+    s3.s3py(&["mkbucket", "scenes"]);
+    s3.s3py(&["upload", "scenes", "landsat", &archive]);
+    // The scheduler and the executors reach the store through the standard
+    // environment; each executor runs in an empty directory of its own.
+    let cluster = Cluster::start_with(
+        &dir.join("cluster"),
+        2,
+        ClusterSetup {
+            env: s3.env(),
+            // Verbose enough to log the plans they are sent.
+            scheduler_log: Some("info,sceneql=debug"),
+            executor_log: "info,sceneql=debug",
+            isolated_executors: true,
+        },
+    );
+    if cfg!(target_os = "linux") {
+        for (e, cwd) in cluster.executors.iter().zip(&cluster.executor_dirs) {
+            let actual = std::fs::read_link(format!("/proc/{}/cwd", e.id())).unwrap();
+            assert_eq!(actual, cwd.path().canonicalize().unwrap());
+        }
+    }
+    // The client has no AWS_* environment: the table's OPTIONS give it the
+    // store, with credentials that must stay in the client (moto accepts
+    // any; the executors use their environment's).
+    const KEY_ID: &str = "client-KEY-ID-123";
+    const SECRET: &str = "testing-SECRET-123";
+    let trend = |location: &str, options: &str, out: &Path| {
+        format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{location}' {options};
+             COPY (
+               SELECT pixel, t.slope AS slope, t.intercept AS intercept, t.r2 AS r2,
+                      t.stderr AS stderr, t.p_value AS p_value, t.n AS n,
+                      t.first AS first, t.last AS last
+               FROM (
+                 SELECT pixel, trend(ndvi(landsat_sr(nir), landsat_sr(red)), time) AS t
+                 FROM obs
+                 WHERE landsat_clear(qa)
+                 GROUP BY pixel
+               )
+             ) TO '{}'",
+            out.display()
+        )
+    };
+    let options = format!(
+        "OPTIONS ('aws.endpoint' '{}', 'aws.access_key_id' '{KEY_ID}', \
+         'aws.secret_access_key' '{SECRET}', 'aws.region' 'us-east-1', \
+         'aws.allow_http' 'true')",
+        s3.endpoint
+    );
+    let (local, cluster_out) = (dir.join("s3-local.parquet"), dir.join("s3-cluster.parquet"));
+    let sql = trend("s3://scenes/landsat/", &options, &cluster_out);
+    let out = sceneql_without_aws_env(dir, &["-q", "--remote", &cluster.url(), "-c", &sql]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let logs = |cluster: &Cluster| {
+        let mut all = format!(
+            "--- scheduler ---\n{}",
+            std::fs::read_to_string(cluster.dir.join("scheduler.log")).unwrap_or_default()
+        );
+        for i in 0..cluster.executors.len() {
+            all += &format!(
+                "--- executor {i} ---\n{}",
+                std::fs::read_to_string(cluster.executor_log(i)).unwrap_or_default()
+            );
+        }
+        all
+    };
+    assert!(
+        out.status.success(),
+        "the cluster's run from s3 failed: {stderr}\n{}",
+        logs(&cluster)
+    );
+    for secret in [SECRET, KEY_ID] {
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "the client printed {secret}: {stdout}{stderr}"
+        );
+    }
+    sceneql_cli(dir, &["-q", "-c", &trend(&archive, "", &local)]);
+
+    let rows = assert_same_rows(&local, &cluster_out);
+    assert!(rows > 3_000, "only {rows} pixels");
+    assert!(grid_metadata(&cluster_out).is_some());
+    assert_eq!(grid_metadata(&local), grid_metadata(&cluster_out));
+    // The executors read the scenes (the client did not send them).
+    let tasks = cluster.tasks_per_executor();
+    assert!(
+        tasks.iter().all(|&n| n >= 1),
+        "tasks per executor: {tasks:?} (the work must be spread over both)"
+    );
+
+    // The client's credentials reached neither the scheduler nor the
+    // executors: not in their logs (which do show the plans they were sent)...
+    let logs = logs(&cluster);
+    assert!(
+        logs.contains("s3://scenes/landsat"),
+        "the logs show no plan, so their check would prove nothing:\n{logs}"
+    );
+    for secret in [SECRET, KEY_ID] {
+        assert!(!logs.contains(secret), "{secret} in the logs:\n{logs}");
+    }
+    // ... nor in anything the scheduler's REST API shows of the jobs.
+    let addr = &cluster.scheduler_addr;
+    let jobs = rest_get(addr, "/api/jobs").expect("REST /api/jobs");
+    let jobs = jobs.as_array().unwrap();
+    assert!(!jobs.is_empty());
+    assert!(jobs.iter().all(|j| j["status"] == "Completed"), "{jobs:?}");
+    let mut paths: Vec<String> = ["/api/state", "/api/executors", "/api/jobs"]
+        .map(String::from)
+        .to_vec();
+    for job in jobs {
+        let id = job["job_id"].as_str().expect("a job_id");
+        for tail in [
+            "",
+            "?plan_format=tree",
+            "?plan_format=metrics",
+            "/config",
+            "/stages",
+            "/dot",
+        ] {
+            paths.push(format!("/api/job/{id}{tail}"));
+        }
+        let stages = rest_get(addr, &format!("/api/job/{id}/stages")).expect("REST stages");
+        for stage in stages["stages"].as_array().expect("stages") {
+            let sid = stage["stage_id"].as_str().expect("a stage_id");
+            paths.push(format!("/api/job/{id}/stage/{sid}/dot"));
+        }
+    }
+    let mut shown = String::new();
+    for path in &paths {
+        let response = rest_response(addr, path).unwrap_or_else(|| panic!("REST {path}"));
+        assert!(
+            response.lines().next().is_some_and(|l| l.contains(" 200 ")),
+            "{path}: {response}"
+        );
+        for secret in [SECRET, KEY_ID] {
+            assert!(!response.contains(secret), "{secret} in {path}: {response}");
+        }
+        shown += &response;
+    }
+    assert!(
+        shown.contains("s3://scenes/landsat"),
+        "the REST API showed no plan naming the archive"
+    );
     cluster.stop();
 }
 

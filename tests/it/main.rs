@@ -7,6 +7,7 @@ mod errors;
 mod layouts;
 mod pipelines;
 mod plan;
+mod proxy;
 mod realdata;
 mod stores;
 mod tile_aggregate;

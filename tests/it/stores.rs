@@ -296,3 +296,303 @@ fn store_failures_fail_fast_naming_the_object() {
         assert!(!d.path().join("out.parquet").exists());
     }
 }
+
+/// The summed byte counts (GDAL's `BLOCK_SIZE_x_y`, an independent read of
+/// the files) of the tiles of the band files ending in `suffixes` that
+/// intersect the grid window `rows x cols` (grid: the files' union, 30 m
+/// pixels, as the sample archive's), and how many tiles that is.
+fn tiles_touched(
+    archive: &Path,
+    suffixes: &[&str],
+    rows: std::ops::Range<i64>,
+    cols: std::ops::Range<i64>,
+) -> (u64, usize) {
+    use gdal::Metadata;
+    let mut files = Vec::new();
+    for scene in std::fs::read_dir(archive).unwrap() {
+        for f in std::fs::read_dir(scene.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if suffixes.iter().any(|s| name.ends_with(s)) {
+                files.push(p);
+            }
+        }
+    }
+    let gts: Vec<_> = files
+        .iter()
+        .map(|p| gdal::Dataset::open(p).unwrap().geo_transform().unwrap())
+        .collect();
+    let x0 = gts.iter().map(|g| g[0]).fold(f64::INFINITY, f64::min);
+    let y0 = gts.iter().map(|g| g[3]).fold(f64::NEG_INFINITY, f64::max);
+    let (mut bytes, mut tiles) = (0, 0);
+    for (p, gt) in files.iter().zip(&gts) {
+        let ds = gdal::Dataset::open(p).unwrap();
+        let band = ds.rasterband(1).unwrap();
+        let (tw, th) = band.block_size();
+        let (w, h) = ds.raster_size();
+        let (c_off, r_off) = (
+            ((gt[0] - x0) / 30.0).round() as i64,
+            ((y0 - gt[3]) / 30.0).round() as i64,
+        );
+        for ty in 0..h.div_ceil(th) {
+            for tx in 0..w.div_ceil(tw) {
+                let (r, c) = (r_off + (ty * th) as i64, c_off + (tx * tw) as i64);
+                let (r_end, c_end) = (
+                    (r + th as i64).min(r_off + h as i64),
+                    (c + tw as i64).min(c_off + w as i64),
+                );
+                if r < rows.end && rows.start < r_end && c < cols.end && cols.start < c_end {
+                    let size: u64 = band
+                        .metadata_item(&format!("BLOCK_SIZE_{tx}_{ty}"), "TIFF")
+                        .unwrap()
+                        .parse()
+                        .unwrap();
+                    bytes += size;
+                    tiles += 1;
+                }
+            }
+        }
+    }
+    (bytes, tiles)
+}
+
+/// A generated archive in a bucket of a fresh S3 server: (server, temp
+/// dir holding `archive/`).
+fn archive_in_s3(bucket: &str, size: usize, dates: usize) -> (S3Server, tempfile::TempDir) {
+    let s3 = S3Server::start();
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "archive", size, dates, 32, Some(5));
+    s3.s3py(&["mkbucket", bucket]);
+    s3.s3py(&[
+        "upload",
+        bucket,
+        "a",
+        d.path().join("archive").to_str().unwrap(),
+    ]);
+    (s3, d)
+}
+
+fn options_for(endpoint: &str) -> String {
+    format!(
+        "OPTIONS ('aws.endpoint' '{endpoint}', 'aws.access_key_id' 'testing', 'aws.secret_access_key' 'testing', 'aws.region' 'us-east-1')"
+    )
+}
+
+/// Object reads the proxy logged: (header reads from byte 0, other reads).
+fn reads(log: &[super::proxy::Logged]) -> (Vec<super::proxy::Logged>, Vec<super::proxy::Logged>) {
+    log.iter()
+        .filter(|l| l.method == "GET" && l.range.is_some())
+        .cloned()
+        .partition(|l| l.range.is_some_and(|r| r.0 == 0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_and_warm_reads_fetch_headers_once_and_only_the_tiles_touched() {
+    let (s3, d) = archive_in_s3("counted", 96, 5);
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://counted/a/' {}",
+            options_for(&proxy.endpoint)
+        ),
+    )
+    .await;
+    // Cold: one header read per file, of at most 64 KiB; no tile read.
+    let (headers, others) = reads(&proxy.log());
+    let files = 5 * 3;
+    assert_eq!(headers.len(), files, "{headers:#?}");
+    let mut paths: Vec<_> = headers.iter().map(|h| h.path.clone()).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths.len(), files, "a file's header read twice");
+    assert!(
+        headers.iter().all(|h| h.range.unwrap().1 < 64 * 1024),
+        "{headers:#?}"
+    );
+    assert!(others.is_empty(), "table creation read tiles: {others:#?}");
+
+    // Warm, the whole grid: no header read; every tile of the bands read,
+    // fetched once (within 10% of their byte counts).
+    proxy.clear();
+    query(&ctx, "SELECT sum(red), sum(nir), sum(qa) FROM obs").await;
+    let (headers, tiles) = reads(&proxy.log());
+    assert!(headers.is_empty(), "warm query read headers: {headers:#?}");
+    let fetched: usize = tiles.iter().map(|t| t.bytes).sum();
+    let archive = d.path().join("archive");
+    let bands = ["_SR_B4.TIF", "_SR_B5.TIF", "_QA_PIXEL.TIF"];
+    let (want, _) = tiles_touched(&archive, &bands, 0..i64::MAX, 0..i64::MAX);
+    assert!(
+        fetched as u64 >= want && fetched as f64 <= 1.1 * want as f64,
+        "fetched {fetched} bytes for {want} bytes of tiles"
+    );
+
+    // A window: only its tiles.
+    proxy.clear();
+    let window = "row >= 40 AND row < 50 AND col >= 10 AND col < 20";
+    query(&ctx, &format!("SELECT sum(red) FROM obs WHERE {window}")).await;
+    let (headers, tiles) = reads(&proxy.log());
+    assert!(headers.is_empty(), "{headers:#?}");
+    let fetched: usize = tiles.iter().map(|t| t.bytes).sum();
+    let (want, n) = tiles_touched(&archive, &["_SR_B4.TIF"], 40..50, 10..20);
+    assert!(n > 0);
+    assert!(
+        fetched as u64 >= want && fetched as f64 <= 1.1 * want as f64,
+        "fetched {fetched} bytes ({} requests) for the {n} tiles ({want} bytes) the window touches",
+        tiles.len()
+    );
+}
+
+/// Every row of a query, as text sorted (for equality across runs).
+async fn sorted_rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<String> {
+    let batches = query(ctx, sql).await;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let mut rows: Vec<String> = text.lines().map(str::to_string).collect();
+    rows.sort();
+    rows
+}
+
+const TREND: &str = "SELECT pixel, trend(ndvi(landsat_sr(nir), landsat_sr(red)), time) AS t \
+     FROM obs WHERE landsat_clear(qa) GROUP BY pixel";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_reads_are_retried_and_leave_results_identical() {
+    use super::proxy::Fault;
+    let (s3, _d) = archive_in_s3("faulty", 64, 6);
+    let clean = ctx();
+    run_statements(
+        &clean,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://faulty/a/' {}",
+            options_for(&s3.endpoint)
+        ),
+    )
+    .await;
+    let want = sorted_rows(&clean, TREND).await;
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    let faults = [
+        Fault::SlowDown,
+        Fault::InternalError,
+        Fault::DropAfterHeaders,
+        Fault::ShortBody,
+    ];
+    proxy.inject(&faults, 3);
+    let faulty = ctx();
+    // Other credentials: another store, so nothing is shared with the clean
+    // table's (headers included: the cache is by object and version).
+    run_statements(
+        &faulty,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://faulty/a/' {}",
+            options_for(&proxy.endpoint).replace("'testing')", "'testing2')")
+        ),
+    )
+    .await;
+    let got = sorted_rows(&faulty, TREND).await;
+    assert_eq!(got, want, "results differ under faults");
+    let log = proxy.log();
+    for f in faults {
+        assert!(
+            log.iter().any(|l| l.fault == Some(f)),
+            "no {f:?} was injected: {} requests",
+            log.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_replaced_or_deleted_after_table_creation_fails_the_query_naming_it() {
+    let (s3, d) = archive_in_s3("changing", 64, 3);
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://changing/a/' {}",
+            options_for(&s3.endpoint)
+        ),
+    )
+    .await;
+    let keys = s3.s3py(&["list", "changing", "a/"]);
+    let reds: Vec<&str> = keys.lines().filter(|k| k.ends_with("_SR_B4.TIF")).collect();
+    assert!(reds.len() >= 2);
+    // Replace one red band with another scene's (a new ETag).
+    let other = d
+        .path()
+        .join("archive")
+        .join(reds[1].trim_start_matches("a/"));
+    s3.s3py(&["put", "changing", reds[0], other.to_str().unwrap()]);
+    let out = d.path().join("out.parquet");
+    let sql = format!(
+        "COPY (SELECT pixel, sum(red) FROM obs GROUP BY pixel) TO '{}'",
+        out.display()
+    );
+    let err = sceneql::run::run_sql(&ctx, &sql, &Default::default())
+        .await
+        .err()
+        .expect("a replaced object fails the query");
+    let msg = sceneql::run::user_message(&err);
+    assert!(msg.contains(&format!("s3://changing/{}", reds[0])), "{msg}");
+    assert!(msg.contains("replaced"), "{msg}");
+    assert!(!out.exists());
+    // Deleted: 404, naming the object.
+    s3.s3py(&["delete", "changing", reds[1]]);
+    let err = sceneql::run::run_sql(
+        &ctx,
+        &format!(
+            "COPY (SELECT pixel, sum(red) FROM obs WHERE scene <> '{}' GROUP BY pixel) TO '{}'",
+            reds[0].split('/').nth(1).unwrap(),
+            out.display()
+        ),
+        &Default::default(),
+    )
+    .await
+    .err()
+    .expect("a deleted object fails the query");
+    let msg = sceneql::run::user_message(&err);
+    assert!(msg.contains(&format!("s3://changing/{}", reds[1])), "{msg}");
+    assert!(msg.contains("404"), "{msg}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn access_denied_fails_fast_naming_the_location() {
+    let s3 = S3Server::start();
+    s3.s3py(&["mkbucket", "locked"]);
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    proxy.forbid(true);
+    let d = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, String)> = s3
+        .env()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if k == "AWS_ENDPOINT_URL" {
+                proxy.endpoint.clone()
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect();
+    let start = Instant::now();
+    let (ok, _, err) = cli(
+        d.path(),
+        &env,
+        &[
+            "-q",
+            "-c",
+            "COPY (SELECT * FROM scenes('s3://locked/a/')) TO 'out.parquet'",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("s3://locked"), "{err}");
+    assert!(
+        err.contains("403") || err.to_lowercase().contains("denied"),
+        "{err}"
+    );
+    assert!(!err.contains("testing"), "a credential in the error: {err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(!d.path().join("out.parquet").exists());
+}

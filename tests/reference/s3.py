@@ -6,6 +6,7 @@ independent S3 client: the tests check sceneql's reads and writes with it).
   s3.py ENDPOINT download BUCKET KEY FILE
   s3.py ENDPOINT list BUCKET PREFIX            (one key per line)
   s3.py ENDPOINT put BUCKET KEY FILE
+  s3.py ENDPOINT delete BUCKET KEY
 """
 import os
 import sys
@@ -41,6 +42,9 @@ def main():
     elif command == "put":
         bucket, key, path = args
         s3.upload_file(path, bucket, key)
+    elif command == "delete":
+        bucket, key = args
+        s3.delete_object(Bucket=bucket, Key=key)
     elif command == "list":
         bucket, prefix = args
         pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)

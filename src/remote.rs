@@ -1,0 +1,478 @@
+//! Reading tiled GeoTIFFs (COGs) in object stores without GDAL: a file's
+//! header comes with one ranged GET ([`header`]) and is kept for the process
+//! by object and version (ETag, else size), so a warm query makes no header
+//! request; the tiles a block needs come with range requests
+//! ([`fetch_tiles`]) that are merged where they are (nearly) adjacent, run
+//! concurrently under caps on requests in flight (for the process and per
+//! host) and on bytes held fetched but not yet decoded (backpressure: a
+//! reader waits for room rather than buffering without bound), and are
+//! pinned to the object's ETag, so an object replaced during a query fails
+//! the query instead of mixing versions. Transient failures (5xx, 429 /
+//! SlowDown, dropped connections, short bodies) are retried with backoff
+//! and jitter; 403 and 404 fail at once, naming the object (never the
+//! credentials). Decoding is the reader's ([`crate::tiff`]), on the
+//! partition's thread.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::{GetOptions, GetRange, ObjectStore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::cog::{self, HeaderError, TiffHeader};
+use crate::error::{Result, SceneError};
+use crate::store::{ObjectUrl, RETRY_TIMEOUT};
+
+/// The bytes a header read asks for first: COG headers of Landsat- and
+/// Sentinel-2-sized files fit.
+pub const HEADER_BYTES: u64 = 64 * 1024;
+
+/// Ranges closer than this are fetched with one request (the bytes
+/// between are fetched and dropped).
+const MERGE_GAP: u64 = 8 * 1024;
+/// A merged request is kept under this size.
+const MAX_REQUEST: u64 = 16 * 1024 * 1024;
+/// Requests in flight for the whole process, and per host.
+const IN_FLIGHT: usize = 64;
+const IN_FLIGHT_PER_HOST: usize = 32;
+/// Bytes fetched and not yet decoded, for the whole process.
+const BUFFERED_BYTES: usize = 512 * 1024 * 1024;
+/// Concurrent requests of one [`fetch_tiles`] call.
+const PER_CALL: usize = 16;
+
+/// The runtime object-store requests run on: its own threads, so requests
+/// progress whatever the caller's runtime does (a scan's workers decode
+/// while they wait), and connections are made and reused on one runtime.
+static IO: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("sceneql-io")
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("cannot start the object-store runtime: {e}"))
+});
+
+/// Run `f` on the object-store runtime and wait for it without blocking.
+pub async fn on_io<F>(f: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    IO.spawn(f).await.map_err(|e| {
+        SceneError::Io(
+            "object-store request task failed".into(),
+            std::io::Error::other(e.to_string()),
+        )
+    })
+}
+
+/// Run `f` on the object-store runtime and block this thread until it
+/// ends (for the scan's synchronous reads; never blocks the runtime the
+/// requests need).
+pub fn block_on_io<F>(f: F) -> Result<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    IO.spawn(async move {
+        let _ = tx.send(f.await);
+    });
+    rx.recv().map_err(|e| {
+        SceneError::Io(
+            "object-store request task failed".into(),
+            std::io::Error::other(e.to_string()),
+        )
+    })
+}
+
+/// One object as a table saw it: its URL, size and ETag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectVersion {
+    pub url: String,
+    pub size: u64,
+    pub etag: Option<String>,
+}
+
+impl ObjectVersion {
+    fn key(&self) -> (String, String) {
+        let version = match &self.etag {
+            Some(e) => format!("etag:{e}"),
+            None => format!("size:{}", self.size),
+        };
+        (self.url.clone(), version)
+    }
+}
+
+/// Request counters of one scan (or table creation).
+#[derive(Debug, Default)]
+pub struct FetchStats {
+    pub requests: AtomicU64,
+    pub bytes: AtomicU64,
+    pub retries: AtomicU64,
+    pub header_hits: AtomicU64,
+    pub header_requests: AtomicU64,
+}
+
+impl FetchStats {
+    fn add(&self, counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+static HEADERS: LazyLock<Mutex<HashMap<(String, String), Arc<TiffHeader>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// A header already read for this version of the object.
+pub fn cached_header(object: &ObjectVersion) -> Option<Arc<TiffHeader>> {
+    HEADERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&object.key())
+        .cloned()
+}
+
+/// The header of `object`: from the cache, else with one ranged GET of its
+/// first [`HEADER_BYTES`] (a second only for a header that goes on past
+/// them). `Ok(None)` when the object is not a TIFF the parse accepts.
+pub async fn header(
+    store: &dyn ObjectStore,
+    object: &ObjectVersion,
+    stats: &FetchStats,
+) -> Result<Option<Arc<TiffHeader>>> {
+    if let Some(h) = cached_header(object) {
+        stats.add(&stats.header_hits, 1);
+        return Ok(Some(h));
+    }
+    let url = ObjectUrl::parse(&object.url)?;
+    let mut want = HEADER_BYTES.min(object.size);
+    let mut prefix = Bytes::new();
+    for _ in 0..2 {
+        stats.add(&stats.header_requests, 1);
+        prefix = get_range(store, &url, object, prefix.len() as u64..want, stats)
+            .await
+            .map(|more| {
+                if prefix.is_empty() {
+                    more
+                } else {
+                    let mut all = prefix.to_vec();
+                    all.extend_from_slice(&more);
+                    Bytes::from(all)
+                }
+            })?;
+        match cog::parse(&prefix) {
+            Ok(h) => {
+                let h = Arc::new(h);
+                HEADERS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(object.key(), h.clone());
+                return Ok(Some(h));
+            }
+            Err(HeaderError::NeedBytes(n)) if n <= object.size && n > want => want = n,
+            Err(HeaderError::NeedBytes(_)) => {
+                return Err(SceneError::Read {
+                    path: object.url.clone(),
+                    what: "the TIFF header".into(),
+                    message: "the header points past the end of the file".into(),
+                });
+            }
+            Err(HeaderError::NotTiff) | Err(HeaderError::Malformed(_)) => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Bytes fetched for a read, and their share of the process's buffer
+/// budget (given back when dropped).
+pub struct Fetched {
+    pub parts: Vec<Bytes>,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+static BUDGET: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(BUFFERED_BYTES / 1024)));
+static IN_FLIGHT_ALL: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(IN_FLIGHT)));
+static IN_FLIGHT_HOSTS: LazyLock<Mutex<HashMap<String, Arc<Semaphore>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn host_slots(root: &str) -> Arc<Semaphore> {
+    IN_FLIGHT_HOSTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(root.to_string())
+        .or_insert_with(|| Arc::new(Semaphore::new(IN_FLIGHT_PER_HOST)))
+        .clone()
+}
+
+/// Compressed tiles fetched from object stores for one read, by object
+/// URL and tile index.
+/// A tile missing from them (one another block's read was expected to
+/// decode) is fetched when asked for ([`TileBytes::fetch_now`]).
+#[derive(Default)]
+pub struct TileBytes {
+    tiles: HashMap<(String, usize), Bytes>,
+    /// The fetches' shares of the buffer budget, held with the bytes.
+    held: Vec<Fetched>,
+    objects: HashMap<String, (Arc<dyn ObjectStore>, ObjectVersion)>,
+}
+
+impl TileBytes {
+    pub fn insert(&mut self, url: &str, index: usize, bytes: Bytes) {
+        self.tiles.insert((url.to_string(), index), bytes);
+    }
+
+    /// Keep a fetch's budget as long as these bytes.
+    pub fn hold(&mut self, fetched: Fetched) {
+        self.held.push(fetched);
+    }
+
+    /// Let [`TileBytes::fetch_now`] fetch more of `object` from `store`.
+    pub fn add_object(&mut self, store: Arc<dyn ObjectStore>, object: ObjectVersion) {
+        self.objects.insert(object.url.clone(), (store, object));
+    }
+
+    /// Fetch the bytes `range` of the object at `url` now, waiting for them;
+    /// None if the object is not one of these or the request fails (the
+    /// reader then leaves the band to GDAL, which reports the failure).
+    pub fn fetch_now(&self, url: &str, range: Range<u64>) -> Option<Bytes> {
+        let (store, object) = self.objects.get(url)?.clone();
+        let got = block_on_io(async move {
+            let stats = FetchStats::default();
+            fetch_tiles(store.as_ref(), &object, &[range], &stats).await
+        });
+        got.ok()?.ok()?.parts.into_iter().next()
+    }
+
+    pub fn get(&self, url: &str, index: usize) -> Option<&Bytes> {
+        self.tiles.get(&(url.to_string(), index))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tiles.is_empty()
+    }
+}
+
+/// Fetch byte ranges of `object` (in any order), returning each range's
+/// bytes in the order asked. Ranges closer than a few KiB share a request.
+pub async fn fetch_tiles(
+    store: &dyn ObjectStore,
+    object: &ObjectVersion,
+    ranges: &[Range<u64>],
+    stats: &FetchStats,
+) -> Result<Fetched> {
+    let url = ObjectUrl::parse(&object.url)?;
+    let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let kib = (total.div_ceil(1024) as usize).clamp(1, BUFFERED_BYTES / 1024) as u32;
+    let budget = BUDGET.clone().acquire_many_owned(kib).await.ok();
+    let merged = merge(ranges);
+    let fetched: Vec<(Range<u64>, Bytes)> = futures::stream::iter(merged)
+        .map(|r| {
+            let url = &url;
+            async move {
+                let bytes = get_range(store, url, object, r.clone(), stats).await?;
+                Ok::<_, SceneError>((r, bytes))
+            }
+        })
+        .buffer_unordered(PER_CALL)
+        .try_collect()
+        .await?;
+    let parts = ranges
+        .iter()
+        .map(|r| {
+            let (m, bytes) = fetched
+                .iter()
+                .find(|(m, _)| m.start <= r.start && r.end <= m.end)
+                .ok_or_else(|| SceneError::Read {
+                    path: object.url.clone(),
+                    what: format!("bytes {}..{}", r.start, r.end),
+                    message: "internal: no request covered the range".into(),
+                })?;
+            let s = (r.start - m.start) as usize;
+            Ok(bytes.slice(s..s + (r.end - r.start) as usize))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Fetched {
+        parts,
+        _budget: budget,
+    })
+}
+
+/// Sorted ranges with those less than [`MERGE_GAP`] apart merged (up to
+/// [`MAX_REQUEST`] a request).
+fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
+    let mut sorted: Vec<Range<u64>> = ranges.iter().filter(|r| r.end > r.start).cloned().collect();
+    sorted.sort_by_key(|r| r.start);
+    let mut out: Vec<Range<u64>> = Vec::new();
+    for r in sorted {
+        match out.last_mut() {
+            Some(last)
+                if r.start <= last.end + MERGE_GAP
+                    && r.end.max(last.end) - last.start <= MAX_REQUEST =>
+            {
+                last.end = last.end.max(r.end)
+            }
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+/// One ranged GET pinned to the object's ETag, retried on transient
+/// failures for up to [`RETRY_TIMEOUT`].
+async fn get_range(
+    store: &dyn ObjectStore,
+    url: &ObjectUrl,
+    object: &ObjectVersion,
+    range: Range<u64>,
+    stats: &FetchStats,
+) -> Result<Bytes> {
+    let start = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        let host = host_slots(&url.root);
+        let _slots = (
+            IN_FLIGHT_ALL.clone().acquire_owned().await.ok(),
+            host.acquire_owned().await.ok(),
+        );
+        stats.add(&stats.requests, 1);
+        let result = async {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(range.clone())),
+                if_match: object.etag.clone(),
+                ..Default::default()
+            };
+            let got = store.get_opts(&url.path, options).await?;
+            got.bytes().await
+        }
+        .await;
+        let error = match result {
+            Ok(bytes) if bytes.len() as u64 == range.end - range.start => {
+                stats.add(&stats.bytes, bytes.len() as u64);
+                return Ok(bytes);
+            }
+            Ok(bytes) => Failure::Transient(format!(
+                "short body: {} of {} bytes",
+                bytes.len(),
+                range.end - range.start
+            )),
+            Err(e) => classify(e),
+        };
+        match error {
+            Failure::Transient(message) if start.elapsed() < RETRY_TIMEOUT => {
+                attempt += 1;
+                stats.add(&stats.retries, 1);
+                tracing::debug!(object = %object.url, attempt, %message, "retrying a range read");
+                tokio::time::sleep(backoff(attempt)).await;
+            }
+            Failure::Transient(message) => {
+                return Err(SceneError::Read {
+                    path: object.url.clone(),
+                    what: format!("bytes {}..{}", range.start, range.end),
+                    message: format!("{message} (retried for {:?})", start.elapsed()),
+                });
+            }
+            Failure::Fatal(e) => return Err(object_error(&object.url, e)),
+        }
+    }
+}
+
+enum Failure {
+    Transient(String),
+    Fatal(object_store::Error),
+}
+
+fn classify(e: object_store::Error) -> Failure {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. }
+        | E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::Precondition { .. }
+        | E::NotModified { .. }
+        | E::InvalidPath { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. }
+        | E::UnknownConfigurationKey { .. } => Failure::Fatal(e),
+        // What the store's own retries gave up on, a dropped connection or
+        // a body cut short: worth another try while time is left.
+        other => Failure::Transient(other.to_string()),
+    }
+}
+
+/// Exponential backoff from 50 ms (to 1 s) with full jitter.
+fn backoff(attempt: u32) -> Duration {
+    let cap = (50u64 << attempt.min(5)).min(1000);
+    Duration::from_millis(rand::random_range(cap / 2..=cap))
+}
+
+/// The error a user reads for a failed request on `object`.
+pub fn object_error(object: &str, e: object_store::Error) -> SceneError {
+    use object_store::Error as E;
+    let (problem, hint) = match &e {
+        E::NotFound { .. } => (
+            "does not exist (404)",
+            "check the location, or recreate the table if the archive changed",
+        ),
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => (
+            "refused access (403)",
+            "check the credentials (AWS_* / GOOGLE_* / AZURE_* or the table's OPTIONS) and the bucket's policy; public buckets need 'aws.skip_signature' 'true'",
+        ),
+        E::Precondition { .. } => (
+            "was replaced since the table was created (its ETag changed)",
+            "recreate the table to read the new version",
+        ),
+        _ => ("could not be read", "check the store and the network"),
+    };
+    SceneError::Object {
+        object: object.to_string(),
+        problem: problem.into(),
+        hint: hint.into(),
+        detail: first_line(&e.to_string()),
+    }
+}
+
+/// The first line of a store error, without the server's XML body.
+fn first_line(message: &str) -> String {
+    let m = message.split('\n').next().unwrap_or_default();
+    match m.find("<?xml") {
+        Some(i) => m[..i].trim_end_matches([':', ' ']).to_string(),
+        None => m.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn near_ranges_share_a_request() {
+        let m = merge(&[100..200, 0..50, 50..60, 20_000..30_000, 205..300]);
+        assert_eq!(m, vec![0..300, 20_000..30_000]);
+        assert!(merge(&[0..MAX_REQUEST, MAX_REQUEST..MAX_REQUEST + 10]).len() == 2);
+    }
+
+    #[test]
+    fn store_errors_name_the_object_not_the_server_body() {
+        let e = object_error(
+            "s3://b/k.tif",
+            object_store::Error::NotFound {
+                path: "k.tif".into(),
+                source: "Server returned 404: <?xml version=\"1.0\"?><Error>...".into(),
+            },
+        )
+        .to_string();
+        assert!(e.contains("s3://b/k.tif") && e.contains("404"), "{e}");
+        assert!(!e.contains("<?xml"), "{e}");
+    }
+}
