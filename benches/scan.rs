@@ -69,7 +69,7 @@ fn benches(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(obs));
     g.bench_function("block_read_3_bands", |b| {
-        b.iter(|| read_block(&archive, &scenes, &bands, block, None).expect("read"))
+        b.iter(|| read_block(&archive, &scenes, &bands, block, None, None).expect("read"))
     });
     let all = vec![
         Column::Pixel,
@@ -90,7 +90,7 @@ fn benches(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_batched(
                 || {
-                    read_block(&archive, &scenes, &bands, block, None)
+                    read_block(&archive, &scenes, &bands, block, None, None)
                         .expect("read")
                         .0
                 },

@@ -23,6 +23,12 @@ pub const KNOWN_KEYS: &[&str] = &[
     "band_names",
     "common_names",
     "block_bytes",
+    "collections",
+    "datetime",
+    "query",
+    "filter",
+    "assets",
+    "max_items",
     "aws.*",
     "gcp.*",
     "azure.*",
@@ -59,6 +65,21 @@ pub struct SceneOptions {
     pub band_names: Option<Vec<String>>,
     pub common_names: Option<BTreeMap<String, String>>,
     pub block_bytes: Option<usize>,
+    /// STAC sources: the search's collections, datetime interval, query
+    /// and filter (JSON, passed through), the asset keys read, and a cap
+    /// on items. `bbox` is the search's lon/lat box for a STAC location.
+    #[serde(default)]
+    pub collections: Option<Vec<String>>,
+    #[serde(default)]
+    pub datetime: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    #[serde(default)]
+    pub filter: Option<String>,
+    #[serde(default)]
+    pub assets: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_items: Option<usize>,
     /// The object store's settings (`aws.*`, `gcp.*`, `azure.*`); its
     /// secrets are neither serialized nor printed.
     #[serde(default)]
@@ -233,6 +254,37 @@ impl SceneOptions {
                     }
                     o.block_bytes = Some(n)
                 }
+                "collections" => {
+                    o.collections = Some(
+                        v.split(',')
+                            .map(|c| c.trim().to_string())
+                            .filter(|c| !c.is_empty())
+                            .collect(),
+                    )
+                }
+                "datetime" => o.datetime = Some(v.to_string()),
+                "query" | "filter" => {
+                    let json: serde_json::Result<serde_json::Value> = serde_json::from_str(v);
+                    if key == "query" && json.is_err() {
+                        return Err(bad(
+                            &key,
+                            v,
+                            "expected a JSON object, e.g. '{\"eo:cloud_cover\":{\"lt\":20}}'",
+                        ));
+                    }
+                    if key == "query" {
+                        o.query = Some(v.to_string())
+                    } else {
+                        o.filter = Some(v.to_string())
+                    }
+                }
+                "assets" => o.assets = Some(names(v)),
+                "max_items" => {
+                    o.max_items = Some(
+                        v.parse()
+                            .map_err(|_| bad(&key, v, "expected a positive count"))?,
+                    )
+                }
                 k if StoreConfig::is_store_key(k) => o.store.set(k, v)?,
                 _ => {
                     return Err(SceneError::UnknownOption {
@@ -250,6 +302,30 @@ impl SceneOptions {
             ));
         }
         Ok(o)
+    }
+
+    /// What a STAC location is searched with.
+    pub fn stac(&self) -> crate::archive::stac::StacOptions {
+        use serde_json::Value;
+        let json = |t: &Option<String>| -> Option<Value> {
+            t.as_ref()
+                .map(|t| serde_json::from_str(t).unwrap_or(Value::String(t.clone())))
+        };
+        crate::archive::stac::StacOptions {
+            collections: self.collections.clone(),
+            bbox: self.bbox,
+            datetime: self.datetime.clone(),
+            query: json(&self.query),
+            filter: json(&self.filter),
+            assets: self.assets.clone(),
+            requester_pays: self
+                .store
+                .public
+                .get("aws.requester_pays")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            max_items: self.max_items,
+            page_size: None,
+        }
     }
 
     pub fn block_bytes(&self) -> usize {

@@ -356,7 +356,7 @@ pub fn describe(h: &crate::cog::TiffHeader) -> Option<RasterInfo> {
 
 /// The WKT of an EPSG code, as GDAL gives it for a GeoTIFF with that code
 /// (found once per code for the process).
-fn epsg_wkt(code: u32) -> Option<String> {
+pub fn epsg_wkt(code: u32) -> Option<String> {
     static WKT: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<u32, String>>> =
         std::sync::LazyLock::new(Default::default);
     if let Some(w) = WKT.lock().ok()?.get(&code) {

@@ -125,7 +125,10 @@ impl FetchStats {
     }
 }
 
-static HEADERS: LazyLock<Mutex<HashMap<(String, String), Arc<TiffHeader>>>> =
+/// Headers read, with the ETag the object had then.
+type HeaderEntry = (Arc<TiffHeader>, Option<String>);
+
+static HEADERS: LazyLock<Mutex<HashMap<(String, String), HeaderEntry>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// A header already read for this version of the object.
@@ -134,7 +137,21 @@ pub fn cached_header(object: &ObjectVersion) -> Option<Arc<TiffHeader>> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&object.key())
-        .cloned()
+        .map(|(h, _)| h.clone())
+}
+
+/// `object` pinned to the ETag its header was read at, when it was given
+/// without one (a STAC asset: its href, not a listing).
+fn pinned(object: &ObjectVersion) -> ObjectVersion {
+    let mut o = object.clone();
+    if o.etag.is_none() {
+        o.etag = HEADERS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&object.key())
+            .and_then(|(_, e)| e.clone());
+    }
+    o
 }
 
 /// The header of `object`: from the cache, else with one ranged GET of its
@@ -150,31 +167,41 @@ pub async fn header(
         return Ok(Some(h));
     }
     let url = ObjectUrl::parse(&object.url)?;
-    let mut want = HEADER_BYTES.min(object.size);
+    // Size 0: not known (a STAC href); the first answer gives it.
+    let mut size = if object.size == 0 {
+        u64::MAX
+    } else {
+        object.size
+    };
+    let mut etag = object.etag.clone();
+    let mut want = HEADER_BYTES.min(size);
     let mut prefix = Bytes::new();
     for _ in 0..2 {
         stats.add(&stats.header_requests, 1);
-        prefix = get_range(store, &url, object, prefix.len() as u64..want, stats)
-            .await
-            .map(|more| {
-                if prefix.is_empty() {
-                    more
-                } else {
-                    let mut all = prefix.to_vec();
-                    all.extend_from_slice(&more);
-                    Bytes::from(all)
-                }
-            })?;
+        let pinned = ObjectVersion {
+            etag: etag.clone(),
+            ..object.clone()
+        };
+        let got = get_range(store, &url, &pinned, prefix.len() as u64..want, stats).await?;
+        size = got.size;
+        etag = etag.or(got.etag);
+        prefix = if prefix.is_empty() {
+            got.bytes
+        } else {
+            let mut all = prefix.to_vec();
+            all.extend_from_slice(&got.bytes);
+            Bytes::from(all)
+        };
         match cog::parse(&prefix) {
             Ok(h) => {
                 let h = Arc::new(h);
                 HEADERS
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(object.key(), h.clone());
+                    .insert(object.key(), (h.clone(), etag));
                 return Ok(Some(h));
             }
-            Err(HeaderError::NeedBytes(n)) if n <= object.size && n > want => want = n,
+            Err(HeaderError::NeedBytes(n)) if n <= size && n > want => want = n,
             Err(HeaderError::NeedBytes(_)) => {
                 return Err(SceneError::Read {
                     path: object.url.clone(),
@@ -272,6 +299,7 @@ pub async fn fetch_tiles(
     stats: &FetchStats,
 ) -> Result<Fetched> {
     let url = ObjectUrl::parse(&object.url)?;
+    let object = &pinned(object);
     let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
     let kib = (total.div_ceil(1024) as usize).clamp(1, BUFFERED_BYTES / 1024) as u32;
     let budget = BUDGET.clone().acquire_many_owned(kib).await.ok();
@@ -280,8 +308,15 @@ pub async fn fetch_tiles(
         .map(|r| {
             let url = &url;
             async move {
-                let bytes = get_range(store, url, object, r.clone(), stats).await?;
-                Ok::<_, SceneError>((r, bytes))
+                let got = get_range(store, url, object, r.clone(), stats).await?;
+                if (got.bytes.len() as u64) < r.end - r.start {
+                    return Err(SceneError::Read {
+                        path: object.url.clone(),
+                        what: format!("bytes {}..{}", r.start, r.end),
+                        message: format!("the object ends at byte {}", got.size),
+                    });
+                }
+                Ok::<_, SceneError>((r, got.bytes))
             }
         })
         .buffer_unordered(PER_CALL)
@@ -328,6 +363,14 @@ fn merge(ranges: &[Range<u64>]) -> Vec<Range<u64>> {
     out
 }
 
+/// What a ranged GET gave: the bytes (fewer than asked for when the object
+/// ends first), the object's size and ETag.
+struct Got {
+    bytes: Bytes,
+    size: u64,
+    etag: Option<String>,
+}
+
 /// One ranged GET pinned to the object's ETag, retried on transient
 /// failures for up to [`RETRY_TIMEOUT`].
 async fn get_range(
@@ -336,7 +379,7 @@ async fn get_range(
     object: &ObjectVersion,
     range: Range<u64>,
     stats: &FetchStats,
-) -> Result<Bytes> {
+) -> Result<Got> {
     let start = Instant::now();
     let mut attempt = 0u32;
     loop {
@@ -353,15 +396,18 @@ async fn get_range(
                 ..Default::default()
             };
             let got = store.get_opts(&url.path, options).await?;
-            got.bytes().await
+            let (size, etag) = (got.meta.size, got.meta.e_tag.clone());
+            Ok::<_, object_store::Error>((got.bytes().await?, size, etag))
         }
         .await;
         let error = match result {
-            Ok(bytes) if bytes.len() as u64 == range.end - range.start => {
+            Ok((bytes, size, etag))
+                if bytes.len() as u64 == range.end.min(size).saturating_sub(range.start) =>
+            {
                 stats.add(&stats.bytes, bytes.len() as u64);
-                return Ok(bytes);
+                return Ok(Got { bytes, size, etag });
             }
-            Ok(bytes) => Failure::Transient(format!(
+            Ok((bytes, _, _)) => Failure::Transient(format!(
                 "short body: {} of {} bytes",
                 bytes.len(),
                 range.end - range.start

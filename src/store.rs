@@ -640,6 +640,7 @@ mod tests {
         assert!(Arc::ptr_eq(&s1, &s2));
         let mut d = c.clone();
         d.set("aws.access_key_id", "other").unwrap();
+        d.set("aws.secret_access_key", "other-secret").unwrap();
         assert!(!Arc::ptr_eq(&s1, &store_for(&a, &d).unwrap()));
     }
 }

@@ -97,8 +97,12 @@ pub fn parse_time(text: &str, format: &str) -> Option<NaiveDateTime> {
         })
 }
 
-/// Discover and inspect every scene under `location`.
+/// Discover and inspect every scene under `location` (a folder, prefix,
+/// file or glob; or a STAC document or API, [`discover_stac`]).
 pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>> {
+    if stac::is_stac_location(location) {
+        return discover_stac(location, opts).await;
+    }
     let loc = listing::Location::parse(location, &opts.store)?;
     let files = loc.list().await?;
     let pattern = match &opts.pattern {
@@ -190,6 +194,141 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
     scenes.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
 }
 
+/// Scenes from a STAC location: each item a scene (`scene` its id, `time`
+/// its datetime, `sensor` from its platform), each data asset a band named
+/// by its key, the assets' common names mapped to sceneql's. Assets whose
+/// item gives their grid (`proj:*`) are not opened: one asset per key is,
+/// for the file layout (sample type, tiling) the others share; assets
+/// without a grid are each described from their headers (or by GDAL).
+pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>> {
+    let items = stac::load(location, &opts.stac()).await?;
+    let mut sampled: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut files: Vec<listing::ListedFile> = Vec::new();
+    let mut seen: BTreeSet<&str> = BTreeSet::new();
+    for item in &items {
+        for (key, asset) in &item.assets {
+            let first_of_key = asset.grid.is_some() && !sampled.contains_key(key.as_str());
+            if first_of_key {
+                sampled.insert(key, &asset.href);
+            }
+            if (asset.grid.is_none() || first_of_key) && seen.insert(&asset.href) {
+                files.push(listing::ListedFile {
+                    path: asset.href.clone(),
+                    file_name: key.clone(),
+                    parent_name: item.id.clone(),
+                    size: 0,
+                    etag: None,
+                });
+            }
+        }
+    }
+    let mut infos = describe_files(&files, &opts.store).await?;
+    let rest: Vec<String> = files
+        .iter()
+        .map(|f| f.path.clone())
+        .filter(|p| !infos.contains_key(p))
+        .collect();
+    let inspected = tokio::task::spawn_blocking(move || {
+        let paths: Vec<&str> = rest.iter().map(String::as_str).collect();
+        let results = inspect_many(&paths);
+        rest.into_iter().zip(results).collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| {
+        SceneError::Io(
+            "inspection task failed".into(),
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    for (path, info) in inspected {
+        infos.insert(path, info?);
+    }
+    let mut geoms: Vec<Arc<RasterGeom>> = Vec::new();
+    let mut shared = |g: RasterGeom| match geoms.iter().find(|x| ***x == g) {
+        Some(x) => x.clone(),
+        None => {
+            let x = Arc::new(g);
+            geoms.push(x.clone());
+            x
+        }
+    };
+    let mut scenes = Vec::with_capacity(items.len());
+    for item in &items {
+        let mut scene = Scene {
+            id: item.id.clone(),
+            time_ns: item.time_ns,
+            sensor: item.sensor.clone(),
+            bands: BTreeMap::new(),
+            common: BTreeMap::new(),
+        };
+        for (key, asset) in &item.assets {
+            let (geom, mut meta) = match (infos.get(&asset.href), &asset.grid) {
+                (Some(info), _) => (info.geom.clone(), info.bands[0].clone()),
+                (None, Some(grid)) => {
+                    let layout = sampled
+                        .get(key.as_str())
+                        .and_then(|h| infos.get(*h))
+                        .ok_or_else(|| SceneError::Unreadable {
+                            path: asset.href.clone(),
+                            message: "internal: no file of this asset key was inspected".into(),
+                        })?;
+                    let crs_wkt =
+                        raster::epsg_wkt(grid.epsg).ok_or_else(|| SceneError::Geometry {
+                            path: asset.href.clone(),
+                            message: format!(
+                                "EPSG:{} (proj:epsg / proj:code) is not a CRS GDAL knows",
+                                grid.epsg
+                            ),
+                        })?;
+                    let geom = RasterGeom {
+                        width: grid.shape.1,
+                        height: grid.shape.0,
+                        gt: grid.transform,
+                        crs_wkt,
+                        crs_key: format!("EPSG:{}", grid.epsg),
+                    };
+                    (geom, layout.bands[0].clone())
+                }
+                (None, None) => {
+                    return Err(SceneError::Unreadable {
+                        path: asset.href.clone(),
+                        message: "internal: the asset was not inspected".into(),
+                    });
+                }
+            };
+            if let Some(n) = asset.nodata {
+                meta.nodata = Some(n);
+            }
+            scene.bands.insert(
+                key.clone(),
+                Band {
+                    path: asset.href.clone(),
+                    size: 0,
+                    etag: None,
+                    index: 1,
+                    geom: shared(geom),
+                    meta,
+                },
+            );
+            if let Some(c) = &asset.common_name {
+                scene.common.insert(c.clone(), key.clone());
+            }
+        }
+        scenes.push(scene);
+    }
+    apply_band_selection(&mut scenes, opts)?;
+    for s in &mut scenes {
+        if opts.common_names.is_some() {
+            s.common = common_names(s, opts);
+        } else {
+            let bands = &s.bands;
+            s.common.retain(|_, b| bands.contains_key(b));
+        }
+    }
+    scenes.sort_by(|a, b| (a.time_ns, &a.id).cmp(&(b.time_ns, &b.id)));
+    Ok(scenes)
+}
+
 /// The files in object stores that are GeoTIFFs sceneql reads itself,
 /// described from their headers (fetched concurrently, kept for the
 /// process), by path.
@@ -197,9 +336,18 @@ async fn describe_remote(
     matched: &[(listing::ListedFile, FileMatch)],
     config: &crate::store::StoreConfig,
 ) -> Result<HashMap<String, raster::RasterInfo>> {
+    let files: Vec<listing::ListedFile> = matched.iter().map(|(f, _)| f.clone()).collect();
+    describe_files(&files, config).await
+}
+
+/// [`describe_remote`] of listed files.
+async fn describe_files(
+    files: &[listing::ListedFile],
+    config: &crate::store::StoreConfig,
+) -> Result<HashMap<String, raster::RasterInfo>> {
     let stats = Arc::new(remote::FetchStats::default());
     let mut jobs = Vec::new();
-    for (f, _) in matched {
+    for f in files {
         let lower = f.path.to_ascii_lowercase();
         if !store::is_remote(&f.path) || !(lower.ends_with(".tif") || lower.ends_with(".tiff")) {
             continue;

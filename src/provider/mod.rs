@@ -84,6 +84,14 @@ impl SceneArchive {
     /// Discover, inspect and place every scene under `location`.
     pub async fn open(location: &str, options: SceneOptions) -> Result<Self> {
         let location = archive::listing::absolutize(location);
+        let mut options = options;
+        // A STAC search's box is lon/lat, and so is the grid's then.
+        if archive::stac::is_stac_location(&location)
+            && options.bbox.is_some()
+            && options.bbox_crs.is_none()
+        {
+            options.bbox_crs = Some("EPSG:4326".into());
+        }
         let scenes = archive::discover(&location, &options).await?;
         let opts = options.clone();
         let (scenes, grid, placements) = tokio::task::spawn_blocking(move || -> Result<_> {

@@ -208,7 +208,8 @@ fn serve(client: TcpStream, upstream: &str, state: &State) {
             .then(|| {
                 let n = state.reads.fetch_add(1, Ordering::Relaxed) + 1;
                 let (faults, every) = &*state.faults.lock().unwrap();
-                (!faults.is_empty() && n % every == 0).then(|| faults[(n / every) % faults.len()])
+                (!faults.is_empty() && n.is_multiple_of(*every))
+                    .then(|| faults[(n / every) % faults.len()])
             })
             .flatten();
         entry.fault = fault;
