@@ -29,6 +29,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "filter",
     "assets",
     "max_items",
+    "page_size",
     "aws.*",
     "gcp.*",
     "azure.*",
@@ -80,6 +81,9 @@ pub struct SceneOptions {
     pub assets: Option<Vec<String>>,
     #[serde(default)]
     pub max_items: Option<usize>,
+    /// Items per page of a STAC API search.
+    #[serde(default)]
+    pub page_size: Option<usize>,
     /// The object store's settings (`aws.*`, `gcp.*`, `azure.*`); its
     /// secrets are neither serialized nor printed.
     #[serde(default)]
@@ -279,6 +283,14 @@ impl SceneOptions {
                     }
                 }
                 "assets" => o.assets = Some(names(v)),
+                "page_size" => {
+                    o.page_size = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| bad(&key, v, "expected a positive count"))?,
+                    )
+                }
                 "max_items" => {
                     o.max_items = Some(
                         v.parse()
@@ -324,7 +336,7 @@ impl SceneOptions {
                 .get("aws.requester_pays")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             max_items: self.max_items,
-            page_size: None,
+            page_size: self.page_size,
         }
     }
 

@@ -8,6 +8,7 @@ mod layouts;
 mod pipelines;
 mod plan;
 mod proxy;
+mod stac;
 mod realdata;
 mod stores;
 mod tile_aggregate;

@@ -30,7 +30,7 @@ pub fn free_port() -> u16 {
 }
 
 /// The tests' venv's `bin` folder (beside SCENEQL_PYTHON).
-fn venv_bin(tool: &str) -> PathBuf {
+pub fn venv_bin(tool: &str) -> PathBuf {
     let py = python();
     let bin = py.parent().map(Path::to_path_buf).unwrap_or_default();
     let t = bin.join(tool);
@@ -358,7 +358,7 @@ fn tiles_touched(
 
 /// A generated archive in a bucket of a fresh S3 server: (server, temp
 /// dir holding `archive/`).
-fn archive_in_s3(bucket: &str, size: usize, dates: usize) -> (S3Server, tempfile::TempDir) {
+pub fn archive_in_s3(bucket: &str, size: usize, dates: usize) -> (S3Server, tempfile::TempDir) {
     let s3 = S3Server::start();
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "archive", size, dates, 32, Some(5));
@@ -372,14 +372,14 @@ fn archive_in_s3(bucket: &str, size: usize, dates: usize) -> (S3Server, tempfile
     (s3, d)
 }
 
-fn options_for(endpoint: &str) -> String {
+pub fn options_for(endpoint: &str) -> String {
     format!(
         "OPTIONS ('aws.endpoint' '{endpoint}', 'aws.access_key_id' 'testing', 'aws.secret_access_key' 'testing', 'aws.region' 'us-east-1')"
     )
 }
 
 /// Object reads the proxy logged: (header reads from byte 0, other reads).
-fn reads(log: &[super::proxy::Logged]) -> (Vec<super::proxy::Logged>, Vec<super::proxy::Logged>) {
+pub fn reads(log: &[super::proxy::Logged]) -> (Vec<super::proxy::Logged>, Vec<super::proxy::Logged>) {
     log.iter()
         .filter(|l| l.method == "GET" && l.range.is_some())
         .cloned()
@@ -445,7 +445,7 @@ async fn cold_and_warm_reads_fetch_headers_once_and_only_the_tiles_touched() {
 }
 
 /// Every row of a query, as text sorted (for equality across runs).
-async fn sorted_rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<String> {
+pub async fn sorted_rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Vec<String> {
     let batches = query(ctx, sql).await;
     let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         .unwrap()
@@ -455,7 +455,7 @@ async fn sorted_rows(ctx: &datafusion::prelude::SessionContext, sql: &str) -> Ve
     rows
 }
 
-const TREND: &str = "SELECT pixel, trend(ndvi(landsat_sr(nir), landsat_sr(red)), time) AS t \
+pub const TREND: &str = "SELECT pixel, trend(ndvi(landsat_sr(nir), landsat_sr(red)), time) AS t \
      FROM obs WHERE landsat_clear(qa) GROUP BY pixel";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

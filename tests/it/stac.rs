@@ -1,0 +1,241 @@
+//! Scene tables over STAC: item collections in the real shapes of the USGS
+//! Landsat Collection 2 Level-2 items (asset keys `red`, `nir08`,
+//! `qa_pixel`, ..., `eo:bands`, `raster:bands` with scale 2.75e-05 and
+//! offset -0.2, `proj:*`), written here for a generated archive whose files
+//! sit in the tests' S3 server, and a STAC API (`rustac serve`) holding the
+//! same items: the per-pixel trends equal the folder layout's, and creating
+//! the table reads one header per asset key, not one per file.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::common::*;
+use super::stores::{
+    TREND, archive_in_s3, free_port, options_for, reads, sorted_rows, venv_bin,
+};
+
+/// USGS-shaped items for the generated archive in `archive`, their assets
+/// at `s3://{bucket}/a/...`.
+fn landsat_items(archive: &Path, bucket: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut scenes: Vec<_> = std::fs::read_dir(archive)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    scenes.sort();
+    for scene in scenes {
+        let id = scene.file_name().unwrap().to_string_lossy().to_string();
+        let date = &id[17..25];
+        let datetime = format!("{}-{}-{}T00:00:00Z", &date[..4], &date[4..6], &date[6..8]);
+        let ds = gdal::Dataset::open(scene.join(format!("{id}_SR_B4.TIF"))).unwrap();
+        let gt = ds.geo_transform().unwrap();
+        let (w, h) = ds.raster_size();
+        let epsg: u32 = ds.spatial_ref().unwrap().auth_code().unwrap() as u32;
+        let href = |band: &str| format!("s3://{bucket}/a/{id}/{id}_{band}.TIF");
+        let reflectance = |band: &str, name: &str, common: &str| {
+            json!({
+                "href": href(band),
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data", "reflectance"],
+                "eo:bands": [{"name": name, "common_name": common}],
+                "raster:bands": [{"nodata": 0, "data_type": "uint16", "scale": 2.75e-05, "offset": -0.2, "unit": "1"}],
+                "alternate": {"s3": {"href": href(band), "storage:platform": "AWS", "storage:requester_pays": true}},
+            })
+        };
+        items.push(json!({
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "stac_extensions": [
+                "https://stac-extensions.github.io/raster/v1.0.0/schema.json",
+                "https://stac-extensions.github.io/eo/v1.0.0/schema.json",
+                "https://stac-extensions.github.io/projection/v1.0.0/schema.json"
+            ],
+            "id": id,
+            "collection": "landsat-c2l2-sr",
+            "bbox": [-122.0, 37.0, -121.9, 37.1],
+            "geometry": {"type": "Polygon", "coordinates": [[[-122.0, 37.0], [-121.9, 37.0], [-121.9, 37.1], [-122.0, 37.1], [-122.0, 37.0]]]},
+            "properties": {
+                "datetime": datetime,
+                "platform": "LANDSAT_8",
+                "instruments": ["OLI", "TIRS"],
+                "eo:cloud_cover": 12.5,
+                "landsat:wrs_path": "044",
+                "landsat:wrs_row": "034",
+                "proj:epsg": epsg,
+                "proj:shape": [h, w],
+                "proj:transform": [gt[1], gt[2], gt[0], gt[4], gt[5], gt[3]],
+            },
+            "links": [],
+            "assets": {
+                "thumbnail": {"href": format!("https://landsatlook.usgs.gov/data/{id}_thumb_small.jpeg"), "type": "image/jpeg", "roles": ["thumbnail"]},
+                "red": reflectance("SR_B4", "B4", "red"),
+                "nir08": reflectance("SR_B5", "B5", "nir08"),
+                "qa_pixel": {
+                    "href": href("QA_PIXEL"),
+                    "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                    "roles": ["cloud", "cloud-shadow", "snow-ice", "water-mask"],
+                    "raster:bands": [{"nodata": 1, "data_type": "uint16", "unit": "bit index"}],
+                },
+                "MTL.json": {"href": format!("https://landsatlook.usgs.gov/data/{id}_MTL.json"), "type": "application/json", "roles": ["metadata"]},
+            },
+        }));
+    }
+    items
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_key() {
+    let (s3, d) = archive_in_s3("stacls", 64, 6);
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    let items = landsat_items(&d.path().join("archive"), "stacls");
+    let n_items = items.len();
+    let collection = json!({"type": "FeatureCollection", "features": items});
+    let doc = d.path().join("items.json");
+    std::fs::write(&doc, serde_json::to_string_pretty(&collection).unwrap()).unwrap();
+
+    let stac = ctx();
+    run_statements(
+        &stac,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}' {}",
+            doc.display(),
+            options_for(&proxy.endpoint)
+        ),
+    )
+    .await;
+    // The items give every grid: one file per asset key is opened.
+    let (headers, others) = reads(&proxy.log());
+    assert_eq!(headers.len(), 3, "{headers:#?}");
+    assert!(others.is_empty(), "{others:#?}");
+    let columns = query(&stac, "SELECT * FROM obs LIMIT 1").await;
+    let schema = columns[0].schema();
+    for c in ["red", "nir", "qa", "nir08", "qa_pixel", "scene", "sensor"] {
+        assert!(schema.field_with_name(c).is_ok(), "no column {c}: {schema:?}");
+    }
+    assert!(schema.field_with_name("thumbnail").is_err());
+    let scenes = query(
+        &stac,
+        "SELECT count(DISTINCT scene) AS n, min(sensor) AS s FROM obs",
+    )
+    .await;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&scenes)
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&format!("| {n_items} ")) && text.contains("LC08"), "{text}");
+
+    let folder = ctx();
+    run_statements(
+        &folder,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
+            d.path().join("archive").display()
+        ),
+    )
+    .await;
+    let want = sorted_rows(&folder, TREND).await;
+    assert!(want.len() > 1000, "{} rows", want.len());
+    assert_eq!(sorted_rows(&stac, TREND).await, want);
+}
+
+/// A `rustac serve` STAC API on a free loopback port, killed when dropped.
+struct StacApi {
+    child: Child,
+    url: String,
+}
+
+impl Drop for StacApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl StacApi {
+    fn start(collection: &Path, items: &Path) -> Self {
+        let port = free_port();
+        let child = Command::new(venv_bin("rustac"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(collection)
+            .arg(items)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start rustac serve");
+        let api = StacApi {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        };
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(60), "rustac serve did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        api
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stac_api_search_over_three_pages_gives_the_folder_trends() {
+    let (s3, d) = archive_in_s3("stacapi", 48, 7);
+    let items = landsat_items(&d.path().join("archive"), "stacapi");
+    let collection = json!({
+        "type": "Collection", "stac_version": "1.0.0", "id": "landsat-c2l2-sr",
+        "description": "generated", "license": "PDDL-1.0", "links": [],
+        "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
+                   "temporal": {"interval": [["2000-01-01T00:00:00Z", null]]}},
+    });
+    let (cpath, ipath) = (d.path().join("collection.json"), d.path().join("items.json"));
+    std::fs::write(&cpath, collection.to_string()).unwrap();
+    std::fs::write(
+        &ipath,
+        json!({"type": "FeatureCollection", "features": items}).to_string(),
+    )
+    .unwrap();
+    let api = StacApi::start(&cpath, &ipath);
+    let ctx = ctx();
+    // Without bbox or datetime the search is refused.
+    let refused = sceneql::run::run_sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE everything STORED AS SCENES LOCATION '{}' OPTIONS ('collections' 'landsat-c2l2-sr')",
+            api.url
+        ),
+        &Default::default(),
+    )
+    .await
+    .err()
+    .map(|e| sceneql::run::user_message(&e))
+    .expect("an unbounded search is refused");
+    assert!(refused.contains("datetime") && refused.contains("bbox"), "{refused}");
+    // Three items per page: seven items take three pages.
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}' OPTIONS ('collections' 'landsat-c2l2-sr', 'datetime' '2000-01-01T00:00:00Z/2100-01-01T00:00:00Z', 'page_size' '3', {})",
+            api.url,
+            options_for(&s3.endpoint)
+                .trim_start_matches("OPTIONS (")
+                .trim_end_matches(')')
+        ),
+    )
+    .await;
+    let folder = ctx_folder(&d.path().join("archive")).await;
+    let want = sorted_rows(&folder, TREND).await;
+    assert_eq!(sorted_rows(&ctx, TREND).await, want);
+}
+
+async fn ctx_folder(archive: &Path) -> datafusion::prelude::SessionContext {
+    let c = ctx();
+    run_statements(
+        &c,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
+            archive.display()
+        ),
+    )
+    .await;
+    c
+}
