@@ -22,6 +22,7 @@ pub mod sample;
 pub mod scan;
 pub mod session;
 pub mod sinks;
+pub mod staged_writes;
 pub mod store;
 pub mod tiff;
 pub mod tile_aggregate;

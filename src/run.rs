@@ -12,8 +12,12 @@ use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use std::sync::Arc;
+
 use crate::archive::listing::absolutize;
 use crate::sinks;
+use crate::staged_writes::StagedWrites;
+use crate::store::{self, ObjectUrl};
 use crate::tile_aggregate::TileAggregates;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 
@@ -65,6 +69,50 @@ impl Output {
 
 /// Run one statement.
 pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result<Output> {
+    // A COPY to an object store: its writes are held until it succeeds.
+    let staged = match &statement {
+        Statement::CopyTo(c) if store::is_remote(&c.target) => Some(stage_remote(ctx, &c.target)?),
+        _ => None,
+    };
+    let result = run_staged(ctx, statement).await;
+    let Some((url, staged)) = staged else {
+        return result;
+    };
+    let finished = match &result {
+        Ok(_) => staged.commit().await.map_err(|e| {
+            DataFusionError::Execution(format!(
+                "cannot complete the output's upload to {}: {e}",
+                url.root
+            ))
+        }),
+        Err(_) => {
+            staged.abort().await;
+            Ok(())
+        }
+    };
+    if let Ok(key) = url::Url::parse(&url.root) {
+        let _ = ctx.runtime_env().deregister_object_store(&key);
+    }
+    finished?;
+    result
+}
+
+/// Route a COPY target's writes through a [`StagedWrites`] of its store.
+fn stage_remote(ctx: &SessionContext, target: &str) -> Result<(ObjectUrl, Arc<StagedWrites>)> {
+    let url = ObjectUrl::parse(target)?;
+    if !url.scheme.lists_and_writes() {
+        return Err(DataFusionError::Plan(format!(
+            "cannot write to '{target}': http(s) locations are read-only; write to s3://, gs://, az:// or a local path"
+        )));
+    }
+    let staged = Arc::new(StagedWrites::new(store::store_for_root(&url)?));
+    let key = url::Url::parse(&url.root)
+        .map_err(|e| DataFusionError::Plan(format!("'{target}': {e}")))?;
+    ctx.register_object_store(&key, staged.clone());
+    Ok((url, staged))
+}
+
+async fn run_staged(ctx: &SessionContext, statement: Statement) -> Result<Output> {
     let mut statement = statement;
     let mut pending = None;
     match &mut statement {

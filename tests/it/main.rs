@@ -1,6 +1,7 @@
 //! sceneql integration tests: one test binary, one module per concern.
 
 mod cli;
+mod clouds;
 mod common;
 mod distributed;
 mod errors;
@@ -8,8 +9,8 @@ mod layouts;
 mod pipelines;
 mod plan;
 mod proxy;
-mod stac;
 mod realdata;
+mod stac;
 mod stores;
 mod tile_aggregate;
 mod timeseries;

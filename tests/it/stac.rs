@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::common::*;
-use super::stores::{
-    TREND, archive_in_s3, free_port, options_for, reads, sorted_rows, venv_bin,
-};
+use super::stores::{TREND, archive_in_s3, free_port, options_for, reads, sorted_rows, venv_bin};
 
 /// USGS-shaped items for the generated archive in `archive`, their assets
 /// at `s3://{bucket}/a/...`.
@@ -113,7 +111,10 @@ async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_
     let columns = query(&stac, "SELECT * FROM obs LIMIT 1").await;
     let schema = columns[0].schema();
     for c in ["red", "nir", "qa", "nir08", "qa_pixel", "scene", "sensor"] {
-        assert!(schema.field_with_name(c).is_ok(), "no column {c}: {schema:?}");
+        assert!(
+            schema.field_with_name(c).is_ok(),
+            "no column {c}: {schema:?}"
+        );
     }
     assert!(schema.field_with_name("thumbnail").is_err());
     let scenes = query(
@@ -124,7 +125,10 @@ async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_
     let text = datafusion::arrow::util::pretty::pretty_format_batches(&scenes)
         .unwrap()
         .to_string();
-    assert!(text.contains(&format!("| {n_items} ")) && text.contains("LC08"), "{text}");
+    assert!(
+        text.contains(&format!("| {n_items} ")) && text.contains("LC08"),
+        "{text}"
+    );
 
     let folder = ctx();
     run_statements(
@@ -170,7 +174,10 @@ impl StacApi {
         };
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(60), "rustac serve did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "rustac serve did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         api
@@ -187,7 +194,10 @@ async fn a_stac_api_search_over_three_pages_gives_the_folder_trends() {
         "extent": {"spatial": {"bbox": [[-180.0, -90.0, 180.0, 90.0]]},
                    "temporal": {"interval": [["2000-01-01T00:00:00Z", null]]}},
     });
-    let (cpath, ipath) = (d.path().join("collection.json"), d.path().join("items.json"));
+    let (cpath, ipath) = (
+        d.path().join("collection.json"),
+        d.path().join("items.json"),
+    );
     std::fs::write(&cpath, collection.to_string()).unwrap();
     std::fs::write(
         &ipath,
@@ -209,7 +219,10 @@ async fn a_stac_api_search_over_three_pages_gives_the_folder_trends() {
     .err()
     .map(|e| sceneql::run::user_message(&e))
     .expect("an unbounded search is refused");
-    assert!(refused.contains("datetime") && refused.contains("bbox"), "{refused}");
+    assert!(
+        refused.contains("datetime") && refused.contains("bbox"),
+        "{refused}"
+    );
     // Three items per page: seven items take three pages.
     run_statements(
         &ctx,

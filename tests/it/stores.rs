@@ -379,7 +379,9 @@ pub fn options_for(endpoint: &str) -> String {
 }
 
 /// Object reads the proxy logged: (header reads from byte 0, other reads).
-pub fn reads(log: &[super::proxy::Logged]) -> (Vec<super::proxy::Logged>, Vec<super::proxy::Logged>) {
+pub fn reads(
+    log: &[super::proxy::Logged],
+) -> (Vec<super::proxy::Logged>, Vec<super::proxy::Logged>) {
     log.iter()
         .filter(|l| l.method == "GET" && l.range.is_some())
         .cloned()
@@ -595,4 +597,57 @@ fn access_denied_fails_fast_naming_the_location() {
     assert!(!err.contains("testing"), "a credential in the error: {err}");
     assert!(start.elapsed() < Duration::from_secs(10));
     assert!(!d.path().join("out.parquet").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_to_a_bucket_leaves_no_object_and_a_good_one_appears_whole() {
+    let (s3, _d) = archive_in_s3("outputs", 64, 4);
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://outputs/a/' {}",
+            options_for(&s3.endpoint)
+        ),
+    )
+    .await;
+    // Fails on a late row (a division by zero), after rows were written.
+    let failing = "SELECT pixel, time, red FROM obs WHERE pixel < 3000 OR red / (red - red) > 0";
+    for target in ["s3://outputs/out/one.parquet", "s3://outputs/parts/"] {
+        let err = sceneql::run::run_sql(
+            &ctx,
+            &format!("COPY ({failing}) TO '{target}' STORED AS PARQUET"),
+            &Default::default(),
+        )
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{target}: the query should fail"));
+        assert!(
+            sceneql::run::user_message(&err).contains("zero"),
+            "{target}: {err}"
+        );
+    }
+    let left = s3.s3py(&["list", "outputs", "out/"]) + &s3.s3py(&["list", "outputs", "parts/"]);
+    assert!(left.trim().is_empty(), "a failed COPY left objects: {left}");
+    // The same targets written by a good query: every row, read back.
+    for (i, target) in ["s3://outputs/out/one.parquet", "s3://outputs/parts/"]
+        .iter()
+        .enumerate()
+    {
+        run_statements(
+            &ctx,
+            &format!(
+                "COPY (SELECT pixel, time, red FROM obs) TO '{target}' STORED AS PARQUET;
+                 CREATE EXTERNAL TABLE back{i} STORED AS PARQUET LOCATION '{target}'"
+            ),
+        )
+        .await;
+        let back = query(&ctx, &format!("SELECT count(*) AS n FROM back{i}")).await;
+        let n = back[0].column(0).as_primitive::<Int64Type>().value(0);
+        let want = query(&ctx, "SELECT count(*) FROM obs").await[0]
+            .column(0)
+            .as_primitive::<Int64Type>()
+            .value(0);
+        assert_eq!(n, want, "{target}");
+    }
 }
