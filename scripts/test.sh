@@ -7,7 +7,8 @@ source scripts/setup.sh
 SCENEQL_REAL_DATA="$(scripts/fetch-real-data.sh)"
 export SCENEQL_REAL_DATA
 # The tests' Python venv: numpy for the pipelines' reference computations
-# (tests/reference/models.py), moto's S3 server and rustac's STAC API server.
+# (tests/reference/models.py), moto's S3 server, rustac's STAC API server and
+# gcp-storage-emulator.
 # Reinstalled when tests/reference/requirements.txt changes.
 venv="${SCENEQL_CACHE:-$HOME/.cache/sceneql}/venv-test"
 stamp="$venv/requirements.sha256"
@@ -18,4 +19,19 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$venv/bin/python" -c 'impo
   echo "$want" > "$stamp"
 fi
 export SCENEQL_PYTHON="$venv/bin/python"
+# Azurite (npm), the Azure Blob Storage emulator tests/it/clouds.rs starts:
+# installed outside the clone, reinstalled when its version changes (keep in
+# step with AZURITE_VERSION there).
+azurite_version=3.35.0
+azurite="${SCENEQL_CACHE:-$HOME/.cache/sceneql}/azurite"
+if [ "$("$azurite/node_modules/.bin/azurite-blob" --version 2>/dev/null)" != "$azurite_version" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq npm >&2
+  fi
+  npm install --prefix "$azurite" --no-audit --no-fund --loglevel=error "azurite@$azurite_version" >/dev/null
+fi
+export SCENEQL_AZURITE="$azurite/node_modules/.bin/azurite-blob"
 cargo test --workspace --locked

@@ -462,10 +462,17 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(rand::random_range(cap / 2..=cap))
 }
 
-/// The error a user reads for a failed request on `object`.
+/// The error a user reads for a failed request on `object` (an object, a
+/// prefix or a bucket).
 pub fn object_error(object: &str, e: object_store::Error) -> SceneError {
     use object_store::Error as E;
+    let text = e.to_string();
+    let has = |needles: &[&str]| needles.iter().any(|n| text.contains(n));
     let (problem, hint) = match &e {
+        E::Precondition { .. } => (
+            "was replaced since the table was created (its ETag changed)",
+            "recreate the table to read the new version",
+        ),
         E::NotFound { .. } => (
             "does not exist (404)",
             "check the location, or recreate the table if the archive changed",
@@ -474,27 +481,48 @@ pub fn object_error(object: &str, e: object_store::Error) -> SceneError {
             "refused access (403)",
             "check the credentials (AWS_* / GOOGLE_* / AZURE_* or the table's OPTIONS) and the bucket's policy; public buckets need 'aws.skip_signature' 'true'",
         ),
-        E::Precondition { .. } => (
-            "was replaced since the table was created (its ETag changed)",
-            "recreate the table to read the new version",
+        _ if has(&["NoSuchBucket"]) => (
+            "is in a bucket that does not exist (404)",
+            "check the bucket's name and the endpoint (AWS_ENDPOINT_URL or 'aws.endpoint')",
         ),
+        _ if has(&["404 Not Found"]) => ("does not exist (404)", "check the location"),
+        _ if has(&["403 Forbidden", "AccessDenied", "401 Unauthorized"]) => (
+            "refused access (403)",
+            "check the credentials (AWS_* / GOOGLE_* / AZURE_* or the table's OPTIONS) and the bucket's policy; public buckets need 'aws.skip_signature' 'true'",
+        ),
+        _ if has(&[
+            "error sending request",
+            "Connection refused",
+            "dns error",
+            "timed out",
+        ]) =>
+        {
+            (
+                "could not be reached",
+                "check the endpoint (AWS_ENDPOINT_URL or 'aws.endpoint') and the network",
+            )
+        }
         _ => ("could not be read", "check the store and the network"),
     };
     SceneError::Object {
         object: object.to_string(),
         problem: problem.into(),
         hint: hint.into(),
-        detail: first_line(&e.to_string()),
+        detail: first_line(&text),
     }
 }
 
-/// The first line of a store error, without the server's XML body.
+/// The first line of a store error, without the server's XML body and
+/// without URL query strings (which may hold a signature or SAS token).
 fn first_line(message: &str) -> String {
     let m = message.split('\n').next().unwrap_or_default();
-    match m.find("<?xml") {
-        Some(i) => m[..i].trim_end_matches([':', ' ']).to_string(),
-        None => m.to_string(),
-    }
+    let m = match m.find("<?xml") {
+        Some(i) => m[..i].trim_end_matches([':', ' ']),
+        None => m,
+    };
+    static QUERY: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"\?[^\s]*").expect("a valid pattern"));
+    QUERY.replace_all(m, "?...").into_owned()
 }
 
 #[cfg(test)]
@@ -520,5 +548,14 @@ mod tests {
         .to_string();
         assert!(e.contains("s3://b/k.tif") && e.contains("404"), "{e}");
         assert!(!e.contains("<?xml"), "{e}");
+        let e = object_error(
+            "az://c/k.tif",
+            object_store::Error::Generic {
+                store: "MicrosoftAzure",
+                source: "Error performing GET https://a.blob.core.windows.net/c/k.tif?sv=2022&sig=SECRETSIG in 1s - 403 Forbidden".into(),
+            },
+        )
+        .to_string();
+        assert!(!e.contains("SECRETSIG") && e.contains("403"), "{e}");
     }
 }

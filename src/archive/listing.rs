@@ -141,9 +141,12 @@ impl Location {
 
     /// Every file below the location (recursively), sorted by path.
     pub async fn list(&self) -> Result<Vec<ListedFile>> {
-        let err = |source| SceneError::Listing {
-            location: self.display.clone(),
-            source,
+        let err = |source| match self.url.scheme {
+            Scheme::File => SceneError::Listing {
+                location: self.display.clone(),
+                source,
+            },
+            _ => crate::remote::object_error(&self.display, source),
         };
         // A location naming one file lists that file.
         let metas: Vec<_> = match self.store.head(&self.prefix).await {
