@@ -7,8 +7,7 @@ source scripts/setup.sh
 SCENEQL_REAL_DATA="$(scripts/fetch-real-data.sh)"
 export SCENEQL_REAL_DATA
 # The tests' Python venv: numpy for the pipelines' reference computations
-# (tests/reference/models.py), moto's S3 server, rustac's STAC API server and
-# gcp-storage-emulator.
+# (tests/reference/models.py), moto's S3 server and rustac's STAC API server.
 # Reinstalled when tests/reference/requirements.txt changes.
 venv="${SCENEQL_CACHE:-$HOME/.cache/sceneql}/venv-test"
 stamp="$venv/requirements.sha256"

@@ -30,6 +30,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "assets",
     "max_items",
     "page_size",
+    "apply_scale",
     "aws.*",
     "gcp.*",
     "azure.*",
@@ -84,6 +85,9 @@ pub struct SceneOptions {
     /// Items per page of a STAC API search.
     #[serde(default)]
     pub page_size: Option<usize>,
+    /// Bands with a STAC scale/offset read as Float32 physical values.
+    #[serde(default)]
+    pub apply_scale: bool,
     /// The object store's settings (`aws.*`, `gcp.*`, `azure.*`); its
     /// secrets are neither serialized nor printed.
     #[serde(default)]
@@ -283,6 +287,13 @@ impl SceneOptions {
                     }
                 }
                 "assets" => o.assets = Some(names(v)),
+                "apply_scale" => {
+                    o.apply_scale = match v.to_ascii_lowercase().as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => return Err(bad(&key, v, "expected 'true' or 'false'")),
+                    }
+                }
                 "page_size" => {
                     o.page_size = Some(
                         v.parse()

@@ -141,6 +141,21 @@ pub struct BandMeta {
     pub nodata: Option<f64>,
     /// Internal block (tile) size, columns x rows.
     pub block: (usize, usize),
+    /// `(scale, offset)` to turn stored values into physical ones, when the
+    /// table was asked to (`apply_scale`): the band is then read as Float32.
+    #[serde(default)]
+    pub physical: Option<(f64, f64)>,
+}
+
+impl BandMeta {
+    /// The type of the band's column values.
+    pub fn column_type(&self) -> SampleType {
+        if self.physical.is_some() {
+            SampleType::F32
+        } else {
+            self.sample.read_as()
+        }
+    }
 }
 
 /// What GDAL reports about a file.
@@ -305,6 +320,7 @@ pub fn inspect(path: &str, crs: &CrsCache) -> Result<Inspected> {
             sample,
             nodata: band.no_data_value(),
             block: band.block_size(),
+            physical: None,
         });
     }
     Ok(Inspected {
@@ -341,6 +357,7 @@ pub fn describe(h: &crate::cog::TiffHeader) -> Option<RasterInfo> {
         sample,
         nodata: h.nodata,
         block: h.block_size(),
+        physical: None,
     };
     Some(RasterInfo {
         geom: RasterGeom {

@@ -299,6 +299,9 @@ pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Sc
             if let Some(n) = asset.nodata {
                 meta.nodata = Some(n);
             }
+            if opts.apply_scale && (asset.scale.is_some() || asset.offset.is_some()) {
+                meta.physical = Some((asset.scale.unwrap_or(1.0), asset.offset.unwrap_or(0.0)));
+            }
             scene.bands.insert(
                 key.clone(),
                 Band {
@@ -638,14 +641,14 @@ pub fn column_types(
     let mut common: BTreeMap<String, SampleType> = BTreeMap::new();
     for s in scenes {
         for (name, b) in &s.bands {
-            let t = b.meta.sample.read_as();
+            let t = b.meta.column_type();
             bands
                 .entry(name.clone())
                 .and_modify(|e| *e = e.widen(t))
                 .or_insert(t);
         }
         for (name, band) in &s.common {
-            let t = s.bands[band].meta.sample.read_as();
+            let t = s.bands[band].meta.column_type();
             common
                 .entry(name.clone())
                 .and_modify(|e| *e = e.widen(t))

@@ -471,7 +471,30 @@ fn read_band(
         cols: cover.cols,
     };
     let array = to_array(buf, sample, len, rel, window.cols, band.meta.nodata);
+    let array = match band.meta.physical {
+        Some((scale, offset)) => physical(&array, scale, offset)?,
+        None => array,
+    };
     Ok((array, bytes))
+}
+
+/// Stored values as physical ones: `value * scale + offset`, as Float32
+/// (computed in f64), NULLs kept.
+fn physical(array: &ArrayRef, scale: f64, offset: f64) -> Result<ArrayRef> {
+    let values = datafusion::arrow::compute::cast(array, &DataType::Float64).map_err(|e| {
+        SceneError::Io(
+            "scaling a band".into(),
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let values = values
+        .as_any()
+        .downcast_ref::<PrimitiveArray<Float64Type>>();
+    let Some(values) = values else {
+        return Ok(array.clone());
+    };
+    let scaled: PrimitiveArray<Float32Type> = values.unary(|v| (v * scale + offset) as f32);
+    Ok(Arc::new(scaled))
 }
 
 /// Read grid pixels `rect` of `file` (the dataset placed on the grid) into

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::{Float32Type, UInt16Type};
 use serde_json::{Value, json};
 
 use super::common::*;
@@ -251,4 +253,58 @@ async fn ctx_folder(archive: &Path) -> datafusion::prelude::SessionContext {
     )
     .await;
     c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_scale_gives_physical_values_from_the_items_scale_and_offset() {
+    let (s3, d) = archive_in_s3("stacscale", 32, 3);
+    let items = landsat_items(&d.path().join("archive"), "stacscale");
+    let doc = d.path().join("items.json");
+    std::fs::write(
+        &doc,
+        json!({"type": "FeatureCollection", "features": items}).to_string(),
+    )
+    .unwrap();
+    let options = options_for(&s3.endpoint);
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE raw STORED AS SCENES LOCATION '{0}' {1};
+             CREATE EXTERNAL TABLE phys STORED AS SCENES LOCATION '{0}' {2}",
+            doc.display(),
+            options,
+            options.replace("OPTIONS (", "OPTIONS ('apply_scale' 'true', ")
+        ),
+    )
+    .await;
+    let got = query(
+        &ctx,
+        "SELECT r.red AS stored, p.red AS physical, p.qa AS qa, r.qa AS qa_stored
+         FROM raw r JOIN phys p ON r.pixel = p.pixel AND r.scene = p.scene
+         WHERE r.red IS NOT NULL",
+    )
+    .await;
+    let mut n = 0;
+    for b in &got {
+        assert_eq!(
+            b.schema().field_with_name("physical").unwrap().data_type(),
+            &datafusion::arrow::datatypes::DataType::Float32
+        );
+        let stored = b.column(0).as_primitive::<UInt16Type>();
+        let physical = b.column(1).as_primitive::<Float32Type>();
+        // qa has no scale: still its stored type and values.
+        assert_eq!(b.column(2).data_type(), b.column(3).data_type());
+        for i in 0..b.num_rows() {
+            let want = stored.value(i) as f64 * 2.75e-05 - 0.2;
+            assert!(
+                (physical.value(i) as f64 - want).abs() < 1e-6,
+                "{} -> {} (want {want})",
+                stored.value(i),
+                physical.value(i)
+            );
+            n += 1;
+        }
+    }
+    assert!(n > 1000, "{n} values compared");
 }

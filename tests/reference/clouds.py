@@ -1,16 +1,12 @@
-"""Set up objects on the tests' Google Cloud Storage and Azure Blob emulators
-with plain HTTP requests (the standard library only: an independent client,
-the tests check sceneql's reads with it).
+"""Set up objects on the tests' Azure Blob emulator (Azurite) with plain HTTP
+requests (the standard library only: an independent client, the tests check
+sceneql's reads with it).
 
-  clouds.py gcs ENDPOINT mkbucket BUCKET
-  clouds.py gcs ENDPOINT upload BUCKET PREFIX DIR      (every file under DIR)
-  clouds.py gcs ENDPOINT list BUCKET PREFIX            (one name per line)
   clouds.py az ENDPOINT mkcontainer CONTAINER
   clouds.py az ENDPOINT upload CONTAINER PREFIX DIR
   clouds.py az ENDPOINT list CONTAINER PREFIX
 
-ENDPOINT: the GCS emulator's root (http://127.0.0.1:P), or the Azure
-account's blob endpoint (http://127.0.0.1:P/devstoreaccount1: Azurite's
+ENDPOINT: the Azure account's blob endpoint (http://127.0.0.1:P/devstoreaccount1: Azurite's
 well-known account, signed with its well-known key).
 """
 import base64
@@ -44,46 +40,6 @@ def files(root, prefix):
         for name in sorted(names):
             path = os.path.join(folder, name)
             yield path, prefix.rstrip("/") + "/" + os.path.relpath(path, root)
-
-
-# Google Cloud Storage: the JSON API.
-
-
-def gcs(endpoint, command, args):
-    api = endpoint.rstrip("/")
-    if command == "mkbucket":
-        body = json.dumps({"name": args[0]}).encode()
-        send("POST", f"{api}/storage/v1/b?project=test", body, {"Content-Type": "application/json"})
-    elif command == "upload":
-        bucket, prefix, root = args
-        for path, name in files(root, prefix):
-            with open(path, "rb") as f:
-                data = f.read()
-            q = urllib.parse.urlencode({"uploadType": "media", "name": name})
-            send(
-                "POST",
-                f"{api}/upload/storage/v1/b/{bucket}/o?{q}",
-                data,
-                {"Content-Type": "application/octet-stream"},
-            )
-    elif command == "list":
-        bucket, prefix = args
-        token = None
-        while True:
-            q = {"prefix": prefix}
-            if token:
-                q["pageToken"] = token
-            page = json.loads(send("GET", f"{api}/storage/v1/b/{bucket}/o?{urllib.parse.urlencode(q)}"))
-            for o in page.get("items", []):
-                print(o["name"])
-            token = page.get("nextPageToken")
-            if not token:
-                break
-    else:
-        sys.exit(f"unknown command {command}")
-
-
-# Azure Blob Storage: the REST API, signed with SharedKey.
 
 
 def az_send(method, url, body=b"", headers=None):
@@ -154,7 +110,7 @@ def az(endpoint, command, args):
 
 def main():
     cloud, endpoint, command, *args = sys.argv[1:]
-    {"gcs": gcs, "az": az}[cloud](endpoint, command, args)
+    {"az": az}[cloud](endpoint, command, args)
 
 
 if __name__ == "__main__":

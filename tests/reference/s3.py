@@ -3,6 +3,7 @@ independent S3 client: the tests check sceneql's reads and writes with it).
 
   s3.py ENDPOINT mkbucket BUCKET
   s3.py ENDPOINT upload BUCKET PREFIX DIR      (every file under DIR)
+  s3.py ENDPOINT upload-public BUCKET PREFIX DIR   (the same, readable anonymously)
   s3.py ENDPOINT download BUCKET KEY FILE
   s3.py ENDPOINT list BUCKET PREFIX            (one key per line)
   s3.py ENDPOINT put BUCKET KEY FILE
@@ -29,13 +30,14 @@ def main():
     s3 = client(endpoint)
     if command == "mkbucket":
         s3.create_bucket(Bucket=args[0])
-    elif command == "upload":
+    elif command in ("upload", "upload-public"):
         bucket, prefix, root = args
+        extra = {"ACL": "public-read"} if command == "upload-public" else None
         for folder, _, files in os.walk(root):
             for name in files:
                 path = os.path.join(folder, name)
                 key = prefix.rstrip("/") + "/" + os.path.relpath(path, root)
-                s3.upload_file(path, bucket, key)
+                s3.upload_file(path, bucket, key, ExtraArgs=extra)
     elif command == "download":
         bucket, key, path = args
         s3.download_file(bucket, key, path)
