@@ -534,6 +534,11 @@ fn build(url: &ObjectUrl, config: &StoreConfig) -> Result<Arc<dyn ObjectStore>> 
                 let key: GoogleConfigKey = format!("google_{k}").parse().map_err(err)?;
                 b = b.with_config(key, v);
             }
+            if b.get_config_value(&GoogleConfigKey::BaseUrl)
+                .is_some_and(|u| u.starts_with("http://"))
+            {
+                b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+            }
             Arc::new(
                 b.with_config(GoogleConfigKey::Client(connect), CONNECT_TIMEOUT)
                     .with_retry(retry_config())
@@ -552,6 +557,11 @@ fn build(url: &ObjectUrl, config: &StoreConfig) -> Result<Arc<dyn ObjectStore>> 
                     .or_else(|_| format!("azure_storage_{k}").parse())
                     .map_err(err)?;
                 b = b.with_config(key, v);
+            }
+            if b.get_config_value(&AzureConfigKey::Endpoint)
+                .is_some_and(|u| u.starts_with("http://"))
+            {
+                b = b.with_config(AzureConfigKey::Client(ClientConfigKey::AllowHttp), "true");
             }
             Arc::new(
                 b.with_config(AzureConfigKey::Client(connect), CONNECT_TIMEOUT)

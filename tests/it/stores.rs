@@ -226,7 +226,7 @@ fn trend_from_s3_to_s3_equals_local_and_numpy() {
 }
 
 #[test]
-fn table_options_give_the_store_and_stay_out_of_plans() {
+fn table_options_give_the_store_and_secrets_stay_out_of_plans_logs_and_traces() {
     let s3 = S3Server::start();
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "archive", 16, 4, 16, Some(3));
@@ -247,12 +247,22 @@ fn table_options_give_the_store_and_stay_out_of_plans() {
             &format!("'aws.secret_access_key' '{secret}-SECRET'")
         )
     );
-    let (ok, out, err) = cli(d.path(), &[], &["-c", &sql]);
-    assert!(ok, "{err}");
-    assert!(
-        !out.contains("testing-SECRET") && !err.contains("testing-SECRET"),
-        "{out}{err}"
+    let sql = format!("{sql} SHOW ALL; EXPLAIN ANALYZE SELECT count(*) FROM obs;");
+    let trace = d.path().join("trace.json");
+    let (ok, out, err) = cli(
+        d.path(),
+        &[("RUST_LOG", "debug".to_string())],
+        &["-vv", "--trace", trace.to_str().unwrap(), "-c", &sql],
     );
+    assert!(ok, "{err}");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    assert!(trace.contains("scan_block"), "the trace holds the scan");
+    for (what, text) in [("output", &out), ("log", &err), ("trace", &trace)] {
+        assert!(
+            !text.contains("testing-SECRET"),
+            "the secret is in the {what}: {text}"
+        );
+    }
     assert!(out.contains("| 4 "), "{out}");
 }
 

@@ -13,7 +13,6 @@ import base64
 import email.utils
 import hashlib
 import hmac
-import json
 import os
 import re
 import sys
