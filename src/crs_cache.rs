@@ -15,7 +15,7 @@
 //! TIFF this does not parse) is asked of GDAL as before.
 //!
 //! The thread that asks GDAL first for some keys also identifies the CRS
-//! ([`crate::raster::crs_key`]) while PROJ's database is open in that
+//! ([`crs_key`]) while PROJ's database is open in that
 //! thread (each thread opens its own), so the grid is chosen later without
 //! asking PROJ again. Other threads meeting the same keys meanwhile do not
 //! wait: they get a [`CrsLookup::Pending`] answer and go on to their next
@@ -26,8 +26,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use gdal::Dataset;
+use gdal::spatial_ref::SpatialRef;
 
-use crate::tiff::VsiFile;
+use crate::vsi::VsiFile;
 
 /// GeoKeyDirectoryTag, GeoDoubleParamsTag, GeoAsciiParamsTag.
 const GEO_TAGS: [u16; 3] = [34735, 34736, 34737];
@@ -40,7 +41,7 @@ const MAX_VALUE_BYTES: u64 = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crs {
     pub wkt: String,
-    /// [`crate::raster::crs_key`] of `wkt`.
+    /// [`crs_key`] of `wkt`.
     pub key: String,
 }
 
@@ -78,7 +79,7 @@ pub struct Unanswered;
 #[derive(Default)]
 pub struct CrsCache {
     by_keys: Mutex<HashMap<Vec<u8>, Arc<Slot>>>,
-    /// [`crate::raster::crs_key`] by WKT (for files whose CRS GDAL gave
+    /// [`crs_key`] by WKT (for files whose CRS GDAL gave
     /// one by one: other formats, side-cars).
     key_by_wkt: Mutex<HashMap<String, String>>,
 }
@@ -122,7 +123,7 @@ impl CrsCache {
             .get(&wkt)
             .cloned();
         let key = known.unwrap_or_else(|| {
-            let key = crate::raster::crs_key(&wkt);
+            let key = crs_key(&wkt);
             self.key_by_wkt
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -275,6 +276,20 @@ fn type_size(kind: u16) -> Option<u64> {
         5 | 10 | 12 | 16 | 17 | 18 => 8,
         _ => return None,
     })
+}
+
+/// A canonical key for a CRS: `EPSG:nnnn` where GDAL identifies it, else its WKT.
+pub fn crs_key(wkt: &str) -> String {
+    let Ok(mut srs) = SpatialRef::from_wkt(wkt) else {
+        return wkt.to_string();
+    };
+    if srs.auth_name().as_deref() != Some("EPSG") {
+        let _ = srs.auto_identify_epsg();
+    }
+    match (srs.auth_name(), srs.auth_code()) {
+        (Some(name), Ok(code)) => format!("{name}:{code}"),
+        _ => srs.to_proj4().unwrap_or_else(|_| wkt.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,7 @@ pub enum SceneError {
     },
 
     #[error(transparent)]
-    Stac(#[from] crate::archive::stac::StacError),
+    Stac(#[from] StacError),
 
     #[error("sample generation failed at '{path}': {message}")]
     Sample { path: PathBuf, message: String },
@@ -127,3 +127,109 @@ impl From<SceneError> for DataFusionError {
 }
 
 pub type Result<T, E = SceneError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong between a STAC location and scenes. Every
+/// message names the document (path or URL, without query string or
+/// credentials) and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StacError {
+    #[error(
+        "cannot read the STAC document '{location}': {message}; check that the path or URL exists and is reachable"
+    )]
+    Read { location: String, message: String },
+
+    #[error(
+        "the STAC request to '{location}' failed with HTTP {status}{detail}; check the URL{hint}"
+    )]
+    Http {
+        location: String,
+        status: u16,
+        detail: String,
+        hint: String,
+    },
+
+    #[error(
+        "'{location}' is not valid JSON: {message} at line {line}, column {column}; fix the document or point the location at a valid STAC document"
+    )]
+    Malformed {
+        location: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+
+    #[error(
+        "line {line} of the NDJSON document '{location}' is not a valid item: {message}{column}; fix or remove that line"
+    )]
+    NdjsonLine {
+        location: String,
+        line: usize,
+        column: String,
+        message: String,
+    },
+
+    #[error("'{location}' is not a valid STAC {kind}: {message}; fix the document")]
+    Invalid {
+        location: String,
+        kind: &'static str,
+        message: String,
+    },
+
+    #[error(
+        "'{location}' is not a STAC document ({found}); point the location at a STAC item, item collection (JSON or NDJSON), catalog, collection or API root"
+    )]
+    NotStac { location: String, found: String },
+
+    #[error(
+        "item '{item}' in '{location}' has {problem}; fix the item or remove it from the catalog"
+    )]
+    NoTime {
+        location: String,
+        item: String,
+        problem: String,
+    },
+
+    #[error(
+        "item '{item}' in '{location}' has no asset '{key}' (its assets: {available}); fix OPTIONS ('assets' ...)"
+    )]
+    MissingAsset {
+        location: String,
+        item: String,
+        key: String,
+        available: String,
+    },
+
+    #[error(
+        "searching the STAC API '{location}' with neither a bbox nor a datetime would list the whole archive; set OPTIONS ('bbox' 'min_lon,min_lat,max_lon,max_lat') or ('datetime' '2023-01-01/2023-12-31')"
+    )]
+    UnboundedSearch { location: String },
+
+    #[error("option '{key}' = '{value}' is invalid: {reason}")]
+    BadOption {
+        key: String,
+        value: String,
+        reason: String,
+    },
+
+    #[error(
+        "'{location}' is a static STAC document, which cannot be filtered with '{key}' (only a STAC API can); remove OPTIONS ('{key}' ...) and filter in SQL, or point the location at a STAC API"
+    )]
+    NeedsApi { location: String, key: String },
+
+    #[error(
+        "'{location}' is an API collection whose items are listed through its 'items' link, not 'item' links; point the location at the API root ('{root}') and set OPTIONS ('collections' '{id}') with 'bbox' or 'datetime'"
+    )]
+    ApiCollection {
+        location: String,
+        root: String,
+        id: String,
+    },
+
+    #[error(
+        "the STAC API '{location}' returned the same 'next' link twice (page {page}); the results would never end: report it to the API's operator, or narrow the search with 'bbox' / 'datetime' / 'max_items'"
+    )]
+    PagingLoop { location: String, page: usize },
+
+    #[error("no STAC items with data assets found in '{location}'{hint}")]
+    NoItems { location: String, hint: String },
+}

@@ -330,7 +330,7 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
     let (wkt, crs) = match &opts.crs {
         Some(text) => {
             let wkt = raster::user_crs_wkt(text)?;
-            let key = raster::crs_key(&wkt);
+            let key = crate::crs_cache::crs_key(&wkt);
             (wkt, key)
         }
         None => {

@@ -327,30 +327,6 @@ impl SceneOptions {
         Ok(o)
     }
 
-    /// What a STAC location is searched with.
-    pub fn stac(&self) -> crate::archive::stac::StacOptions {
-        use serde_json::Value;
-        let json = |t: &Option<String>| -> Option<Value> {
-            t.as_ref()
-                .map(|t| serde_json::from_str(t).unwrap_or(Value::String(t.clone())))
-        };
-        crate::archive::stac::StacOptions {
-            collections: self.collections.clone(),
-            bbox: self.bbox,
-            datetime: self.datetime.clone(),
-            query: json(&self.query),
-            filter: json(&self.filter),
-            assets: self.assets.clone(),
-            requester_pays: self
-                .store
-                .public
-                .get("aws.requester_pays")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-            max_items: self.max_items,
-            page_size: self.page_size,
-        }
-    }
-
     pub fn block_bytes(&self) -> usize {
         self.block_bytes.unwrap_or(DEFAULT_BLOCK_BYTES)
     }

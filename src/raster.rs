@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crs_cache::{CrsCache, CrsLookup};
 use crate::error::{Result, SceneError};
-use crate::store;
+use crate::vsi;
 
 /// The sample types sceneql reads (GDAL's integer and float types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -129,7 +129,7 @@ pub struct RasterGeom {
     /// GDAL geotransform: x0, dx, rot, y0, rot, dy (dy < 0 for north-up).
     pub gt: [f64; 6],
     pub crs_wkt: String,
-    /// [`crs_key`] of `crs_wkt`, found once per distinct CRS as the files
+    /// [`crate::crs_cache::crs_key`] of `crs_wkt`, found once per distinct CRS as the files
     /// are inspected.
     pub crs_key: String,
 }
@@ -179,61 +179,8 @@ pub(crate) fn last_gdal_error() -> String {
     }
 }
 
-/// The name GDAL opens `path` by: a local path as it is; an object's URL
-/// under GDAL's network file systems (`/vsis3/bucket/key`, ...), with the
-/// bucket's settings (endpoint, credentials, requester pays) given to GDAL
-/// as options of that prefix the first time.
-pub fn gdal_name(path: &str) -> String {
-    if !store::is_remote(path) {
-        return path.to_string();
-    }
-    let Ok(url) = store::ObjectUrl::parse(path) else {
-        return path.to_string();
-    };
-    configure_network_reads();
-    if let Some((prefix, options)) = store::gdal_setup(&url) {
-        for (key, value) in options {
-            set_path_option(&prefix, &key, &value);
-        }
-        // The folder listing GDAL would make for side-car files is a
-        // request per open that sceneql never uses.
-        set_path_option(&prefix, "GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR");
-    }
-    url.gdal_path()
-}
-
-fn set_path_option(prefix: &str, key: &str, value: &str) {
-    let (Ok(p), Ok(k), Ok(v)) = (CString::new(prefix), CString::new(key), CString::new(value))
-    else {
-        return;
-    };
-    // SAFETY: three NUL-terminated strings; GDAL copies them.
-    unsafe { gdal_sys::VSISetPathSpecificOption(p.as_ptr(), k.as_ptr(), v.as_ptr()) };
-}
-
-/// GDAL's retries of network reads (5xx, 429, timeouts), once per process:
-/// bounded like the object stores' ([`store::RETRY_TIMEOUT`]).
-fn configure_network_reads() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        for (k, v) in [
-            ("GDAL_HTTP_MAX_RETRY", "5"),
-            ("GDAL_HTTP_RETRY_DELAY", "0.2"),
-            ("GDAL_HTTP_CONNECTTIMEOUT", "5"),
-            ("GDAL_HTTP_TIMEOUT", "60"),
-        ] {
-            if gdal::config::get_config_option(k, "")
-                .unwrap_or_default()
-                .is_empty()
-            {
-                let _ = gdal::config::set_config_option(k, v);
-            }
-        }
-    });
-}
-
 pub fn open(path: &str) -> Result<Dataset> {
-    Dataset::open(gdal_name(path)).map_err(|e| SceneError::Unreadable {
+    Dataset::open(vsi::gdal_name(path)).map_err(|e| SceneError::Unreadable {
         path: path.to_string(),
         message: e.to_string(),
     })
@@ -382,20 +329,6 @@ pub fn epsg_wkt(code: u32) -> Option<String> {
     let wkt = SpatialRef::from_epsg(code).and_then(|s| s.to_wkt()).ok()?;
     WKT.lock().ok()?.insert(code, wkt.clone());
     Some(wkt)
-}
-
-/// A canonical key for a CRS: `EPSG:nnnn` where GDAL identifies it, else its WKT.
-pub fn crs_key(wkt: &str) -> String {
-    let Ok(mut srs) = SpatialRef::from_wkt(wkt) else {
-        return wkt.to_string();
-    };
-    if srs.auth_name().as_deref() != Some("EPSG") {
-        let _ = srs.auto_identify_epsg();
-    }
-    match (srs.auth_name(), srs.auth_code()) {
-        (Some(name), Ok(code)) => format!("{name}:{code}"),
-        _ => srs.to_proj4().unwrap_or_else(|_| wkt.to_string()),
-    }
 }
 
 /// Parse a user CRS (anything GDAL's SetFromUserInput takes) into WKT.
@@ -571,7 +504,7 @@ pub fn warped_vrt(src: &Dataset, path: &str, spec: &WarpSpec) -> Result<Dataset>
 /// virtual file systems, so `/vsis3/`, `/vsicurl/`, ... paths work like
 /// local ones. At most 1 MiB; `None` if it cannot be read or is not UTF-8.
 pub fn read_small_text(path: &str) -> Option<String> {
-    let c_path = std::ffi::CString::new(gdal_name(path)).ok()?;
+    let c_path = std::ffi::CString::new(vsi::gdal_name(path)).ok()?;
     let mut data: *mut gdal_sys::GByte = std::ptr::null_mut();
     let mut size: gdal_sys::vsi_l_offset = 0;
     // SAFETY: GDAL allocates `data` (VSIMalloc) and we free it with VSIFree.

@@ -18,7 +18,6 @@
 //! GDAL's `RasterIO`, window by window.
 
 use std::cell::RefCell;
-use std::ffi::CString;
 use std::sync::Arc;
 
 use gdal::{Dataset, Metadata};
@@ -27,6 +26,7 @@ use libdeflater::Decompressor;
 use crate::cog::TiffHeader;
 use crate::raster::{self, SampleType};
 use crate::remote::TileBytes;
+use crate::vsi::VsiFile;
 
 /// Reads windows of one band: of an open dataset, or of a file in an
 /// object store whose tiles were fetched beforehand ([`BandReader::fetched`]).
@@ -428,40 +428,6 @@ fn opened<'f>(slot: &'f mut Option<VsiFile>, path: &str) -> Option<&'f mut VsiFi
         *slot = Some(file);
     }
     slot.as_mut()
-}
-
-/// A file opened through GDAL's virtual file layer.
-pub(crate) struct VsiFile(*mut gdal_sys::VSILFILE);
-
-// SAFETY: a VSI handle is used by one thread at a time (`&mut self`), which
-// GDAL allows; it is not shared.
-unsafe impl Send for VsiFile {}
-
-impl VsiFile {
-    pub(crate) fn open(path: &str) -> Option<Self> {
-        let c = CString::new(raster::gdal_name(path)).ok()?;
-        // SAFETY: both arguments are NUL-terminated strings.
-        let fp = unsafe { gdal_sys::VSIFOpenL(c.as_ptr(), c"rb".as_ptr()) };
-        (!fp.is_null()).then_some(VsiFile(fp))
-    }
-
-    /// Fill `buf` from `offset`; false on a short read or error.
-    pub(crate) fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> bool {
-        // SAFETY: the handle is open; `buf` holds `buf.len()` writable bytes.
-        unsafe {
-            gdal_sys::VSIFSeekL(self.0, offset, 0) == 0
-                && gdal_sys::VSIFReadL(buf.as_mut_ptr().cast(), 1, buf.len(), self.0) == buf.len()
-        }
-    }
-}
-
-impl Drop for VsiFile {
-    fn drop(&mut self) {
-        // SAFETY: the handle is open and closed only here.
-        unsafe {
-            gdal_sys::VSIFCloseL(self.0);
-        }
-    }
 }
 
 /// Wrapping running sum, in place, of one row of little-endian u16

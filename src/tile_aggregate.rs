@@ -64,11 +64,11 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::grid::{Grid, Window};
-use crate::provider::Column;
+use crate::model::Column;
 use crate::scan::batch::{ROW_MASK, coordinates};
 use crate::scan::filter::true_bits;
 use crate::scan::{ScanOrder, SceneScanExec};
-use crate::session::SceneqlOptions;
+use crate::settings::SceneqlOptions;
 
 /// Aggregates a scene-major scan per block; see the module docs.
 #[derive(Debug)]

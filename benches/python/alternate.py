@@ -4,7 +4,8 @@
 
 A VARIANT is a comma-separated list of settings (`sceneql.steal_reads=false`),
 `-` for none, optionally prefixed with `1core:` to run pinned to one core
-(`taskset -c 0`). Each round runs every variant once, in turn, so a slow
+(`taskset -c 0`) and/or `bin=PATH:` to run another binary than BINARY (two
+builds side by side, e.g. `- bin=/tmp/sceneql-old:-`). Each round runs every variant once, in turn, so a slow
 phase of the machine falls on all of them alike; the medians of the wall
 seconds, CPU seconds (user + system) and peak RSS of each variant are
 printed, with every run's wall seconds. Example (BENCHMARKS.md, sixteenth
@@ -47,14 +48,17 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         runs = {}
         for v in variants:
-            pinned = v.startswith("1core:")
-            settings = v[len("1core:"):] if pinned else v
+            settings, exe = v, binary
+            if settings.startswith("bin="):
+                exe, settings = settings[len("bin="):].split(":", 1)
+            pinned = settings.startswith("1core:")
+            settings = settings[len("1core:"):] if pinned else settings
             prefix = ["taskset", "-c", "0"] if pinned else []
-            runs[v] = (prefix, sql_file(settings, folder), [])
+            runs[v] = ([*prefix, exe], sql_file(settings, folder), [])
         out = os.path.join(folder, "out.parquet")
         for _ in range(rounds):
             for v, (prefix, path, results) in runs.items():
-                cmd = ["/usr/bin/time", "-f", "%e %U %S %M", *prefix, binary, "-q", "-f", path,
+                cmd = ["/usr/bin/time", "-f", "%e %U %S %M", *prefix, "-q", "-f", path,
                        "-D", f"archive={archive.rstrip('/')}/", "-D", f"out={out}"]
                 r = subprocess.run(cmd, capture_output=True, text=True)
                 if r.returncode != 0:

@@ -201,7 +201,7 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
 /// for the file layout (sample type, tiling) the others share; assets
 /// without a grid are each described from their headers (or by GDAL).
 pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>> {
-    let items = stac::load(location, &opts.stac()).await?;
+    let items = stac::load(location, &stac::options_of(opts)).await?;
     let mut sampled: BTreeMap<&str, &str> = BTreeMap::new();
     let mut files: Vec<listing::ListedFile> = Vec::new();
     let mut seen: BTreeSet<&str> = BTreeSet::new();

@@ -98,117 +98,37 @@ pub struct StacOptions {
     pub page_size: Option<usize>,
 }
 
-/// Everything that can go wrong between a STAC location and scenes. Every
-/// message names the document (path or URL, without query string or
-/// credentials) and says what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum StacError {
-    #[error(
-        "cannot read the STAC document '{location}': {message}; check that the path or URL exists and is reachable"
-    )]
-    Read { location: String, message: String },
-
-    #[error(
-        "the STAC request to '{location}' failed with HTTP {status}{detail}; check the URL{hint}"
-    )]
-    Http {
-        location: String,
-        status: u16,
-        detail: String,
-        hint: String,
-    },
-
-    #[error(
-        "'{location}' is not valid JSON: {message} at line {line}, column {column}; fix the document or point the location at a valid STAC document"
-    )]
-    Malformed {
-        location: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-
-    #[error(
-        "line {line} of the NDJSON document '{location}' is not a valid item: {message}{column}; fix or remove that line"
-    )]
-    NdjsonLine {
-        location: String,
-        line: usize,
-        column: String,
-        message: String,
-    },
-
-    #[error("'{location}' is not a valid STAC {kind}: {message}; fix the document")]
-    Invalid {
-        location: String,
-        kind: &'static str,
-        message: String,
-    },
-
-    #[error(
-        "'{location}' is not a STAC document ({found}); point the location at a STAC item, item collection (JSON or NDJSON), catalog, collection or API root"
-    )]
-    NotStac { location: String, found: String },
-
-    #[error(
-        "item '{item}' in '{location}' has {problem}; fix the item or remove it from the catalog"
-    )]
-    NoTime {
-        location: String,
-        item: String,
-        problem: String,
-    },
-
-    #[error(
-        "item '{item}' in '{location}' has no asset '{key}' (its assets: {available}); fix OPTIONS ('assets' ...)"
-    )]
-    MissingAsset {
-        location: String,
-        item: String,
-        key: String,
-        available: String,
-    },
-
-    #[error(
-        "searching the STAC API '{location}' with neither a bbox nor a datetime would list the whole archive; set OPTIONS ('bbox' 'min_lon,min_lat,max_lon,max_lat') or ('datetime' '2023-01-01/2023-12-31')"
-    )]
-    UnboundedSearch { location: String },
-
-    #[error("option '{key}' = '{value}' is invalid: {reason}")]
-    BadOption {
-        key: String,
-        value: String,
-        reason: String,
-    },
-
-    #[error(
-        "'{location}' is a static STAC document, which cannot be filtered with '{key}' (only a STAC API can); remove OPTIONS ('{key}' ...) and filter in SQL, or point the location at a STAC API"
-    )]
-    NeedsApi { location: String, key: String },
-
-    #[error(
-        "'{location}' is an API collection whose items are listed through its 'items' link, not 'item' links; point the location at the API root ('{root}') and set OPTIONS ('collections' '{id}') with 'bbox' or 'datetime'"
-    )]
-    ApiCollection {
-        location: String,
-        root: String,
-        id: String,
-    },
-
-    #[error(
-        "the STAC API '{location}' returned the same 'next' link twice (page {page}); the results would never end: report it to the API's operator, or narrow the search with 'bbox' / 'datetime' / 'max_items'"
-    )]
-    PagingLoop { location: String, page: usize },
-
-    #[error("no STAC items with data assets found in '{location}'{hint}")]
-    NoItems { location: String, hint: String },
-}
+pub use crate::error::StacError;
 
 /// Raster file extensions: an http(s) URL ending in one is a file, not STAC.
 const RASTER_EXTENSIONS: &[&str] = &[
     ".tif", ".tiff", ".jp2", ".nc", ".nc4", ".vrt", ".img", ".hdf", ".h5", ".hdf5", ".he5",
     ".grib", ".grib2", ".grb", ".grb2", ".zarr", ".png", ".jpg", ".jpeg",
 ];
+
+/// What a STAC location is searched with, from a table's options.
+pub fn options_of(o: &crate::options::SceneOptions) -> StacOptions {
+    use serde_json::Value;
+    let json = |t: &Option<String>| -> Option<Value> {
+        t.as_ref()
+            .map(|t| serde_json::from_str(t).unwrap_or(Value::String(t.clone())))
+    };
+    StacOptions {
+        collections: o.collections.clone(),
+        bbox: o.bbox,
+        datetime: o.datetime.clone(),
+        query: json(&o.query),
+        filter: json(&o.filter),
+        assets: o.assets.clone(),
+        requester_pays: o
+            .store
+            .public
+            .get("aws.requester_pays")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+        max_items: o.max_items,
+        page_size: o.page_size,
+    }
+}
 
 /// True when `location` looks like a STAC document or API rather than a folder of rasters:
 /// ends with .json / .geojson / .ndjson, or is an http(s) URL not ending in a raster extension.

@@ -21,7 +21,8 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
-use crate::provider::{Column, SceneArchive, SceneTable};
+use crate::model::{Column, SceneArchive};
+use crate::provider::SceneTable;
 use crate::scan::filter::ScanFilter;
 use crate::scan::{ScanParts, SceneScanExec};
 use crate::tile_aggregate::TileAggregateExec;

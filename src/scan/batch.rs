@@ -22,47 +22,19 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, AsArray, BooleanArray, BooleanBufferBuilder,
     DictionaryArray, Float64Array, Int32Array, Int64Array, PrimitiveArray, RecordBatch,
-    RecordBatchOptions, TimestampNanosecondArray, new_null_array,
+    RecordBatchOptions, TimestampNanosecondArray,
 };
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::*;
 use datafusion::arrow::util::bit_iterator::{BitIndexIterator, BitSliceIterator};
 use datafusion::arrow::util::bit_util::get_bit;
 use datafusion::error::{DataFusionError, Result};
 
 use super::filter::ScanFilter;
+use super::read::band_sources;
 use super::read::{BlockData, spans_mask};
 use crate::grid::{Grid, Window};
-use crate::provider::{Column, SceneArchive};
-
-/// The values of `column` for each scene of `data`, over the whole block
-/// (cast to the column's type `t`; all NULL for a scene without the band).
-/// `None` for columns that are not bands.
-pub fn band_sources(
-    archive: &SceneArchive,
-    data: &BlockData,
-    column: &Column,
-    t: &DataType,
-) -> Result<Option<Vec<ArrayRef>>> {
-    if !matches!(column, Column::Band(_) | Column::Common(_)) {
-        return Ok(None);
-    }
-    let len = data.window.rows * data.window.cols;
-    let mut arrays = Vec::with_capacity(data.scenes.len());
-    let mut nulls: Option<ArrayRef> = None;
-    for bs in &data.scenes {
-        match column
-            .band_in(&archive.scenes[bs.scene])
-            .and_then(|b| bs.bands.get(&b))
-        {
-            Some(a) if a.data_type() == t => arrays.push(a.clone()),
-            Some(a) => arrays.push(cast(a, t)?),
-            None => arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone()),
-        }
-    }
-    Ok(Some(arrays))
-}
+use crate::model::{Column, SceneArchive};
 
 /// The last column of a dense batch ([`BlockBatches::dense`]): true where
 /// the slot is a row.

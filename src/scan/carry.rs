@@ -37,9 +37,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::read::read_rect;
 use crate::archive::Band;
-use crate::error::Result;
+use crate::error::{Result, SceneError};
 use crate::grid::Window;
 use crate::raster::SampleType;
 use crate::tiff::BandReader;
@@ -570,6 +569,35 @@ fn copy_rect(src: &[u8], from: Window, rect: Window, dst: &mut [u8], to: Window,
         let d = (((gr - to.row) as usize) * to.cols + (rect.col - to.col) as usize) * size;
         dst[d..d + row_bytes].copy_from_slice(&src[s..s + row_bytes]);
     }
+}
+
+/// Read grid pixels `rect` of `file` (the dataset placed on the grid) into
+/// `dst`, the samples (row-major) of grid window `to`, which holds `rect`.
+pub(super) fn read_rect(
+    reader: &mut BandReader,
+    band: &Band,
+    sample: SampleType,
+    file: Window,
+    rect: Window,
+    dst: &mut [u8],
+    to: Window,
+) -> Result<()> {
+    let src = (
+        (rect.col - file.col) as usize,
+        (rect.row - file.row) as usize,
+        rect.cols,
+        rect.rows,
+    );
+    let offset =
+        ((rect.row - to.row) as usize * to.cols + (rect.col - to.col) as usize) * sample.bytes();
+    let dst = dst.get_mut(offset..).unwrap_or_default();
+    reader
+        .read_window(src, sample, dst, to.cols)
+        .map_err(|message| SceneError::Read {
+            path: band.path.clone(),
+            what: format!("band {} window {:?}", band.index, src),
+            message,
+        })
 }
 
 #[cfg(test)]

@@ -23,9 +23,9 @@ use datafusion::logical_expr::Expr;
 use datafusion::logical_expr::utils::conjunction;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::batch::band_sources;
 use super::read::BlockData;
-use crate::provider::{Column, SceneArchive};
+use super::read::band_sources;
+use crate::model::{Column, SceneArchive};
 
 /// A predicate over band columns, run by the scan.
 #[derive(Debug, Clone)]

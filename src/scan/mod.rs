@@ -63,9 +63,9 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::grid::Window;
+use crate::model::{Column, SceneArchive};
 use crate::progress;
-use crate::provider::{Column, SceneArchive};
-use crate::session::SceneqlOptions;
+use crate::settings::SceneqlOptions;
 use batch::BlockBatches;
 use carry::TileCarry;
 use filter::ScanFilter;

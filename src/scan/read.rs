@@ -18,11 +18,11 @@ use gdal::Dataset;
 use object_store::ObjectStore;
 use sceneql_udfs::bits::collect_bits;
 
-use super::carry::{self, TileCarry};
+use super::carry::{self, TileCarry, read_rect};
 use crate::archive::Band;
 use crate::error::{Result, SceneError};
 use crate::grid::{Placement, Window};
-use crate::provider::SceneArchive;
+use crate::model::{Column, SceneArchive};
 use crate::raster::{self, SampleType, WarpSpec};
 use crate::remote::TileBytes;
 use crate::tiff::BandReader;
@@ -497,33 +497,34 @@ fn physical(array: &ArrayRef, scale: f64, offset: f64) -> Result<ArrayRef> {
     Ok(Arc::new(scaled))
 }
 
-/// Read grid pixels `rect` of `file` (the dataset placed on the grid) into
-/// `dst`, the samples (row-major) of grid window `to`, which holds `rect`.
-pub(super) fn read_rect(
-    reader: &mut BandReader,
-    band: &Band,
-    sample: SampleType,
-    file: Window,
-    rect: Window,
-    dst: &mut [u8],
-    to: Window,
-) -> Result<()> {
-    let src = (
-        (rect.col - file.col) as usize,
-        (rect.row - file.row) as usize,
-        rect.cols,
-        rect.rows,
-    );
-    let offset =
-        ((rect.row - to.row) as usize * to.cols + (rect.col - to.col) as usize) * sample.bytes();
-    let dst = dst.get_mut(offset..).unwrap_or_default();
-    reader
-        .read_window(src, sample, dst, to.cols)
-        .map_err(|message| SceneError::Read {
-            path: band.path.clone(),
-            what: format!("band {} window {:?}", band.index, src),
-            message,
-        })
+/// The values of `column` for each scene of `data`, over the whole block
+/// (cast to the column's type `t`; all NULL for a scene without the band).
+/// `None` for columns that are not bands.
+pub fn band_sources(
+    archive: &SceneArchive,
+    data: &BlockData,
+    column: &Column,
+    t: &DataType,
+) -> datafusion::error::Result<Option<Vec<ArrayRef>>> {
+    use datafusion::arrow::array::new_null_array;
+    use datafusion::arrow::compute::cast;
+    if !matches!(column, Column::Band(_) | Column::Common(_)) {
+        return Ok(None);
+    }
+    let len = data.window.rows * data.window.cols;
+    let mut arrays = Vec::with_capacity(data.scenes.len());
+    let mut nulls: Option<ArrayRef> = None;
+    for bs in &data.scenes {
+        match column
+            .band_in(&archive.scenes[bs.scene])
+            .and_then(|b| bs.bands.get(&b))
+        {
+            Some(a) if a.data_type() == t => arrays.push(a.clone()),
+            Some(a) => arrays.push(cast(a, t)?),
+            None => arrays.push(nulls.get_or_insert_with(|| new_null_array(t, len)).clone()),
+        }
+    }
+    Ok(Some(arrays))
 }
 
 fn to_array(
