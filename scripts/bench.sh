@@ -11,10 +11,14 @@
 # round runs each command once, so a slow phase of the machine falls on all
 # of them alike) and its fastest wall time kept, with that run's peak RSS:
 # single runs on this machine vary by +-20%.
-# Usage: scripts/bench.sh [--size 1024] [--dates 46] [--tile 512] [--repeat 3] [--skip-xarray]
+# With --store s3: the same job with the archive in a local S3 server
+# (s3s-fs, behind a proxy delaying each response's first byte by 20 ms),
+# side by side with the job on the local files and with GDAL (rasterio)
+# reading the same files through /vsis3/ in 2 processes (the floor).
+# Usage: scripts/bench.sh [--size 1024] [--dates 46] [--tile 512] [--repeat 3] [--skip-xarray] [--store s3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-size=1024 dates=46 tile=512 xarray=1 repeat=3
+size=1024 dates=46 tile=512 xarray=1 repeat=3 store=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2 ;;
@@ -22,6 +26,7 @@ while [ $# -gt 0 ]; do
     --tile) tile=$2; shift 2 ;;
     --repeat) repeat=$2; shift 2 ;;
     --skip-xarray) xarray=0; shift ;;
+    --store) store=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -68,6 +73,59 @@ floor2() {
   wait
 }
 export -f floor2; export venv archive
+
+if [ "$store" = s3 ]; then
+  # s3s-fs (crates.io), installed outside the clone; each folder of its root
+  # is a bucket: "bench" holds the archive.
+  s3s="$cache/s3s-fs/bin/s3s-fs"
+  [ -x "$s3s" ] || cargo install --quiet s3s-fs@0.14.1 --features binary --root "$cache/s3s-fs" >&2
+  mkdir -p "$work/s3root/bench"
+  cp -r "$archive" "$work/s3root/bench/"
+  free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+  s3_port=$(free_port); proxy_port=$(free_port)
+  "$s3s" --host 127.0.0.1 --port "$s3_port" --access-key bench --secret-key benchsecret "$work/s3root" >"$work/s3s.log" 2>&1 &
+  s3s_pid=$!
+  python3 benches/python/latency_proxy.py "$proxy_port" "$s3_port" 20 >"$work/proxy.log" 2>&1 &
+  proxy_pid=$!
+  trap 'kill $s3s_pid $proxy_pid 2>/dev/null; rm -rf "$work"' EXIT
+  for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $s3_port)).close(); socket.create_connection(('127.0.0.1', $proxy_port)).close()" 2>/dev/null && break
+    sleep 0.1
+  done
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$proxy_port" AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=benchsecret
+  export AWS_REGION=us-east-1 AWS_ALLOW_HTTP=true
+  # GDAL's spelling of the same endpoint, for the floor.
+  export AWS_S3_ENDPOINT="127.0.0.1:$proxy_port" AWS_HTTPS=NO AWS_VIRTUAL_HOSTING=FALSE
+  export GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR
+  remote="s3://bench/$(basename "$archive")"
+  vsis3="/vsis3/bench/$(basename "$archive")"
+  floor_s3() {
+    "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 2 "$vsis3" &
+    "$venv/bin/python" benches/python/baselines.py floor "$archive" 1 2 "$vsis3"
+    wait
+  }
+  export -f floor_s3; export vsis3
+  for _ in $(seq "$repeat"); do
+    run floor_vsis3_2proc bash -c floor_s3
+    run sceneql_local "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$archive/" -D out="$work/local.parquet"
+    run sceneql_s3 "$sceneql" -q -f sql/ndvi_trend.sql -D archive="$remote/" -D out="$work/s3.parquet"
+  done
+  bytes=$(du -sb "$archive" | cut -f1)
+  echo
+  echo "archive: ${size}x${size} px, ${dates} dates, 3 uint16 bands (${tile}x${tile} tiles), $((bytes / 1048576)) MB compressed; S3: s3s-fs behind a 20 ms first-byte delay"
+  echo "machine: $(nproc) cores, $(date -u +%Y-%m-%d)"
+  printf '| %-20s | %8s | %14s | %9s |\n' run seconds "MB/s per core" "peak RSS"
+  printf '|%s|%s|%s|%s|\n' ---------------------- ---------: ---------------: ----------:
+  for name in floor_vsis3_2proc sceneql_local sceneql_s3; do
+    awk -v n="$name" -v s="${secs[$name]}" -v r="${rss[$name]}" -v b="$bytes" -v c="$(nproc)" \
+      'BEGIN { printf "| %-20s | %8.2f | %14.1f | %6d MB |\n", n, s, b / s / 1048576 / c, r }'
+  done
+  echo
+  awk -v l="${secs[sceneql_local]}" -v s="${secs[sceneql_s3]}" -v f="${secs[floor_vsis3_2proc]}" \
+    'BEGIN { printf "sceneql from S3: %.2fx its local-file speed, %.2fx the /vsis3/ floor\n", l / s, f / s }'
+  exit 0
+fi
+
 for _ in $(seq "$repeat"); do
   run floor_2proc bash -c floor2
   run floor_1proc "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 1

@@ -3,7 +3,8 @@
 
   numpy  ARCHIVE OUT.npy   careful closed-form per-pixel OLS of masked NDVI (one process)
   xarray ARCHIVE OUT.npy   xarray + dask polyfit (what the seed's users ran), 2 threads
-  floor  ARCHIVE PART N    GDAL (rasterio) read + decode of every N-th band file, from PART
+  floor  ARCHIVE PART N [GDAL_PREFIX]    GDAL (rasterio) read + decode of every N-th band file, from PART
+         (with GDAL_PREFIX, e.g. /vsis3/bucket/archive, the same files through it)
 
 Versions are pinned in requirements.txt.
 """
@@ -103,8 +104,12 @@ def xarray_polyfit(archive, out):
     np.save(out, slope.values)
 
 
-def floor(archive, part, parts):
+def floor(archive, part, parts, remote=None):
+    """Read and decode every `parts`-th band file from `part`; with `remote`
+    (e.g. `/vsis3/bucket/archive`), the same files through that GDAL path."""
     files = sorted(glob.glob(os.path.join(archive, "*", "*.TIF")))
+    if remote:
+        files = [remote.rstrip("/") + "/" + os.path.relpath(f, archive) for f in files]
     total = 0
     for path in files[part::parts]:
         with rasterio.open(path) as src:
@@ -120,5 +125,5 @@ if __name__ == "__main__":
     elif cmd == "xarray":
         xarray_polyfit(sys.argv[2], sys.argv[3])
     elif cmd == "floor":
-        floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])
     print(f"{cmd}: {time.perf_counter() - start:.2f}s", file=sys.stderr)

@@ -515,49 +515,107 @@ fn read_unit(
     filter: Option<&ScanFilter>,
     carry: Option<(&TileCarry, usize)>,
     fetched: Option<&crate::remote::TileBytes>,
-) -> Result<(read::BlockData, read::ReadStats, Option<Vec<BooleanBuffer>>)> {
-    let Some(filter) = filter else {
-        let (data, stats) = read::read_block(archive, scenes, bands, block, carry, fetched)?;
-        return Ok((data, stats, None));
-    };
-    let first: BTreeSet<String> = scenes
-        .iter()
-        .flat_map(|&i| filter.bands_of(archive, i))
-        .collect();
-    if bands.iter().all(|b| first.contains(b)) {
-        let (data, stats) = read::read_block(archive, scenes, bands, block, carry, fetched)?;
-        let passed = filter.evaluate(archive, &data)?;
-        return Ok((data, stats, Some(passed)));
+) -> Result<ReadOutput> {
+    let first = read_first(archive, scenes, bands, block, filter, carry, fetched)?;
+    read_rest(archive, first, block, carry, None)
+}
+
+/// A unit's read up to its scan filter: the bands read first, the filter's
+/// result per scene kept (those with a pixel passing it), and the bands
+/// still to read for them.
+struct FirstRead {
+    data: read::BlockData,
+    stats: read::ReadStats,
+    passed: Option<Vec<BooleanBuffer>>,
+    rest: Vec<String>,
+}
+
+impl FirstRead {
+    /// The scenes the other bands are read for.
+    fn kept(&self) -> Vec<usize> {
+        self.data.scenes.iter().map(|s| s.scene).collect()
     }
-    let first_bands: Vec<String> = bands
-        .iter()
-        .filter(|b| first.contains(*b))
-        .cloned()
-        .collect();
+}
+
+/// The first part of [`read_unit`].
+fn read_first(
+    archive: &SceneArchive,
+    scenes: &[usize],
+    bands: &[String],
+    block: Window,
+    filter: Option<&ScanFilter>,
+    carry: Option<(&TileCarry, usize)>,
+    fetched: Option<&crate::remote::TileBytes>,
+) -> Result<FirstRead> {
+    let first_bands = first_bands(archive, scenes, bands, filter);
+    let (data, stats) = read::read_block(archive, scenes, &first_bands, block, carry, fetched)?;
+    let Some(filter) = filter else {
+        return Ok(FirstRead {
+            data,
+            stats,
+            passed: None,
+            rest: Vec::new(),
+        });
+    };
+    let passed = filter.evaluate(archive, &data)?;
+    if first_bands.len() == bands.len() {
+        return Ok(FirstRead {
+            data,
+            stats,
+            passed: Some(passed),
+            rest: Vec::new(),
+        });
+    }
     let rest: Vec<String> = bands
         .iter()
-        .filter(|b| !first.contains(*b))
+        .filter(|b| !first_bands.contains(*b))
         .cloned()
         .collect();
-    let (data, mut stats) = read::read_block(archive, scenes, &first_bands, block, carry, fetched)?;
-    let passed = filter.evaluate(archive, &data)?;
     let (kept, kept_passed): (Vec<read::BlockScene>, Vec<BooleanBuffer>) = data
         .scenes
         .into_iter()
         .zip(passed)
         .filter(|(_, p)| p.count_set_bits() > 0)
         .unzip();
-    let kept_ids: Vec<usize> = kept.iter().map(|s| s.scene).collect();
-    // Bands in object stores: the other bands' tiles are fetched only for
-    // the scenes with a pixel passing the filter.
-    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, carry, None)?;
+    Ok(FirstRead {
+        data: read::BlockData {
+            window: data.window,
+            scenes: kept,
+        },
+        stats,
+        passed: Some(kept_passed),
+        rest,
+    })
+}
+
+/// The rest of [`read_unit`]: the other bands, for the scenes kept (their
+/// object-store tiles from `fetched`, or fetched here).
+fn read_rest(
+    archive: &SceneArchive,
+    first: FirstRead,
+    block: Window,
+    carry: Option<(&TileCarry, usize)>,
+    fetched: Option<&crate::remote::TileBytes>,
+) -> Result<ReadOutput> {
+    let FirstRead {
+        data,
+        mut stats,
+        passed,
+        rest,
+    } = first;
+    if rest.is_empty() {
+        return Ok((data, stats, passed));
+    }
+    let kept_ids: Vec<usize> = data.scenes.iter().map(|s| s.scene).collect();
+    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, carry, fetched)?;
     stats.add(&more_stats);
     let mut more = more
         .scenes
         .into_iter()
         .map(|s| (s.scene, s.bands))
         .collect::<BTreeMap<_, _>>();
-    let scenes = kept
+    let scenes = data
+        .scenes
         .into_iter()
         .map(|mut s| {
             if let Some(bands) = more.remove(&s.scene) {
@@ -572,7 +630,7 @@ fn read_unit(
             scenes,
         },
         stats,
-        Some(kept_passed),
+        passed,
     ))
 }
 
@@ -1017,33 +1075,14 @@ impl UnitReader {
             .acquire_owned()
             .await
             .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))?;
-        // Object-store tiles of the bands read first are fetched while
-        // this task waits without blocking its thread.
-        let fetched = if self.remote {
-            let first = first_bands(
-                &self.archive,
-                &unit.scenes,
-                &self.bands,
-                self.filter.as_deref(),
-            );
-            let carry = Some((&self.execution.carry, unit.block));
-            let fetch =
-                read::fetch_remote(&self.archive, &unit.scenes, &first, unit.window, carry)?;
-            Some(crate::remote::on_io(fetch).await??)
-        } else {
-            None
-        };
+        if self.remote {
+            let _slot = slot;
+            return self.read_remote(unit).await;
+        }
         let on_workers = self.on_workers;
         let read = move || {
             let _slot = slot;
-            match fetched {
-                Some((tiles, stats)) => {
-                    let mut out = self.read_with(unit, Some(&tiles))?;
-                    out.1.add(&stats);
-                    Ok(out)
-                }
-                None => self.read_now(unit),
-            }
+            self.read_now(unit)
         };
         if on_workers {
             read()
@@ -1054,20 +1093,55 @@ impl UnitReader {
         }
     }
 
+    /// Read `unit` of an archive in an object store: the tiles of the bands
+    /// read first (the filter's) are fetched while this task waits without
+    /// holding its thread, decoded and filtered here, then the other
+    /// bands' tiles of the scenes kept are fetched the same way and decoded.
+    /// Another partition's read runs while this one waits.
+    async fn read_remote(&self, unit: Unit) -> Result<ReadOutput> {
+        let (block, w) = (unit.block, unit.window);
+        let carry = Some((&self.execution.carry, block));
+        let filter = self.filter.as_deref();
+        let first = first_bands(&self.archive, &unit.scenes, &self.bands, filter);
+        let fetch = read::fetch_remote(&self.archive, &unit.scenes, &first, w, carry)?;
+        let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
+        let mut first = {
+            let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
+            read_first(
+                &self.archive,
+                &unit.scenes,
+                &self.bands,
+                w,
+                filter,
+                carry,
+                Some(&tiles),
+            )?
+        };
+        first.stats.add(&fetch_stats);
+        drop(tiles);
+        let rest_tiles = if first.rest.is_empty() {
+            None
+        } else {
+            let fetch = read::fetch_remote(&self.archive, &first.kept(), &first.rest, w, carry)?;
+            let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
+            first.stats.add(&fetch_stats);
+            Some(tiles)
+        };
+        let out = {
+            let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
+            read_rest(&self.archive, first, w, carry, rest_tiles.as_ref())?
+        };
+        if self.execution.board.read_done(block) {
+            self.execution.carry.finish(block);
+        }
+        progress::add_done(1);
+        Ok(out)
+    }
+
     /// Read `unit` on this thread (a helper's reads, on its own thread,
     /// take no slot: its partition's is free). The carry is told when its
     /// block's last unit has been read.
     fn read_now(&self, unit: Unit) -> Result<ReadOutput> {
-        self.read_with(unit, None)
-    }
-
-    /// [`Self::read_now`] with the tiles of the bands read first already
-    /// fetched from object stores.
-    fn read_with(
-        &self,
-        unit: Unit,
-        fetched: Option<&crate::remote::TileBytes>,
-    ) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
         let out = {
             let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
@@ -1078,7 +1152,7 @@ impl UnitReader {
                 w,
                 self.filter.as_deref(),
                 Some((&self.execution.carry, block)),
-                fetched,
+                None,
             )?
         };
         if self.execution.board.read_done(block) {
