@@ -74,6 +74,13 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
         Statement::CopyTo(c) if store::is_remote(&c.target) => Some(stage_remote(ctx, &c.target)?),
         _ => None,
     };
+    // What is under the target before: on a cluster the executors write
+    // (and complete) the objects themselves, so a failed job's objects are
+    // deleted afterwards.
+    let before = match &staged {
+        Some((url, _)) => Some(objects_under(url).await?),
+        None => None,
+    };
     let result = run_staged(ctx, statement).await;
     let Some((url, staged)) = staged else {
         return result;
@@ -87,6 +94,9 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
         }),
         Err(_) => {
             staged.abort().await;
+            if let Some(before) = before {
+                delete_new_objects(&url, &before).await;
+            }
             Ok(())
         }
     };
@@ -95,6 +105,42 @@ pub async fn run_statement(ctx: &SessionContext, statement: Statement) -> Result
     }
     finished?;
     result
+}
+
+/// The objects under a COPY target (the object itself, or a folder's).
+async fn objects_under(
+    url: &ObjectUrl,
+) -> Result<std::collections::HashSet<object_store::path::Path>> {
+    use futures::TryStreamExt;
+    let store = store::store_for_root(url)?;
+    let listed: Vec<_> = store
+        .list(Some(&url.path))
+        .try_collect()
+        .await
+        .or_else(|e| match e {
+            object_store::Error::NotFound { .. } => Ok(Vec::new()),
+            e => Err(crate::remote::object_error(&url.display, e)),
+        })?;
+    Ok(listed.into_iter().map(|m| m.location).collect())
+}
+
+/// Delete the objects under a failed COPY's target that were not there
+/// before it (a cluster's executors' partial output).
+async fn delete_new_objects(
+    url: &ObjectUrl,
+    before: &std::collections::HashSet<object_store::path::Path>,
+) {
+    let Ok(now) = objects_under(url).await else {
+        return;
+    };
+    let Ok(store) = store::store_for_root(url) else {
+        return;
+    };
+    for path in now.difference(before) {
+        if let Err(e) = object_store::ObjectStoreExt::delete(store.as_ref(), path).await {
+            tracing::warn!(object = %url.with_path(path), error = %e, "cannot delete a failed COPY's output");
+        }
+    }
 }
 
 /// Route a COPY target's writes through a [`StagedWrites`] of its store.
