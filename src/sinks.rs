@@ -3,8 +3,10 @@
 //! - a COPY reading a scene table stores the table's grid (CRS WKT,
 //!   geotransform, width, height) as Parquet key-value metadata
 //!   `sceneql.grid`, so per-pixel results stay georeferenced (on a cluster
-//!   the executor's writer loses it on the way, so the client adds it to
-//!   the written footers before the output is moved into place);
+//!   the executors' writers get it through [`MetadataParquetSink`], which
+//!   sceneql's plan codec carries: DataFusion's protobuf drops it; a local
+//!   file that still lacks it gets it in its footer before it is moved
+//!   into place);
 //! - output is written under a temporary name beside the target and renamed
 //!   into place only when the whole statement succeeded, so a failed or
 //!   interrupted query never leaves a partial file that looks complete;
@@ -19,6 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::datatypes::{DataType, Fields};
 use datafusion::catalog::TableProvider;
 use datafusion::common::config::ConfigOptions;
@@ -28,19 +31,22 @@ use datafusion::datasource::file_format::format_as_file_type;
 use datafusion::datasource::file_format::parquet::ParquetFormatFactory;
 use datafusion::datasource::file_format::parquet::ParquetSink;
 use datafusion::datasource::physical_plan::FileSink;
+use datafusion::datasource::sink::DataSink;
 use datafusion::datasource::sink::DataSinkExec;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::file::metadata::{
     FileMetaData, KeyValue, PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader,
     ParquetMetaDataWriter,
 };
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
+use datafusion::physical_plan::metrics::MetricsSet;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan};
 
 use crate::grid::Grid;
 use crate::provider::SceneTable;
@@ -361,6 +367,81 @@ impl PhysicalOptimizerRule for UnorderedSinkInput {
 
     fn name(&self) -> &str {
         "unordered_sink_input"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// A Parquet sink whose options carry key-value metadata (the grid), on a
+/// cluster: DataFusion 55's protobuf of a `ParquetSink` drops that metadata
+/// on the way to the executors, so sceneql's plan codec carries this sink
+/// itself ([`crate::distributed::codec`]) and the executor writes the
+/// metadata into the final files (an object's footer cannot be patched
+/// afterwards).
+#[derive(Debug)]
+pub struct MetadataParquetSink(pub ParquetSink);
+
+impl DisplayAs for MetadataParquetSink {
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt_as(t, f)
+    }
+}
+
+#[async_trait::async_trait]
+impl DataSink for MetadataParquetSink {
+    fn metrics(&self) -> Option<MetricsSet> {
+        self.0.metrics()
+    }
+
+    fn schema(&self) -> &SchemaRef {
+        self.0.schema()
+    }
+
+    async fn write_all(
+        &self,
+        data: SendableRecordBatchStream,
+        context: &Arc<TaskContext>,
+    ) -> Result<u64> {
+        DataSink::write_all(&self.0, data, context).await
+    }
+}
+
+/// A physical optimizer rule of a cluster's scheduler: a Parquet `COPY`
+/// whose options carry key-value metadata writes through a
+/// [`MetadataParquetSink`], so the metadata reaches the executor.
+#[derive(Debug, Default)]
+pub struct KeepSinkMetadata;
+
+impl PhysicalOptimizerRule for KeepSinkMetadata {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_down(|node| {
+            let Some(exec) = node.downcast_ref::<DataSinkExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(sink) = exec.sink().downcast_ref::<ParquetSink>() else {
+                return Ok(Transformed::no(node));
+            };
+            if sink.parquet_options().key_value_metadata.is_empty() {
+                return Ok(Transformed::no(node));
+            }
+            let sink = ParquetSink::new(sink.config().clone(), sink.parquet_options().clone());
+            Ok(Transformed::yes(Arc::new(DataSinkExec::new(
+                exec.input().clone(),
+                Arc::new(MetadataParquetSink(sink)),
+                exec.sort_order().clone(),
+            ))))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "keep_sink_metadata"
     }
 
     fn schema_check(&self) -> bool {

@@ -21,10 +21,16 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
 
+use datafusion::datasource::file_format::parquet::ParquetSink;
+use datafusion::datasource::physical_plan::FileSink;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::physical_plan::empty::EmptyExec;
+
 use crate::model::{Column, SceneArchive};
 use crate::provider::SceneTable;
 use crate::scan::filter::ScanFilter;
 use crate::scan::{ScanParts, SceneScanExec};
+use crate::sinks::MetadataParquetSink;
 use crate::tile_aggregate::TileAggregateExec;
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion_proto::physical_plan::AsExecutionPlan;
@@ -39,6 +45,7 @@ const MAGIC: &[u8] = b"sceneql\x01";
 const TABLE: u8 = b'T';
 const SCAN: u8 = b'S';
 const TILE_AGGREGATE: u8 = b'A';
+const PARQUET_SINK: u8 = b'W';
 
 fn encode_json<T: serde::Serialize>(kind: u8, value: &T, buf: &mut Vec<u8>) -> Result<()> {
     buf.extend_from_slice(MAGIC);
@@ -212,7 +219,10 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
                         input.clone(),
                     )?))
                 }
-                None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+                None => match ours(buf, PARQUET_SINK) {
+                    Some(payload) => decode_parquet_sink(payload, inputs, ctx, self),
+                    None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+                },
             },
         }
     }
@@ -245,7 +255,13 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
                     buf.extend_from_slice(&bytes.encode_to_vec());
                     Ok(())
                 }
-                None => self.inner.try_encode(node, buf, proto_converter),
+                None => match node.downcast_ref::<DataSinkExec>() {
+                    Some(exec) => match exec.sink().downcast_ref::<MetadataParquetSink>() {
+                        Some(sink) => encode_parquet_sink(exec, sink, self, buf),
+                        None => self.inner.try_encode(node, buf, proto_converter),
+                    },
+                    None => self.inner.try_encode(node, buf, proto_converter),
+                },
             },
         }
     }
@@ -257,4 +273,70 @@ impl PhysicalExtensionCodec for ScenePhysicalCodec {
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
         udaf_by_name(name).map_or_else(|| self.inner.try_decode_udaf(name, buf), Ok)
     }
+}
+
+/// A [`MetadataParquetSink`]'s node: its key-value metadata (JSON, after its
+/// length) and DataFusion's protobuf of the same sink over an empty input
+/// (the real input travels as the node's child).
+fn encode_parquet_sink(
+    exec: &DataSinkExec,
+    sink: &MetadataParquetSink,
+    codec: &dyn PhysicalExtensionCodec,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    let options = sink.0.parquet_options();
+    let template: Arc<dyn ExecutionPlan> = Arc::new(DataSinkExec::new(
+        Arc::new(EmptyExec::new(exec.input().schema())),
+        Arc::new(ParquetSink::new(sink.0.config().clone(), options.clone())),
+        exec.sort_order().clone(),
+    ));
+    let plan = PhysicalPlanNode::try_from_physical_plan(template, codec)?.encode_to_vec();
+    let metadata = serde_json::to_vec(&options.key_value_metadata)
+        .map_err(|e| DataFusionError::Internal(format!("cannot encode a sink's metadata: {e}")))?;
+    buf.extend_from_slice(MAGIC);
+    buf.push(PARQUET_SINK);
+    buf.extend_from_slice(&(metadata.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&metadata);
+    buf.extend_from_slice(&plan);
+    Ok(())
+}
+
+/// The sink [`encode_parquet_sink`] encoded, over `inputs`, with its
+/// key-value metadata back in its options.
+fn decode_parquet_sink(
+    payload: &[u8],
+    inputs: &[Arc<dyn ExecutionPlan>],
+    ctx: &TaskContext,
+    codec: &dyn PhysicalExtensionCodec,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let bad = |m: &str| DataFusionError::Internal(format!("cannot decode a Parquet sink: {m}"));
+    let (len, rest) = payload
+        .split_first_chunk::<4>()
+        .ok_or_else(|| bad("no length"))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    let (metadata, plan) = (rest.get(..len), rest.get(len..));
+    let (Some(metadata), Some(plan)) = (metadata, plan) else {
+        return Err(bad("truncated"));
+    };
+    let metadata: std::collections::HashMap<String, Option<String>> =
+        serde_json::from_slice(metadata).map_err(|e| bad(&e.to_string()))?;
+    let node = PhysicalPlanNode::decode(plan).map_err(|e| bad(&e.to_string()))?;
+    let template = node.try_into_physical_plan(ctx, codec)?;
+    let exec = template
+        .downcast_ref::<DataSinkExec>()
+        .ok_or_else(|| bad("not a sink"))?;
+    let sink = exec
+        .sink()
+        .downcast_ref::<ParquetSink>()
+        .ok_or_else(|| bad("not a Parquet sink"))?;
+    let mut options = sink.parquet_options().clone();
+    options.key_value_metadata = metadata;
+    let [input] = inputs else {
+        return Err(bad("a sink has one input"));
+    };
+    Ok(Arc::new(DataSinkExec::new(
+        input.clone(),
+        Arc::new(ParquetSink::new(sink.config().clone(), options)),
+        exec.sort_order().clone(),
+    )))
 }

@@ -75,6 +75,7 @@ pub fn server_state(config: SessionConfig) -> Result<SessionState> {
         .with_runtime_env(session::runtime_env()?)
         .with_physical_optimizer_rules(rules)
         .with_physical_optimizer_rule(Arc::new(ShardSceneScans))
+        .with_physical_optimizer_rule(Arc::new(crate::sinks::KeepSinkMetadata))
         .build();
     sceneql_udfs::register_all(&mut state as &mut dyn FunctionRegistry)?;
     Ok(state)

@@ -682,10 +682,9 @@ fn cluster_reads_the_archive_from_s3_and_equals_local() {
         shown.contains("s3://scenes/landsat"),
         "the REST API showed no plan naming the archive"
     );
-    // Written to the bucket by the executors: the same rows; a failed job
-    // leaves no object there. (Not yet georeferenced: DataFusion 55's
-    // protobuf decoding drops the Parquet options' key-value metadata on
-    // the way to the executor, and a bucket's footer cannot be patched.)
+    // Written to the bucket by the executors: the same rows, georeferenced
+    // by the executor's writer (a bucket's footer cannot be patched); a
+    // failed job leaves no object there.
     let to_s3 = trend(
         "s3://scenes/landsat/",
         &options,
@@ -705,6 +704,7 @@ fn cluster_reads_the_archive_from_s3_and_equals_local() {
         fetched.to_str().unwrap(),
     ]);
     assert_eq!(assert_same_rows(&local, &fetched), rows);
+    assert_eq!(grid_metadata(&fetched), grid_metadata(&local));
     let failing = format!(
         "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://scenes/landsat/' {options};
          COPY (SELECT pixel, time, red FROM obs WHERE pixel < 3000 OR red / (red - red) > 0)
