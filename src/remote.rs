@@ -248,6 +248,53 @@ pub struct TileBytes {
     /// The fetches' shares of the buffer budget, held with the bytes.
     held: Vec<Fetched>,
     objects: HashMap<String, (Arc<dyn ObjectStore>, ObjectVersion)>,
+    /// The scan's recently fetched tiles, for [`TileBytes::fetch_now`].
+    recent: Option<Arc<RecentTiles>>,
+}
+
+/// The compressed tiles a scan fetched last, up to [`RECENT_BYTES`], by
+/// object URL and tile index: a tile that two blocks decode (a tile cut by
+/// their edge, when the block that owns it could not pass its part on in
+/// time) is fetched once.
+#[derive(Debug, Default)]
+pub struct RecentTiles {
+    inner: Mutex<Recent>,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    tiles: HashMap<(String, usize), Bytes>,
+    order: std::collections::VecDeque<(String, usize)>,
+    bytes: usize,
+}
+
+/// The most [`RecentTiles`] holds.
+pub const RECENT_BYTES: usize = 64 << 20;
+
+impl RecentTiles {
+    pub fn get(&self, url: &str, index: usize) -> Option<Bytes> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.tiles.get(&(url.to_string(), index)).cloned()
+    }
+
+    pub fn put(&self, url: &str, index: usize, bytes: Bytes) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (url.to_string(), index);
+        if inner.tiles.contains_key(&key) || bytes.len() > RECENT_BYTES {
+            return;
+        }
+        inner.bytes += bytes.len();
+        inner.tiles.insert(key.clone(), bytes);
+        inner.order.push_back(key);
+        while inner.bytes > RECENT_BYTES {
+            let Some(old) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = inner.tiles.remove(&old) {
+                inner.bytes -= b.len();
+            }
+        }
+    }
 }
 
 impl TileBytes {
@@ -268,13 +315,25 @@ impl TileBytes {
     /// Fetch the bytes `range` of the object at `url` now, waiting for them;
     /// None if the object is not one of these or the request fails (the
     /// reader then leaves the band to GDAL, which reports the failure).
-    pub fn fetch_now(&self, url: &str, range: Range<u64>) -> Option<Bytes> {
+    pub fn fetch_now(&self, url: &str, index: usize, range: Range<u64>) -> Option<Bytes> {
+        if let Some(b) = self.recent.as_ref().and_then(|r| r.get(url, index)) {
+            return Some(b);
+        }
         let (store, object) = self.objects.get(url)?.clone();
         let got = block_on_io(async move {
             let stats = FetchStats::default();
             fetch_tiles(store.as_ref(), &object, &[range], &stats).await
         });
-        got.ok()?.ok()?.parts.into_iter().next()
+        let bytes = got.ok()?.ok()?.parts.into_iter().next()?;
+        if let Some(r) = &self.recent {
+            r.put(url, index, bytes.clone());
+        }
+        Some(bytes)
+    }
+
+    /// Tiles fetched for these are also the scan's [`RecentTiles`].
+    pub fn with_recent(&mut self, recent: Option<Arc<RecentTiles>>) {
+        self.recent = recent;
     }
 
     pub fn get(&self, url: &str, index: usize) -> Option<&Bytes> {

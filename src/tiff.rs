@@ -339,7 +339,7 @@ impl<'a> Tiles<'a> {
                     Some(b) => b,
                     // A tile the read expected another block to decode.
                     None => {
-                        let bytes = fetched.fetch_now(&self.path, header.tile_range(i)?)?;
+                        let bytes = fetched.fetch_now(&self.path, i, header.tile_range(i)?)?;
                         self.compressed.clear();
                         self.compressed.extend_from_slice(&bytes);
                         &self.compressed

@@ -26,6 +26,8 @@ pub struct ListedFile {
     pub size: u64,
     /// The object's ETag, where the store gives one.
     pub etag: Option<String>,
+    /// Its last modification, nanoseconds since 1970.
+    pub modified_ns: Option<i64>,
 }
 
 /// A parsed archive location.
@@ -186,6 +188,7 @@ impl Location {
                     parent_name,
                     size: m.size,
                     etag: m.e_tag.clone(),
+                    modified_ns: m.last_modified.timestamp_nanos_opt(),
                 }
             })
             .collect();

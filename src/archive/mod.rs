@@ -58,6 +58,11 @@ pub struct Band {
     pub size: u64,
     #[serde(default)]
     pub etag: Option<String>,
+    /// Its last modification as listed (nanoseconds since 1970): with the
+    /// size, how a process reading a local file knows it is the one the
+    /// table was made from.
+    #[serde(default)]
+    pub modified_ns: Option<i64>,
     /// 1-based band index within the file.
     pub index: usize,
     pub geom: Arc<RasterGeom>,
@@ -74,6 +79,36 @@ pub struct Scene {
     pub bands: BTreeMap<String, Band>,
     /// Common name (`red`, `nir`, ...) -> band name, for this scene's sensor.
     pub common: BTreeMap<String, String>,
+}
+
+impl Band {
+    /// An error unless the local file is still the one listed (same size
+    /// and modification time); files in object stores are checked by ETag
+    /// as they are read.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let Some(listed) = self.modified_ns else {
+            return Ok(());
+        };
+        if crate::store::is_remote(&self.path) {
+            return Ok(());
+        }
+        let changed = |detail: String| SceneError::Object {
+            object: self.path.clone(),
+            problem: "changed since the table was created".into(),
+            hint: "recreate the table to read the new version".into(),
+            detail,
+        };
+        let meta = std::fs::metadata(&self.path).map_err(|e| changed(e.to_string()))?;
+        let modified = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as i64);
+        if meta.len() != self.size || modified != Some(listed) {
+            return Err(changed(format!("{} bytes, was {}", meta.len(), self.size)));
+        }
+        Ok(())
+    }
 }
 
 impl Scene {
@@ -218,6 +253,7 @@ pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Sc
                     parent_name: item.id.clone(),
                     size: 0,
                     etag: None,
+                    modified_ns: None,
                 });
             }
         }
@@ -308,6 +344,7 @@ pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Sc
                     path: asset.href.clone(),
                     size: 0,
                     etag: None,
+                    modified_ns: None,
                     index: 1,
                     geom: shared(geom),
                     meta,
@@ -514,6 +551,7 @@ fn inspect_all(
                 path: path.clone(),
                 size: file.size,
                 etag: file.etag.clone(),
+                modified_ns: file.modified_ns,
                 index,
                 geom: geom.clone(),
                 meta,

@@ -957,12 +957,16 @@ impl ExecutionPlan for SceneScanExec {
                 .take(partition, self.partitions.len(), || Execution {
                     carry: TileCarry::new(self.blocks.clone(), &self.partitions),
                     board: Arc::new(ReadBoard::default()),
+                    recent: Arc::default(),
                 });
         let options = SceneqlOptions::of(context.session_config().options());
         // Reads taken over at the end ([`steal`]): scene-major units only,
         // whose results are a few scenes of a block (a pixel-major unit is
         // a whole block with every date).
-        let steal = options.steal_reads && order == ScanOrder::SceneMajor;
+        // (Not for archives in object stores: their reads wait for their
+        // tiles in turn, [`UnitReader::read_remote`].)
+        let remote = read::has_remote_bands(&self.archive);
+        let steal = options.steal_reads && order == ScanOrder::SceneMajor && !remote;
         let last = units.len().checked_sub(1);
         let board = execution.board.clone();
         let joined = board.join(partition, units.clone());
@@ -973,7 +977,8 @@ impl ExecutionPlan for SceneScanExec {
             execution,
             slots: self.read_slots.clone(),
             on_workers: options.read_on_workers,
-            remote: read::has_remote_bands(&self.archive),
+            remote,
+            turn: Arc::default(),
         });
         let stream = futures::stream::iter(units.into_iter().enumerate())
             .map(move |(k, unit)| {
@@ -986,7 +991,7 @@ impl ExecutionPlan for SceneScanExec {
                 );
                 async move {
                     let (data, stats, passed) = match board.claim(partition, k) {
-                        Turn::Read => reader.clone().read(unit.clone()).await?,
+                        Turn::Read => reader.clone().read(unit.clone(), k).await?,
                         Turn::Take(delivery) => {
                             m.reads_taken_over.add(1);
                             steal::take(delivery, &unit).await?
@@ -1049,6 +1054,8 @@ impl ExecutionPlan for SceneScanExec {
 struct Execution {
     carry: TileCarry,
     board: Arc<ReadBoard>,
+    /// Object-store tiles fetched lately, so none is fetched twice.
+    recent: Arc<crate::remote::RecentTiles>,
 }
 
 /// Reads units of a scan, for their own partition or for another.
@@ -1061,12 +1068,51 @@ struct UnitReader {
     on_workers: bool,
     /// Some band is in an object store.
     remote: bool,
+    /// The partition's unit whose turn it is to decode (object-store
+    /// reads: their tiles come in any order, their decodes go in order).
+    turn: Arc<DecodeTurn>,
+}
+
+/// Whose turn it is to decode, among a partition's units.
+#[derive(Default)]
+struct DecodeTurn {
+    next: std::sync::Mutex<usize>,
+    changed: tokio::sync::Notify,
+}
+
+impl DecodeTurn {
+    /// Wait until unit `k` may decode; the guard passes the turn on.
+    async fn wait(&self, k: usize) -> TurnGuard<'_> {
+        loop {
+            let notified = self.changed.notified();
+            if *self.next.lock().unwrap_or_else(|e| e.into_inner()) >= k {
+                return TurnGuard { turn: self, k };
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Held while a unit decodes; passes the turn to the next unit when
+/// dropped (also when the read failed).
+struct TurnGuard<'a> {
+    turn: &'a DecodeTurn,
+    k: usize,
+}
+
+impl Drop for TurnGuard<'_> {
+    fn drop(&mut self) {
+        let mut next = self.turn.next.lock().unwrap_or_else(|e| e.into_inner());
+        *next = (*next).max(self.k + 1);
+        drop(next);
+        self.turn.changed.notify_waiters();
+    }
 }
 
 impl UnitReader {
     /// Read `unit` when a read slot is free: in this task, or on a
     /// blocking thread (`sceneql.read_on_workers`).
-    async fn read(self: Arc<Self>, unit: Unit) -> Result<ReadOutput> {
+    async fn read(self: Arc<Self>, unit: Unit, k: usize) -> Result<ReadOutput> {
         // Held by the read itself, so it frees its slot when it ends,
         // whether or not its rows are still wanted.
         let slot = self
@@ -1077,7 +1123,7 @@ impl UnitReader {
             .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))?;
         if self.remote {
             let _slot = slot;
-            return self.read_remote(unit).await;
+            return self.read_remote(unit, k).await;
         }
         let on_workers = self.on_workers;
         let read = move || {
@@ -1093,18 +1139,31 @@ impl UnitReader {
         }
     }
 
-    /// Read `unit` of an archive in an object store: the tiles of the bands
-    /// read first (the filter's) are fetched while this task waits without
-    /// holding its thread, decoded and filtered here, then the other
-    /// bands' tiles of the scenes kept are fetched the same way and decoded.
-    /// Another partition's read runs while this one waits.
-    async fn read_remote(&self, unit: Unit) -> Result<ReadOutput> {
+    /// Read `unit` (the partition's `k`-th) of an archive in an object
+    /// store: the tiles of the bands read first (the filter's) are fetched
+    /// while this task waits without holding its thread, decoded and
+    /// filtered here in the unit's turn, then the other bands' tiles of the
+    /// scenes kept are fetched the same way and decoded. Another unit's
+    /// fetch, or another partition's read, runs while this one waits.
+    async fn read_remote(&self, unit: Unit, k: usize) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
         let carry = Some((&self.execution.carry, block));
         let filter = self.filter.as_deref();
         let first = first_bands(&self.archive, &unit.scenes, &self.bands, filter);
-        let fetch = read::fetch_remote(&self.archive, &unit.scenes, &first, w, carry)?;
+        let recent = Some(self.execution.recent.clone());
+        let fetch = read::fetch_remote(
+            &self.archive,
+            &unit.scenes,
+            &first,
+            w,
+            carry,
+            recent.clone(),
+        )?;
         let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
+        // The partition's units decode in order, as reads that do not wait
+        // for their bytes do: a block waiting for its part of a tile from the
+        // block before it (the carry) must not run before that block.
+        let _turn = self.turn.wait(k).await;
         let mut first = {
             let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
             read_first(
@@ -1122,7 +1181,14 @@ impl UnitReader {
         let rest_tiles = if first.rest.is_empty() {
             None
         } else {
-            let fetch = read::fetch_remote(&self.archive, &first.kept(), &first.rest, w, carry)?;
+            let fetch = read::fetch_remote(
+                &self.archive,
+                &first.kept(),
+                &first.rest,
+                w,
+                carry,
+                recent.clone(),
+            )?;
             let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
             first.stats.add(&fetch_stats);
             Some(tiles)

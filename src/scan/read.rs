@@ -103,6 +103,7 @@ pub fn fetch_remote(
     bands: &[String],
     window: Window,
     carry: Option<(&TileCarry, usize)>,
+    recent: Option<Arc<remote::RecentTiles>>,
 ) -> Result<impl std::future::Future<Output = Result<(TileBytes, ReadStats)>> + Send + 'static> {
     let mut needs = Vec::new();
     for &si in scenes {
@@ -204,6 +205,25 @@ pub fn fetch_remote(
                 None => by_object.push((need.store, need.object, tiles)),
             }
         }
+        // Tiles this scan fetched already (for another block) are not
+        // fetched again.
+        let mut out = TileBytes::default();
+        out.with_recent(recent.clone());
+        let by_object: Vec<_> = by_object
+            .into_iter()
+            .map(|(store, object, mut tiles)| {
+                if let Some(r) = &recent {
+                    tiles.retain(|&i| match r.get(&object.url, i) {
+                        Some(b) => {
+                            out.insert(&object.url, i, b);
+                            false
+                        }
+                        None => true,
+                    });
+                }
+                (store, object, tiles)
+            })
+            .collect();
         let jobs: Vec<_> = by_object
             .into_iter()
             .map(|(store, object, tiles)| fetch_object(store, object, tiles, counts.clone()))
@@ -212,10 +232,12 @@ pub fn fetch_remote(
             .buffer_unordered(8)
             .try_collect()
             .await?;
-        let mut out = TileBytes::default();
         for (store, object, tiles, got) in fetched {
             for (i, bytes) in tiles.iter().zip(&got.parts) {
                 out.insert(&object.url, *i, bytes.clone());
+                if let Some(r) = &recent {
+                    r.put(&object.url, *i, bytes.clone());
+                }
             }
             out.hold(got);
             out.add_object(store, object);
@@ -286,7 +308,7 @@ pub fn read_block(
         Some(f) => Some(f),
         None if has_remote_bands(archive) => {
             let (tiles, fetch_stats) =
-                remote::block_on_io(fetch_remote(archive, scenes, bands, window, carry)?)??;
+                remote::block_on_io(fetch_remote(archive, scenes, bands, window, carry, None)?)??;
             stats.add(&fetch_stats);
             fetched_here = tiles;
             Some(&fetched_here)
@@ -347,6 +369,7 @@ pub fn read_block(
                 Some(ds) => ds,
                 None => {
                     stats.files_opened += 1;
+                    band.check_unchanged()?;
                     raster::open_for_read(&band.path)?
                 }
             };

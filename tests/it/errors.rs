@@ -176,3 +176,38 @@ fn scenes_split_between_two_crs_need_a_target_grid() {
     );
     assert!(ok, "{stderr}");
 }
+
+/// A local file changed after the table was created (another size or
+/// modification time) fails the query, naming it, rather than reading a
+/// file the table's plan was not made from (on a cluster: a node whose
+/// copy differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_changed_after_table_creation_fails_the_query_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    scene(d.path(), ID_A, &["SR_B4", "SR_B5", "QA_PIXEL"], 32610);
+    scene(d.path(), ID_B, &["SR_B4", "SR_B5", "QA_PIXEL"], 32610);
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            location(d.path())
+        ),
+    )
+    .await;
+    query(&ctx, "SELECT sum(red) FROM obs").await;
+    let changed = d.path().join(ID_B).join(format!("{ID_B}_SR_B4.TIF"));
+    let bytes = std::fs::read(&changed).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&changed, &bytes).unwrap();
+    let err = ctx
+        .sql("SELECT sum(red) FROM obs")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .expect_err("a changed file fails the query");
+    let msg = sceneql::run::user_message(&err);
+    assert!(msg.contains(&changed.display().to_string()), "{msg}");
+    assert!(msg.contains("changed since the table was created"), "{msg}");
+}
