@@ -311,6 +311,12 @@ pub fn copy_writes_unordered(plan: &LogicalPlan) -> Result<bool> {
     Ok(!sorts)
 }
 
+/// `node` as a Parquet `COPY`'s writer: the sink node and its sink.
+fn parquet_sink(node: &Arc<dyn ExecutionPlan>) -> Option<(&DataSinkExec, &ParquetSink)> {
+    let exec = node.downcast_ref::<DataSinkExec>()?;
+    Some((exec, exec.sink().downcast_ref::<ParquetSink>()?))
+}
+
 /// A physical optimizer rule: a `COPY` to Parquet reads its input
 /// partitions as they come (`CoalescePartitionsExec`) instead of merging them
 /// in order (`SortPreservingMergeExec`, which DataFusion plans to keep the
@@ -338,10 +344,7 @@ impl PhysicalOptimizerRule for UnorderedSinkInput {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
-            let Some(exec) = node.downcast_ref::<DataSinkExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(sink) = exec.sink().downcast_ref::<ParquetSink>() else {
+            let Some((exec, sink)) = parquet_sink(&node) else {
                 return Ok(Transformed::no(node));
             };
             let input: Arc<dyn ExecutionPlan> =
@@ -421,10 +424,7 @@ impl PhysicalOptimizerRule for KeepSinkMetadata {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_down(|node| {
-            let Some(exec) = node.downcast_ref::<DataSinkExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some(sink) = exec.sink().downcast_ref::<ParquetSink>() else {
+            let Some((exec, sink)) = parquet_sink(&node) else {
                 return Ok(Transformed::no(node));
             };
             if sink.parquet_options().key_value_metadata.is_empty() {

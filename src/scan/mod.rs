@@ -504,9 +504,9 @@ fn range_splits(
 /// the data. With a filter that reads fewer bands than that, its bands are
 /// read first and the scenes with no pixel passing it in the block read
 /// nothing more (a cloudy scene costs its QA band only).
-///
-/// `fetched` holds the object-store tiles of the bands read first (all
-/// of them without a filter), fetched beforehand ([`first_bands`]).
+/// (Bands in object stores: their tiles are fetched here, waiting for
+/// them; a scan's own reads fetch them without waiting,
+/// [`UnitReader::read_remote`].)
 fn read_unit(
     archive: &SceneArchive,
     scenes: &[usize],
@@ -514,9 +514,8 @@ fn read_unit(
     block: Window,
     filter: Option<&ScanFilter>,
     carry: Option<(&TileCarry, usize)>,
-    fetched: Option<&crate::remote::TileBytes>,
 ) -> Result<ReadOutput> {
-    let first = read_first(archive, scenes, bands, block, filter, carry, fetched)?;
+    let first = read_first(archive, scenes, bands, block, filter, carry, None)?;
     read_rest(archive, first, block, carry, None)
 }
 
@@ -1218,7 +1217,6 @@ impl UnitReader {
                 w,
                 self.filter.as_deref(),
                 Some((&self.execution.carry, block)),
-                None,
             )?
         };
         if self.execution.board.read_done(block) {
