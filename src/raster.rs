@@ -372,6 +372,11 @@ pub fn read_window(
         dfXSize: 0.0,
         dfYSize: 0.0,
     };
+    // GDAL may log a failed read (a dropped connection under /vsis3/, a
+    // corrupt block) and still return blank pixels: an error raised during
+    // the read fails it, whatever RasterIO returns.
+    // SAFETY: reads GDAL's thread-local error counter.
+    let errors_before = unsafe { gdal_sys::CPLGetErrorCounter() };
     // SAFETY: `b` is a valid band handle for the life of `ds`; the buffer
     // holds `needed` bytes as checked above, and GDAL writes `cols` samples
     // of `size` bytes per row, rows `dst_stride * size` bytes apart.
@@ -393,6 +398,14 @@ pub fn read_window(
         )
     };
     if rv != gdal_sys::CPLErr::CE_None {
+        return Err(last_gdal_error());
+    }
+    // SAFETY: reads GDAL's thread-local error state.
+    let failed_quietly = unsafe {
+        gdal_sys::CPLGetErrorCounter() != errors_before
+            && gdal_sys::CPLGetLastErrorType() >= gdal_sys::CPLErr::CE_Failure
+    };
+    if failed_quietly {
         return Err(last_gdal_error());
     }
     Ok(())

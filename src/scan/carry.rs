@@ -593,10 +593,19 @@ pub(super) fn read_rect(
     let dst = dst.get_mut(offset..).unwrap_or_default();
     reader
         .read_window(src, sample, dst, to.cols)
-        .map_err(|message| SceneError::Read {
-            path: band.path.clone(),
-            what: format!("band {} window {:?}", band.index, src),
-            message,
+        .map_err(|message| match crate::store::is_remote(&band.path) {
+            // Over the network, a failed read is rarely a corrupt file.
+            true => SceneError::Object {
+                object: band.path.clone(),
+                problem: format!("could not be read (band {} window {:?})", band.index, src),
+                hint: "check the store and the network, and retry".into(),
+                detail: message,
+            },
+            false => SceneError::Read {
+                path: band.path.clone(),
+                what: format!("band {} window {:?}", band.index, src),
+                message,
+            },
         })
 }
 

@@ -661,3 +661,81 @@ async fn a_failed_copy_to_a_bucket_leaves_no_object_and_a_good_one_appears_whole
         assert_eq!(n, want, "{target}");
     }
 }
+
+/// Files GDAL reads (strips, not tiles) through /vsis3/ behind a proxy that
+/// breaks some reads: the query either fails or gives exactly the clean
+/// result; GDAL's habit of logging a failed read and returning blank
+/// pixels never reaches the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_gdal_reads_never_become_rows() {
+    use super::proxy::Fault;
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "tiled", 48, 4, 16, Some(9));
+    // The same scenes stripped (GDAL reads them; sceneql decodes only tiles).
+    let (tiled, stripped) = (d.path().join("tiled"), d.path().join("stripped"));
+    for scene in std::fs::read_dir(&tiled).unwrap() {
+        let scene = scene.unwrap().path();
+        let out = stripped.join(scene.file_name().unwrap());
+        std::fs::create_dir_all(&out).unwrap();
+        for f in std::fs::read_dir(&scene).unwrap() {
+            let f = f.unwrap().path();
+            let status = Command::new("gdal_translate")
+                .args(["-q", "-co", "COMPRESS=DEFLATE"])
+                .arg(&f)
+                .arg(out.join(f.file_name().unwrap()))
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+    let s3 = S3Server::start();
+    s3.s3py(&["mkbucket", "strips"]);
+    s3.s3py(&["upload", "strips", "a", stripped.to_str().unwrap()]);
+    let want = {
+        let local = ctx();
+        run_statements(
+            &local,
+            &format!(
+                "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
+                stripped.display()
+            ),
+        )
+        .await;
+        sorted_rows(&local, TREND).await
+    };
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://strips/a/' {}",
+            options_for(&proxy.endpoint)
+        ),
+    )
+    .await;
+    proxy.inject(
+        &[Fault::DropAfterHeaders, Fault::ShortBody, Fault::SlowDown],
+        2,
+    );
+    match ctx.sql(TREND).await.unwrap().collect().await {
+        Ok(batches) => {
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string();
+            let mut got: Vec<String> = text.lines().map(str::to_string).collect();
+            got.sort();
+            assert_eq!(got, want, "rows differ from the clean run's");
+        }
+        Err(e) => {
+            let msg = sceneql::run::user_message(&e);
+            assert!(
+                msg.contains("s3://strips/a/"),
+                "the error names no file: {msg}"
+            );
+        }
+    }
+    assert!(
+        proxy.log().iter().any(|l| l.fault.is_some()),
+        "no fault was injected"
+    );
+}
