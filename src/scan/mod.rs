@@ -1031,7 +1031,11 @@ impl ExecutionPlan for SceneScanExec {
                 }
             })
             // The next read runs while this one's rows are consumed.
-            .buffered(READ_AHEAD)
+            .buffered(if remote {
+                REMOTE_READ_AHEAD
+            } else {
+                READ_AHEAD
+            })
             .map(move |r| {
                 // Held by the stream: its end ends this partition's use of
                 // the carry and its place on the board.
@@ -1112,18 +1116,12 @@ impl UnitReader {
     /// Read `unit` when a read slot is free: in this task, or on a
     /// blocking thread (`sceneql.read_on_workers`).
     async fn read(self: Arc<Self>, unit: Unit, k: usize) -> Result<ReadOutput> {
-        // Held by the read itself, so it frees its slot when it ends,
-        // whether or not its rows are still wanted.
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))?;
         if self.remote {
-            let _slot = slot;
             return self.read_remote(unit, k).await;
         }
+        // Held by the read itself, so it frees its slot when it ends,
+        // whether or not its rows are still wanted.
+        let slot = self.slot().await?;
         let on_workers = self.on_workers;
         let read = move || {
             let _slot = slot;
@@ -1136,6 +1134,15 @@ impl UnitReader {
                 .await
                 .map_err(|e| DataFusionError::Execution(format!("block read task failed: {e}")))?
         }
+    }
+
+    /// A read slot ([`read_slots`]), held while decoding.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))
     }
 
     /// Read `unit` (the partition's `k`-th) of an archive in an object
@@ -1163,6 +1170,9 @@ impl UnitReader {
         // for their bytes do: a block waiting for its part of a tile from the
         // block before it (the carry) must not run before that block.
         let _turn = self.turn.wait(k).await;
+        // A read slot from its turn on (its fetch took none: units fetch
+        // ahead of the decodes, [`REMOTE_READ_AHEAD`]).
+        let _slot = self.slot().await?;
         let mut first = {
             let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
             read_first(
@@ -1245,6 +1255,11 @@ fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) ->
 /// partition's task that first reaches its future, so there reads and
 /// the aggregation of their rows alternate in that task.)
 const READ_AHEAD: usize = 2;
+
+/// Reads a partition has in flight over an object store: their fetches run
+/// ahead while earlier units decode (in turn, one at a time), so the
+/// network's latency overlaps the decoding.
+const REMOTE_READ_AHEAD: usize = 6;
 
 /// The reads a plan runs at once across its partitions: one per partition
 /// (a partition per core). On blocking threads, a partition still reads its
