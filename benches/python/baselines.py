@@ -3,6 +3,8 @@
 
   numpy  ARCHIVE OUT.npy   careful closed-form per-pixel OLS of masked NDVI (one process)
   xarray ARCHIVE OUT.npy   xarray + dask polyfit (what the seed's users ran), 2 threads
+  stac-items ARCHIVE HREF_PREFIX OUT.json   a STAC ItemCollection of the archive (USGS Landsat shape)
+  odc    ITEMS.json OUT.npy   odc-stac load + xarray/dask polyfit (what a Python user runs on STAC), 2 threads
   floor  ARCHIVE PART N [GDAL_PREFIX]    GDAL (rasterio) read + decode of every N-th band file, from PART
          (with GDAL_PREFIX, e.g. /vsis3/bucket/archive, the same files through it)
 
@@ -15,6 +17,7 @@ import time
 
 import numpy as np
 import rasterio
+import rasterio.warp
 
 SCALE, OFFSET = 0.0000275, -0.2
 YEAR = 31557600.0
@@ -104,6 +107,74 @@ def xarray_polyfit(archive, out):
     np.save(out, slope.values)
 
 
+def stac_items(archive, href_prefix, out):
+    """A STAC ItemCollection of the archive in the USGS Landsat C2 shape
+    (assets red, nir08, qa_pixel with proj:* on the item), its hrefs under
+    `href_prefix` (e.g. s3://bench/archive-...), written to `out`."""
+    import json
+
+    features = []
+    for years, files in scenes(archive):
+        scene_id = os.path.basename(os.path.dirname(files["SR_B4"]))
+        with rasterio.open(files["SR_B4"]) as src:
+            t, epsg, shape = src.transform, src.crs.to_epsg(), [src.height, src.width]
+            west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        date = f"{scene_id[17:21]}-{scene_id[21:23]}-{scene_id[23:25]}T00:00:00Z"
+
+        def asset(band, key, common=None):
+            a = {
+                "href": f"{href_prefix.rstrip('/')}/{scene_id}/{scene_id}_{band}.TIF",
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "roles": ["data"],
+                "raster:bands": [{"nodata": 1 if band == "QA_PIXEL" else 0, "data_type": "uint16"}],
+            }
+            if common:
+                a["eo:bands"] = [{"name": key, "common_name": common}]
+            return a
+
+        features.append({
+            "type": "Feature", "stac_version": "1.0.0", "id": scene_id,
+            "stac_extensions": ["https://stac-extensions.github.io/projection/v1.1.0/schema.json",
+                                "https://stac-extensions.github.io/eo/v1.1.0/schema.json",
+                                "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
+            "bbox": [west, south, east, north],
+            "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north], [west, south]]]},
+            "properties": {"datetime": date, "platform": "LANDSAT_8", "proj:epsg": epsg, "proj:shape": shape,
+                           "proj:transform": [t.a, t.b, t.c, t.d, t.e, t.f]},
+            "links": [],
+            "assets": {"red": asset("SR_B4", "red", "red"), "nir08": asset("SR_B5", "nir08", "nir08"),
+                       "qa_pixel": asset("QA_PIXEL", "qa_pixel")},
+        })
+    with open(out, "w") as f:
+        json.dump({"type": "FeatureCollection", "features": features}, f)
+
+
+def odc_polyfit(items_json, out):
+    """What a Python user runs on a STAC collection: odc-stac loads the
+    bands (GDAL reading the hrefs), xarray + dask fit the per-pixel trend
+    on 2 threads."""
+    import json
+
+    import dask
+    import odc.stac
+    import pystac
+
+    dask.config.set(scheduler="threads", num_workers=2)
+    with open(items_json) as f:
+        items = [pystac.Item.from_dict(d) for d in json.load(f)["features"]]
+    ds = odc.stac.load(items, bands=["red", "nir08", "qa_pixel"], chunks={"x": 512, "y": 512},
+                       groupby="id", resampling="nearest")
+    red = ds.red.where(ds.red != 0) * SCALE + OFFSET
+    nir = ds.nir08.where(ds.nir08 != 0) * SCALE + OFFSET
+    qa = ds.qa_pixel
+    ndvi = ((nir - red) / (nir + red)).where((qa != 1) & ((qa.astype("int64") & 31) == 0))
+    years = ds.time.values.astype("datetime64[s]").astype("int64") / YEAR
+    cube = ndvi.assign_coords(time=years).chunk({"time": -1, "x": 256, "y": 256})
+    fit = cube.polyfit(dim="time", deg=1, skipna=True)
+    slope = fit.polyfit_coefficients.sel(degree=1).compute()
+    np.save(out, slope.values)
+
+
 def floor(archive, part, parts, remote=None):
     """Read and decode every `parts`-th band file from `part`; with `remote`
     (e.g. `/vsis3/bucket/archive`), the same files through that GDAL path."""
@@ -124,6 +195,10 @@ if __name__ == "__main__":
         numpy_ols(sys.argv[2], sys.argv[3])
     elif cmd == "xarray":
         xarray_polyfit(sys.argv[2], sys.argv[3])
+    elif cmd == "stac-items":
+        stac_items(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif cmd == "odc":
+        odc_polyfit(sys.argv[2], sys.argv[3])
     elif cmd == "floor":
         floor(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:6])
     print(f"{cmd}: {time.perf_counter() - start:.2f}s", file=sys.stderr)
