@@ -127,7 +127,7 @@ impl ObjectUrl {
             _ => format!("{}://{host}", url.scheme()),
         };
         let raw = url.path().trim_start_matches('/');
-        let decoded = percent_decode(raw);
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
         let path = Path::parse(&decoded).map_err(|e| bad(format!("invalid object path: {e}")))?;
         Ok(ObjectUrl {
             scheme: kind,
@@ -185,27 +185,6 @@ impl ObjectUrl {
             Scheme::File | Scheme::Http => None,
         }
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Settings a table's OPTIONS give its store, beyond the environment.
