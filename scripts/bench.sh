@@ -104,8 +104,9 @@ if [ "$store" = s3 ]; then
   # the slower one's read time.
   floor_s3() {
     "$venv/bin/python" benches/python/baselines.py floor "$archive" 0 2 "$vsis3" 2>"$work/f0" >/dev/null &
+    local first=$!
     "$venv/bin/python" benches/python/baselines.py floor "$archive" 1 2 "$vsis3" 2>"$work/f1" >/dev/null
-    wait
+    wait "$first"
     s=$(cat "$work/f0" "$work/f1" | awk -F'[: s]+' '/^floor:/ { if ($2 > m) m = $2 } END { print m }')
     if [ -z "${secs[floor_vsis3_2proc]:-}" ] || awk -v a="$s" -v b="${secs[floor_vsis3_2proc]}" 'BEGIN { exit !(a < b) }'; then
       secs[floor_vsis3_2proc]=$s

@@ -253,12 +253,14 @@ pub struct TileBytes {
 }
 
 /// The compressed tiles a scan fetched last, up to [`RECENT_BYTES`], by
-/// object URL and tile index: a tile that two blocks decode (a tile cut by
-/// their edge, when the block that owns it could not pass its part on in
-/// time) is fetched once.
+/// object URL and tile index, and those being fetched: a tile that two
+/// blocks decode (a tile their edge cuts) is fetched once, also when both
+/// ask for it at the same time ([`RecentTiles::claim`]).
 #[derive(Debug, Default)]
 pub struct RecentTiles {
     inner: Mutex<Recent>,
+    /// Woken when a fetch being waited for ends.
+    fetched: tokio::sync::Notify,
 }
 
 #[derive(Debug, Default)]
@@ -266,12 +268,69 @@ struct Recent {
     tiles: HashMap<(String, usize), Bytes>,
     order: std::collections::VecDeque<(String, usize)>,
     bytes: usize,
+    /// Tiles a read has claimed and is fetching.
+    fetching: std::collections::HashSet<(String, usize)>,
+}
+
+/// What a read should do about a tile ([`RecentTiles::claim`]).
+pub enum Claim {
+    /// Here it is.
+    Have(Bytes),
+    /// Fetch it: this read claimed it (and [`RecentTiles::put`]s or
+    /// [`RecentTiles::release`]s it).
+    Fetch,
+    /// Another read is fetching it: [`RecentTiles::wait`] for it.
+    Wait,
 }
 
 /// The most [`RecentTiles`] holds.
 pub const RECENT_BYTES: usize = 64 << 20;
 
 impl RecentTiles {
+    /// The tile if it is here; else claim it for this read to fetch, unless
+    /// another read is fetching it.
+    pub fn claim(&self, url: &str, index: usize) -> Claim {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (url.to_string(), index);
+        if let Some(b) = inner.tiles.get(&key) {
+            return Claim::Have(b.clone());
+        }
+        if inner.fetching.insert(key) {
+            Claim::Fetch
+        } else {
+            Claim::Wait
+        }
+    }
+
+    /// Wait for a tile another read claimed: its bytes, or None when that
+    /// read gave it up (failed) or it was already evicted.
+    pub async fn wait(&self, url: &str, index: usize) -> Option<Bytes> {
+        let key = (url.to_string(), index);
+        loop {
+            let notified = self.fetched.notified();
+            {
+                let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(b) = inner.tiles.get(&key) {
+                    return Some(b.clone());
+                }
+                if !inner.fetching.contains(&key) {
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Give up claims on tiles this read did not fetch after all.
+    pub fn release(&self, url: &str, indexes: &[usize]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for &i in indexes {
+            inner.fetching.remove(&(url.to_string(), i));
+        }
+        drop(inner);
+        self.fetched.notify_waiters();
+    }
+
     pub fn get(&self, url: &str, index: usize) -> Option<Bytes> {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.tiles.get(&(url.to_string(), index)).cloned()
@@ -280,7 +339,12 @@ impl RecentTiles {
     pub fn put(&self, url: &str, index: usize, bytes: Bytes) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let key = (url.to_string(), index);
+        let was_fetching = inner.fetching.remove(&key);
         if inner.tiles.contains_key(&key) || bytes.len() > RECENT_BYTES {
+            drop(inner);
+            if was_fetching {
+                self.fetched.notify_waiters();
+            }
             return;
         }
         inner.bytes += bytes.len();
@@ -293,6 +357,10 @@ impl RecentTiles {
             if let Some(b) = inner.tiles.remove(&old) {
                 inner.bytes -= b.len();
             }
+        }
+        drop(inner);
+        if was_fetching {
+            self.fetched.notify_waiters();
         }
     }
 }

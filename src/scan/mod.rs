@@ -1153,7 +1153,11 @@ impl UnitReader {
     /// fetch, or another partition's read, runs while this one waits.
     async fn read_remote(&self, unit: Unit, k: usize) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
-        let carry = Some((&self.execution.carry, block));
+        // No tile carry: a block waiting for another block's part of a
+        // tile could stall while that block's bytes are still on their way
+        // (seen: 10 s, the carry's wait limit). A tile two blocks cut is
+        // fetched once (the scan's recent tiles) and decoded by each.
+        let carry = None;
         let filter = self.filter.as_deref();
         let first = first_bands(&self.archive, &unit.scenes, &self.bands, filter);
         let recent = Some(self.execution.recent.clone());
@@ -1167,8 +1171,7 @@ impl UnitReader {
         )?;
         let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
         // The partition's units decode in order, as reads that do not wait
-        // for their bytes do: a block waiting for its part of a tile from the
-        // block before it (the carry) must not run before that block.
+        // for their bytes do (rows leave in the same order either way).
         let _turn = self.turn.wait(k).await;
         // A read slot from its turn on (its fetch took none: units fetch
         // ahead of the decodes, [`REMOTE_READ_AHEAD`]).

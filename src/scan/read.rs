@@ -209,21 +209,38 @@ pub fn fetch_remote(
         // fetched again.
         let mut out = TileBytes::default();
         out.with_recent(recent.clone());
+        // Tiles another read is fetching: waited for below.
+        let mut awaited: Vec<(Arc<dyn ObjectStore>, remote::ObjectVersion, usize)> = Vec::new();
         let by_object: Vec<_> = by_object
             .into_iter()
             .map(|(store, object, mut tiles)| {
                 if let Some(r) = &recent {
-                    tiles.retain(|&i| match r.get(&object.url, i) {
-                        Some(b) => {
+                    tiles.sort_unstable();
+                    tiles.dedup();
+                    tiles.retain(|&i| match r.claim(&object.url, i) {
+                        remote::Claim::Have(b) => {
                             out.insert(&object.url, i, b);
                             false
                         }
-                        None => true,
+                        remote::Claim::Fetch => true,
+                        remote::Claim::Wait => {
+                            awaited.push((store.clone(), object.clone(), i));
+                            false
+                        }
                     });
                 }
                 (store, object, tiles)
             })
             .collect();
+        // Claims this read gives up if its fetch fails or is dropped (the
+        // tiles it did fetch are no longer claimed by then).
+        let _claims = recent.clone().map(|recent| ClaimGuard {
+            recent,
+            claimed: by_object
+                .iter()
+                .map(|(_, o, t)| (o.url.clone(), t.clone()))
+                .collect(),
+        });
         let jobs: Vec<_> = by_object
             .into_iter()
             .map(|(store, object, tiles)| fetch_object(store, object, tiles, counts.clone()))
@@ -242,6 +259,31 @@ pub fn fetch_remote(
             out.hold(got);
             out.add_object(store, object);
         }
+        // The tiles other reads were fetching (or, if they gave up, fetched
+        // here).
+        for (store, object, i) in awaited {
+            let bytes = match recent.as_ref() {
+                Some(r) => r.wait(&object.url, i).await,
+                None => None,
+            };
+            let bytes = match bytes {
+                Some(b) => b,
+                None => {
+                    let header = remote::cached_header(&object);
+                    let Some(range) = header.as_ref().and_then(|h| h.tile_range(i)) else {
+                        continue;
+                    };
+                    let got =
+                        remote::fetch_tiles(store.as_ref(), &object, &[range], &counts).await?;
+                    let Some(b) = got.parts.into_iter().next() else {
+                        continue;
+                    };
+                    b
+                }
+            };
+            out.insert(&object.url, i, bytes);
+            out.add_object(store, object);
+        }
         let n = |c: &std::sync::atomic::AtomicU64| {
             c.load(std::sync::atomic::Ordering::Relaxed) as usize
         };
@@ -255,6 +297,21 @@ pub fn fetch_remote(
         };
         Ok((out, stats))
     })
+}
+
+/// Releases a read's claims on tiles ([`remote::RecentTiles::claim`]) when
+/// the read ends, however it ends.
+struct ClaimGuard {
+    recent: Arc<remote::RecentTiles>,
+    claimed: Vec<(String, Vec<usize>)>,
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        for (url, tiles) in &self.claimed {
+            self.recent.release(url, tiles);
+        }
+    }
 }
 
 /// Fetch `tiles` (indexes into its header's tiles) of `object`.
