@@ -963,7 +963,7 @@ impl ExecutionPlan for SceneScanExec {
         // whose results are a few scenes of a block (a pixel-major unit is
         // a whole block with every date).
         // (Not for archives in object stores: their reads wait for their
-        // tiles in turn, [`UnitReader::read_remote`].)
+        // tiles without holding a thread, [`UnitReader::read_remote`].)
         let remote = read::has_remote_bands(&self.archive);
         let steal = options.steal_reads && order == ScanOrder::SceneMajor && !remote;
         let last = units.len().checked_sub(1);
@@ -977,7 +977,6 @@ impl ExecutionPlan for SceneScanExec {
             slots: self.read_slots.clone(),
             on_workers: options.read_on_workers,
             remote,
-            turn: Arc::default(),
         });
         let stream = futures::stream::iter(units.into_iter().enumerate())
             .map(move |(k, unit)| {
@@ -990,7 +989,7 @@ impl ExecutionPlan for SceneScanExec {
                 );
                 async move {
                     let (data, stats, passed) = match board.claim(partition, k) {
-                        Turn::Read => reader.clone().read(unit.clone(), k).await?,
+                        Turn::Read => reader.clone().read(unit.clone()).await?,
                         Turn::Take(delivery) => {
                             m.reads_taken_over.add(1);
                             steal::take(delivery, &unit).await?
@@ -1071,53 +1070,14 @@ struct UnitReader {
     on_workers: bool,
     /// Some band is in an object store.
     remote: bool,
-    /// The partition's unit whose turn it is to decode (object-store
-    /// reads: their tiles come in any order, their decodes go in order).
-    turn: Arc<DecodeTurn>,
-}
-
-/// Whose turn it is to decode, among a partition's units.
-#[derive(Default)]
-struct DecodeTurn {
-    next: std::sync::Mutex<usize>,
-    changed: tokio::sync::Notify,
-}
-
-impl DecodeTurn {
-    /// Wait until unit `k` may decode; the guard passes the turn on.
-    async fn wait(&self, k: usize) -> TurnGuard<'_> {
-        loop {
-            let notified = self.changed.notified();
-            if *self.next.lock().unwrap_or_else(|e| e.into_inner()) >= k {
-                return TurnGuard { turn: self, k };
-            }
-            notified.await;
-        }
-    }
-}
-
-/// Held while a unit decodes; passes the turn to the next unit when
-/// dropped (also when the read failed).
-struct TurnGuard<'a> {
-    turn: &'a DecodeTurn,
-    k: usize,
-}
-
-impl Drop for TurnGuard<'_> {
-    fn drop(&mut self) {
-        let mut next = self.turn.next.lock().unwrap_or_else(|e| e.into_inner());
-        *next = (*next).max(self.k + 1);
-        drop(next);
-        self.turn.changed.notify_waiters();
-    }
 }
 
 impl UnitReader {
     /// Read `unit` when a read slot is free: in this task, or on a
     /// blocking thread (`sceneql.read_on_workers`).
-    async fn read(self: Arc<Self>, unit: Unit, k: usize) -> Result<ReadOutput> {
+    async fn read(self: Arc<Self>, unit: Unit) -> Result<ReadOutput> {
         if self.remote {
-            return self.read_remote(unit, k).await;
+            return self.read_remote(unit).await;
         }
         // Held by the read itself, so it frees its slot when it ends,
         // whether or not its rows are still wanted.
@@ -1145,13 +1105,13 @@ impl UnitReader {
             .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))
     }
 
-    /// Read `unit` (the partition's `k`-th) of an archive in an object
-    /// store: the tiles of the bands read first (the filter's) are fetched
-    /// while this task waits without holding its thread, decoded and
-    /// filtered here in the unit's turn, then the other bands' tiles of the
-    /// scenes kept are fetched the same way and decoded. Another unit's
-    /// fetch, or another partition's read, runs while this one waits.
-    async fn read_remote(&self, unit: Unit, k: usize) -> Result<ReadOutput> {
+    /// Read `unit` of an archive in an object store: the tiles of the
+    /// bands read first (the filter's) are fetched while this task waits
+    /// without holding its thread, decoded and filtered here, then the other
+    /// bands' tiles of the scenes kept are fetched the same way and decoded.
+    /// Other units of the partition (their rows still leave in order) and
+    /// other partitions run while this one waits.
+    async fn read_remote(&self, unit: Unit) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
         // No tile carry: a block waiting for another block's part of a
         // tile could stall while that block's bytes are still on their way
@@ -1170,12 +1130,10 @@ impl UnitReader {
             recent.clone(),
         )?;
         let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
-        // The partition's units decode in order, as reads that do not wait
-        // for their bytes do (rows leave in the same order either way).
-        let _turn = self.turn.wait(k).await;
-        // A read slot from its turn on (its fetch took none: units fetch
-        // ahead of the decodes, [`REMOTE_READ_AHEAD`]).
-        let _slot = self.slot().await?;
+        // A read slot while decoding only: the fetches take none, so units
+        // fetch ahead of the decodes ([`REMOTE_READ_AHEAD`]), and a unit
+        // waiting for its other bands' tiles lets another decode.
+        let slot = self.slot().await?;
         let mut first = {
             let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
             read_first(
@@ -1189,7 +1147,7 @@ impl UnitReader {
             )?
         };
         first.stats.add(&fetch_stats);
-        drop(tiles);
+        drop((tiles, slot));
         let rest_tiles = if first.rest.is_empty() {
             None
         } else {
@@ -1205,6 +1163,7 @@ impl UnitReader {
             first.stats.add(&fetch_stats);
             Some(tiles)
         };
+        let _slot = self.slot().await?;
         let out = {
             let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
             read_rest(&self.archive, first, w, carry, rest_tiles.as_ref())?
@@ -1260,8 +1219,8 @@ fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) ->
 const READ_AHEAD: usize = 2;
 
 /// Reads a partition has in flight over an object store: their fetches run
-/// ahead while earlier units decode (in turn, one at a time), so the
-/// network's latency overlaps the decoding.
+/// ahead while other units decode, so the network's latency overlaps the
+/// decoding.
 const REMOTE_READ_AHEAD: usize = 6;
 
 /// The reads a plan runs at once across its partitions: one per partition
