@@ -150,10 +150,16 @@ impl Location {
             },
             _ => crate::remote::object_error(&self.display, source),
         };
-        // A location naming one file lists that file.
-        let metas: Vec<_> = match self.store.head(&self.prefix).await {
-            Ok(meta) if self.glob.is_none() => vec![meta],
-            _ => self
+        // A location naming one file lists that file (one ending in `/` is
+        // a folder: no request asks whether it is a file).
+        let may_be_file = self.glob.is_none() && !self.display.ends_with('/');
+        let one = match may_be_file {
+            true => self.store.head(&self.prefix).await.ok(),
+            false => None,
+        };
+        let metas: Vec<_> = match one {
+            Some(meta) => vec![meta],
+            None => self
                 .store
                 .list(Some(&self.prefix))
                 .try_collect()
