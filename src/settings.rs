@@ -31,9 +31,8 @@ pub struct SceneqlOptions {
 /// `sceneql.tile_aggregate`.
 const TILE_AGGREGATE: &str = "Run `GROUP BY pixel` over a scene scan per block by pixel offset \
      (TileAggregateExec) instead of DataFusion's hash aggregation.";
-/// `sceneql.block_pixels`: 256 Ki is one 512 x 512 tile, half the 512 Ki of
-/// earlier rounds, for the same speed and 170 MB less peak memory on the
-/// 4096 benchmark archive (BENCHMARKS.md).
+/// `sceneql.block_pixels`: 256 Ki is one 512 x 512 tile (why this default:
+/// BENCHMARKS.md).
 const BLOCK_PIXELS: &str = "Pixels per block of that aggregation (its memory is about this \
      many groups' accumulator state per partition).";
 /// `sceneql.scenes_per_read`.
@@ -41,9 +40,8 @@ const SCENES_PER_READ: &str = "Scenes read together per block by that aggregatio
      come strip by strip, so more keeps each strip's accumulator state in cache for more \
      scenes; fewer holds less decoded data at once.";
 /// `sceneql.read_on_workers`: with a partition per core, a core reads and
-/// aggregates its own blocks with no hand-off between threads per read (on
-/// the benchmark machine, 0.815 -> 0.749 s and a better 1 -> 2 core ratio;
-/// BENCHMARKS.md).
+/// aggregates its own blocks with no hand-off between threads per read
+/// (measurements: BENCHMARKS.md).
 const READ_ON_WORKERS: &str = "Read (open and decode) a scan's blocks on the runtime's worker \
      threads, each in its partition's own task, rather than on blocking threads; set false \
      for an archive on a slow (network) file system, so a read waiting on it holds no worker.";

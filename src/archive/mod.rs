@@ -191,7 +191,7 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
     }
     // Tiled GeoTIFFs in object stores: described from their headers, read
     // concurrently (one ranged GET each); the rest by GDAL.
-    let described = describe_remote(&matched, &opts.store).await?;
+    let described = describe_files(matched.iter().map(|(f, _)| f), &opts.store).await?;
     let opts = opts.clone();
     tokio::task::spawn_blocking(move || {
         let mut scenes = inspect_all(matched, described, &opts)?;
@@ -372,17 +372,8 @@ pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Sc
 /// The files in object stores that are GeoTIFFs sceneql reads itself,
 /// described from their headers (fetched concurrently, kept for the
 /// process), by path.
-async fn describe_remote(
-    matched: &[(listing::ListedFile, FileMatch)],
-    config: &crate::store::StoreConfig,
-) -> Result<HashMap<String, raster::RasterInfo>> {
-    let files: Vec<listing::ListedFile> = matched.iter().map(|(f, _)| f.clone()).collect();
-    describe_files(&files, config).await
-}
-
-/// [`describe_remote`] of listed files.
-async fn describe_files(
-    files: &[listing::ListedFile],
+async fn describe_files<'a>(
+    files: impl IntoIterator<Item = &'a listing::ListedFile>,
     config: &crate::store::StoreConfig,
 ) -> Result<HashMap<String, raster::RasterInfo>> {
     let stats = Arc::new(remote::FetchStats::default());

@@ -193,7 +193,7 @@ impl TileCarry {
     }
 
     /// The block holding most of `rect` (the first of equals).
-    pub fn owner(&self, rect: Window) -> Option<usize> {
+    fn owner(&self, rect: Window) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;
         for (b, w) in self.blocks.iter().enumerate() {
             let area = {

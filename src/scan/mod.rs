@@ -1114,21 +1114,14 @@ impl UnitReader {
     async fn read_remote(&self, unit: Unit) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
         // No tile carry: a block waiting for another block's part of a
-        // tile could stall while that block's bytes are still on their way
-        // (seen: 10 s, the carry's wait limit). A tile two blocks cut is
-        // fetched once (the scan's recent tiles) and decoded by each.
+        // tile would stall, up to the carry's wait limit, while that block's
+        // bytes are still on their way. A tile two blocks cut is fetched
+        // once (the scan's recent tiles) and decoded by each.
         let carry = None;
         let filter = self.filter.as_deref();
         let first = first_bands(&self.archive, &unit.scenes, &self.bands, filter);
         let recent = Some(self.execution.recent.clone());
-        let fetch = read::fetch_remote(
-            &self.archive,
-            &unit.scenes,
-            &first,
-            w,
-            carry,
-            recent.clone(),
-        )?;
+        let fetch = read::fetch_remote(&self.archive, &unit.scenes, &first, w, recent.clone())?;
         let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
         // A read slot while decoding only: the fetches take none, so units
         // fetch ahead of the decodes ([`REMOTE_READ_AHEAD`]), and a unit
@@ -1151,14 +1144,8 @@ impl UnitReader {
         let rest_tiles = if first.rest.is_empty() {
             None
         } else {
-            let fetch = read::fetch_remote(
-                &self.archive,
-                &first.kept(),
-                &first.rest,
-                w,
-                carry,
-                recent.clone(),
-            )?;
+            let fetch =
+                read::fetch_remote(&self.archive, &first.kept(), &first.rest, w, recent.clone())?;
             let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
             first.stats.add(&fetch_stats);
             Some(tiles)

@@ -79,16 +79,13 @@ impl ReadStats {
 }
 
 /// One band of one scene in an object store whose tiles a read needs: the
-/// object, the band's plane, the file pixels `(x0, y0, x1, y1)` read, and
-/// the tiles (column, row) of those that other blocks' reads decode
-/// ([`super::carry`]).
+/// object, the band's plane and the file pixels `(x0, y0, x1, y1)` read.
 struct RemoteNeed {
     store: Arc<dyn ObjectStore>,
     object: remote::ObjectVersion,
     band: usize,
     sample: SampleType,
     cover: (usize, usize, usize, usize),
-    others: Vec<(usize, usize)>,
 }
 
 /// Fetch the compressed tiles that a read of `bands` of `scenes` over
@@ -102,7 +99,6 @@ pub fn fetch_remote(
     scenes: &[usize],
     bands: &[String],
     window: Window,
-    carry: Option<(&TileCarry, usize)>,
     recent: Option<Arc<remote::RecentTiles>>,
 ) -> Result<impl std::future::Future<Output = Result<(TileBytes, ReadStats)>> + Send + 'static> {
     let mut needs = Vec::new();
@@ -136,28 +132,6 @@ pub fn fetch_remote(
                 (cover.row - file.row) as usize,
             );
             let (x1, y1) = (x0 + cover.cols, y0 + cover.rows);
-            // Tiles cut by the block's edges and owned by another block are
-            // decoded by that block's read, which passes this one its part.
-            let mut others = Vec::new();
-            if let Some((carry, block)) = carry
-                && !carry::tile_aligned(band, file, cover)
-            {
-                let (tw, th) = band.meta.block;
-                let (tw, th) = (tw.clamp(1, file.cols.max(1)), th.clamp(1, file.rows.max(1)));
-                for ty in y0 / th..y1.div_ceil(th) {
-                    for tx in x0 / tw..x1.div_ceil(tw) {
-                        let rect = file.intersect(&Window {
-                            row: file.row + (ty * th) as i64,
-                            col: file.col + (tx * tw) as i64,
-                            rows: th,
-                            cols: tw,
-                        });
-                        if carry.owner(rect).is_some_and(|o| o != block) {
-                            others.push((tx, ty));
-                        }
-                    }
-                }
-            }
             let url = store::ObjectUrl::parse(&band.path)?;
             needs.push(RemoteNeed {
                 store: store::store_for(&url, &archive.options.store)?,
@@ -169,7 +143,6 @@ pub fn fetch_remote(
                 band: band.index,
                 sample: band.meta.sample.read_as(),
                 cover: (x0, y0, x1, y1),
-                others,
             });
         }
     }
@@ -194,7 +167,6 @@ pub fn fetch_remote(
                 for tx in x0 / tw..x1.div_ceil(tw) {
                     if let Some(i) = h.tile_index(plane, tx, ty)
                         && h.tile_range(i).is_some()
-                        && !need.others.contains(&(tx, ty))
                     {
                         tiles.push(i);
                     }
@@ -348,8 +320,8 @@ pub fn has_remote_bands(archive: &SceneArchive) -> bool {
 /// Read `bands` of `scenes` over `window`; with `carry`, `window` is the
 /// scan's block `.1`, and the tiles its edges cut are decoded once for it
 /// and the other blocks they reach into ([`super::carry`]). Bands in
-/// object stores are decoded from `fetched`, or from tiles fetched here
-/// (waiting for them) when it is None.
+/// object stores are decoded from the tiles in `fetched` (a scan fetches
+/// them first, [`fetch_remote`]); without them GDAL reads those bands.
 pub fn read_block(
     archive: &SceneArchive,
     scenes: &[usize],
@@ -360,18 +332,6 @@ pub fn read_block(
 ) -> Result<(BlockData, ReadStats)> {
     let start = Instant::now();
     let mut stats = ReadStats::default();
-    let fetched_here;
-    let fetched = match fetched {
-        Some(f) => Some(f),
-        None if has_remote_bands(archive) => {
-            let (tiles, fetch_stats) =
-                remote::block_on_io(fetch_remote(archive, scenes, bands, window, carry, None)?)??;
-            stats.add(&fetch_stats);
-            fetched_here = tiles;
-            Some(&fetched_here)
-        }
-        None => None,
-    };
     let mut out = Vec::new();
     for &si in scenes {
         let placement = &archive.placements[si];
