@@ -38,8 +38,8 @@ const MERGE_GAP: u64 = 8 * 1024;
 /// A merged request is kept under this size.
 const MAX_REQUEST: u64 = 16 * 1024 * 1024;
 /// Requests in flight for the whole process, and per host.
-const IN_FLIGHT: usize = 64;
-const IN_FLIGHT_PER_HOST: usize = 32;
+const IN_FLIGHT: usize = 128;
+pub const IN_FLIGHT_PER_HOST: usize = 64;
 /// Bytes fetched and not yet decoded, for the whole process.
 const BUFFERED_BYTES: usize = 512 * 1024 * 1024;
 /// Concurrent requests of one [`fetch_tiles`] call.

@@ -398,7 +398,7 @@ async fn describe_files<'a>(
     }
     let headers: Vec<_> = remote::on_io(async move {
         futures::stream::iter(jobs)
-            .buffer_unordered(32)
+            .buffer_unordered(remote::IN_FLIGHT_PER_HOST)
             .try_collect::<Vec<_>>()
             .await
     })

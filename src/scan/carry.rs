@@ -32,6 +32,12 @@
 //! held for most of the scan), and never beyond [`CARRY_BYTES`] (past
 //! that, tiles are decoded again, as without a carry). Which read decodes
 //! a tile depends on timing; the pixels each block gets do not.
+//!
+//! A carry [`TileCarry::without_waits`] never waits: a read takes the parts
+//! already kept for it and decodes the rest itself. Scans of object stores
+//! use it: their reads decode on the runtime's workers once their tiles
+//! have arrived, and a worker blocked waiting for a read whose tiles are
+//! still on their way would stall.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -69,6 +75,8 @@ pub struct TileCarry {
     store: Mutex<Store>,
     /// Signalled when parts are kept or a read ends.
     changed: Condvar,
+    /// Reads wait for other reads' decodes (else they decode themselves).
+    waits: bool,
 }
 
 #[derive(Default)]
@@ -166,7 +174,14 @@ impl TileCarry {
             partition_of,
             store: Mutex::new(store),
             changed: Condvar::new(),
+            waits: true,
         }
+    }
+
+    /// This carry, with reads that never wait for another read's parts.
+    pub fn without_waits(mut self) -> Self {
+        self.waits = false;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -190,6 +205,16 @@ impl TileCarry {
             parts,
             claims: Vec::new(),
         }
+    }
+
+    /// The tiles (column, row) of a file band whose part for `block` is
+    /// kept now: that block's read takes them from here, not decoding them.
+    pub fn kept_tiles(&self, path: &str, band: usize, block: usize) -> Vec<(usize, usize)> {
+        let s = self.lock();
+        s.parts
+            .get(&(path.to_string(), band, block))
+            .map(|parts| parts.iter().map(|p| p.tile).collect())
+            .unwrap_or_default()
     }
 
     /// The block holding most of `rect` (the first of equals).
@@ -323,7 +348,7 @@ impl TileCarry {
         loop {
             got.extend(s.remove_parts(&reading.key));
             let now = Instant::now();
-            if !busy(&s, &got) || now >= deadline {
+            if !self.waits || !busy(&s, &got) || now >= deadline {
                 return (got, s);
             }
             s = match self.changed.wait_timeout(s, deadline - now) {
@@ -739,6 +764,33 @@ mod tests {
         });
         // A tile nobody decodes is not awaited.
         assert!(carry.await_decodes(&owner, &[((1, 0), Some(0))]).is_empty());
+    }
+
+    #[test]
+    fn a_carry_without_waits_gives_what_it_holds_and_never_waits() {
+        let carry =
+            TileCarry::new(vec![w(0, 0, 3, 2), w(3, 0, 1, 2)], &[0..1, 1..2]).without_waits();
+        let tiles = [((0, 0), Some(0)), ((1, 0), Some(0))];
+        // The owner is reading and has kept one part so far.
+        let owner = carry.begin("f", 1, 0);
+        carry.put("f", 1, (1, 0, false), part_of_tile_0(w(3, 0, 1, 1), 7));
+        assert_eq!(carry.kept_tiles("f", 1, 1), vec![(0, 0)]);
+        let mut reader = carry.begin("f", 1, 1);
+        let start = Instant::now();
+        // The part kept before the read began came with `begin`; the
+        // other tile's owner is still reading, and is not waited for: the
+        // tile is the reader's to decode.
+        assert_eq!(reader.parts.len(), 1);
+        let got = carry.wait(&mut reader, &tiles[1..]);
+        assert!(start.elapsed() < Duration::from_secs(1), "no wait");
+        assert!(got.is_empty());
+        assert_eq!(reader.claims, vec![(1, 0)]);
+        carry.release(&mut reader);
+        // A tile another read claimed is not awaited either.
+        let mut other = carry.begin("f", 1, 1);
+        assert!(carry.wait(&mut other, &tiles[..1]).is_empty());
+        assert!(carry.await_decodes(&owner, &tiles[..1]).is_empty());
+        assert!(start.elapsed() < Duration::from_secs(1), "no wait");
     }
 
     #[test]

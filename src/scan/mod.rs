@@ -954,7 +954,12 @@ impl ExecutionPlan for SceneScanExec {
         let (execution, execution_use) =
             self.execution
                 .take(partition, self.partitions.len(), || Execution {
-                    carry: TileCarry::new(self.blocks.clone(), &self.partitions),
+                    carry: match read::has_remote_bands(&self.archive) {
+                        false => TileCarry::new(self.blocks.clone(), &self.partitions),
+                        true => {
+                            TileCarry::new(self.blocks.clone(), &self.partitions).without_waits()
+                        }
+                    },
                     board: Arc::new(ReadBoard::default()),
                     recent: Arc::default(),
                 });
@@ -1113,15 +1118,21 @@ impl UnitReader {
     /// other partitions run while this one waits.
     async fn read_remote(&self, unit: Unit) -> Result<ReadOutput> {
         let (block, w) = (unit.block, unit.window);
-        // No tile carry: a block waiting for another block's part of a
-        // tile would stall, up to the carry's wait limit, while that block's
-        // bytes are still on their way. A tile two blocks cut is fetched
-        // once (the scan's recent tiles) and decoded by each.
-        let carry = None;
+        // The carry never waits here ([`TileCarry::without_waits`]): a tile
+        // two blocks cut is fetched once (the scan's recent tiles), and
+        // decoded once unless both decode it at the same time.
+        let carry = Some((&self.execution.carry, block));
         let filter = self.filter.as_deref();
         let first = first_bands(&self.archive, &unit.scenes, &self.bands, filter);
-        let recent = Some(self.execution.recent.clone());
-        let fetch = read::fetch_remote(&self.archive, &unit.scenes, &first, w, recent.clone())?;
+        let recent = self.execution.recent.clone();
+        let fetch = read::fetch_remote(
+            &self.archive,
+            &unit.scenes,
+            &first,
+            w,
+            recent.clone(),
+            carry,
+        )?;
         let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
         // A read slot while decoding only: the fetches take none, so units
         // fetch ahead of the decodes ([`REMOTE_READ_AHEAD`]), and a unit
@@ -1145,7 +1156,7 @@ impl UnitReader {
             None
         } else {
             let fetch =
-                read::fetch_remote(&self.archive, &first.kept(), &first.rest, w, recent.clone())?;
+                read::fetch_remote(&self.archive, &first.kept(), &first.rest, w, recent, carry)?;
             let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
             first.stats.add(&fetch_stats);
             Some(tiles)

@@ -79,27 +79,33 @@ impl ReadStats {
 }
 
 /// One band of one scene in an object store whose tiles a read needs: the
-/// object, the band's plane and the file pixels `(x0, y0, x1, y1)` read.
+/// object, the band's plane and the file pixels `(x0, y0, x1, y1)` read,
+/// and the tiles (column, row) whose part the carry already holds.
 struct RemoteNeed {
     store: Arc<dyn ObjectStore>,
     object: remote::ObjectVersion,
     band: usize,
     sample: SampleType,
     cover: (usize, usize, usize, usize),
+    carried: Vec<(usize, usize)>,
 }
 
 /// Fetch the compressed tiles that a read of `bands` of `scenes` over
 /// `window` decodes itself (bands in object stores, placed without
 /// warping, whose files [`crate::tiff::decodes`]): headers from the
 /// process's cache or fetched first, then every object's tiles with
-/// merged, concurrent range requests. The returned future runs on the
-/// object-store runtime ([`remote::on_io`], [`remote::block_on_io`]).
+/// merged, concurrent range requests. Tiles in `recent` (fetched by the
+/// scan for another block) are not fetched again, nor tiles whose part
+/// for this block is in the `carry` (decoded by another block). The
+/// returned future runs on the object-store runtime ([`remote::on_io`],
+/// [`remote::block_on_io`]).
 pub fn fetch_remote(
     archive: &SceneArchive,
     scenes: &[usize],
     bands: &[String],
     window: Window,
-    recent: Option<Arc<remote::RecentTiles>>,
+    recent: Arc<remote::RecentTiles>,
+    carry: Option<(&TileCarry, usize)>,
 ) -> Result<impl std::future::Future<Output = Result<(TileBytes, ReadStats)>> + Send + 'static> {
     let mut needs = Vec::new();
     for &si in scenes {
@@ -143,6 +149,9 @@ pub fn fetch_remote(
                 band: band.index,
                 sample: band.meta.sample.read_as(),
                 cover: (x0, y0, x1, y1),
+                carried: carry
+                    .map(|(c, block)| c.kept_tiles(&band.path, band.index, block))
+                    .unwrap_or_default(),
             });
         }
     }
@@ -165,6 +174,9 @@ pub fn fetch_remote(
             let mut tiles = Vec::new();
             for ty in y0 / th..y1.div_ceil(th) {
                 for tx in x0 / tw..x1.div_ceil(tw) {
+                    if need.carried.contains(&(tx, ty)) {
+                        continue;
+                    }
                     if let Some(i) = h.tile_index(plane, tx, ty)
                         && h.tile_range(i).is_some()
                     {
@@ -180,39 +192,37 @@ pub fn fetch_remote(
         // Tiles this scan fetched already (for another block) are not
         // fetched again.
         let mut out = TileBytes::default();
-        out.with_recent(recent.clone());
+        out.with_recent(Some(recent.clone()));
         // Tiles another read is fetching: waited for below.
         let mut awaited: Vec<(Arc<dyn ObjectStore>, remote::ObjectVersion, usize)> = Vec::new();
         let by_object: Vec<_> = by_object
             .into_iter()
             .map(|(store, object, mut tiles)| {
-                if let Some(r) = &recent {
-                    tiles.sort_unstable();
-                    tiles.dedup();
-                    tiles.retain(|&i| match r.claim(&object.url, i) {
-                        remote::Claim::Have(b) => {
-                            out.insert(&object.url, i, b);
-                            false
-                        }
-                        remote::Claim::Fetch => true,
-                        remote::Claim::Wait => {
-                            awaited.push((store.clone(), object.clone(), i));
-                            false
-                        }
-                    });
-                }
+                tiles.sort_unstable();
+                tiles.dedup();
+                tiles.retain(|&i| match recent.claim(&object.url, i) {
+                    remote::Claim::Have(b) => {
+                        out.insert(&object.url, i, b);
+                        false
+                    }
+                    remote::Claim::Fetch => true,
+                    remote::Claim::Wait => {
+                        awaited.push((store.clone(), object.clone(), i));
+                        false
+                    }
+                });
                 (store, object, tiles)
             })
             .collect();
         // Claims this read gives up if its fetch fails or is dropped (the
         // tiles it did fetch are no longer claimed by then).
-        let _claims = recent.clone().map(|recent| ClaimGuard {
-            recent,
+        let _claims = ClaimGuard {
+            recent: recent.clone(),
             claimed: by_object
                 .iter()
                 .map(|(_, o, t)| (o.url.clone(), t.clone()))
                 .collect(),
-        });
+        };
         let jobs: Vec<_> = by_object
             .into_iter()
             .map(|(store, object, tiles)| fetch_object(store, object, tiles, counts.clone()))
@@ -224,9 +234,7 @@ pub fn fetch_remote(
         for (store, object, tiles, got) in fetched {
             for (i, bytes) in tiles.iter().zip(&got.parts) {
                 out.insert(&object.url, *i, bytes.clone());
-                if let Some(r) = &recent {
-                    r.put(&object.url, *i, bytes.clone());
-                }
+                recent.put(&object.url, *i, bytes.clone());
             }
             out.hold(got);
             out.add_object(store, object);
@@ -234,11 +242,7 @@ pub fn fetch_remote(
         // The tiles other reads were fetching (or, if they gave up, fetched
         // here).
         for (store, object, i) in awaited {
-            let bytes = match recent.as_ref() {
-                Some(r) => r.wait(&object.url, i).await,
-                None => None,
-            };
-            let bytes = match bytes {
+            let bytes = match recent.wait(&object.url, i).await {
                 Some(b) => b,
                 None => {
                     let header = remote::cached_header(&object);
