@@ -549,10 +549,16 @@ async fn get_range(
                 tokio::time::sleep(backoff(attempt)).await;
             }
             Failure::Transient(message) => {
-                return Err(SceneError::Read {
-                    path: object.url.clone(),
-                    what: format!("bytes {}..{}", range.start, range.end),
-                    message: format!("{message} (retried for {:?})", start.elapsed()),
+                return Err(SceneError::Object {
+                    object: object.url.clone(),
+                    problem: format!(
+                        "could not be read (bytes {}..{}, retried for {:.1} s)",
+                        range.start,
+                        range.end,
+                        start.elapsed().as_secs_f64()
+                    ),
+                    hint: "check the store and the network, then run the query again".into(),
+                    detail: first_line(&message),
                 });
             }
             Failure::Fatal(e) => return Err(object_error(&object.url, e)),
@@ -577,6 +583,9 @@ fn classify(e: object_store::Error) -> Failure {
         | E::NotSupported { .. }
         | E::NotImplemented { .. }
         | E::UnknownConfigurationKey { .. } => Failure::Fatal(e),
+        // A request the HTTP client could not even build (a bad URL, plain
+        // HTTP not allowed): another try gives the same.
+        other if other.to_string().contains("builder error") => Failure::Fatal(other),
         // What the store's own retries gave up on, a dropped connection or
         // a body cut short: worth another try while time is left.
         other => Failure::Transient(other.to_string()),

@@ -553,6 +553,11 @@ fn build(url: &ObjectUrl, config: &StoreConfig) -> Result<Arc<dyn ObjectStore>> 
             HttpBuilder::new()
                 .with_url(url.root.clone())
                 .with_config(connect, CONNECT_TIMEOUT)
+                // Plain HTTP for `http://` URLs: the URL says so.
+                .with_config(
+                    ClientConfigKey::AllowHttp,
+                    url.root.starts_with("http://").to_string(),
+                )
                 .with_retry(retry_config())
                 .build()
                 .map_err(err)?,

@@ -18,8 +18,8 @@ use super::common::*;
 use super::stores::{TREND, archive_in_s3, free_port, options_for, reads, sorted_rows, venv_bin};
 
 /// USGS-shaped items for the generated archive in `archive`, their assets
-/// at `s3://{bucket}/a/...`.
-fn landsat_items(archive: &Path, bucket: &str) -> Vec<Value> {
+/// at `{prefix}/...` (e.g. `s3://bucket/a`).
+fn landsat_items(archive: &Path, prefix: &str) -> Vec<Value> {
     let mut items = Vec::new();
     let mut scenes: Vec<_> = std::fs::read_dir(archive)
         .unwrap()
@@ -34,7 +34,7 @@ fn landsat_items(archive: &Path, bucket: &str) -> Vec<Value> {
         let gt = ds.geo_transform().unwrap();
         let (w, h) = ds.raster_size();
         let epsg: u32 = ds.spatial_ref().unwrap().auth_code().unwrap() as u32;
-        let href = |band: &str| format!("s3://{bucket}/a/{id}/{id}_{band}.TIF");
+        let href = |band: &str| format!("{prefix}/{id}/{id}_{band}.TIF");
         let reflectance = |band: &str, name: &str, common: &str| {
             json!({
                 "href": href(band),
@@ -90,7 +90,7 @@ fn landsat_items(archive: &Path, bucket: &str) -> Vec<Value> {
 async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_key() {
     let (s3, d) = archive_in_s3("stacls", 64, 6);
     let proxy = super::proxy::Proxy::start(&s3.endpoint);
-    let items = landsat_items(&d.path().join("archive"), "stacls");
+    let items = landsat_items(&d.path().join("archive"), "s3://stacls/a");
     let n_items = items.len();
     let collection = json!({"type": "FeatureCollection", "features": items});
     let doc = d.path().join("items.json");
@@ -146,6 +146,76 @@ async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_
     assert_eq!(sorted_rows(&stac, TREND).await, want);
 }
 
+/// Items whose assets are plain `http://` URLs (the tests' S3 server read
+/// anonymously, path-style, behind the counting proxy): the tiled bands
+/// are fetched by sceneql (ranged GETs), the QA files, stripped, by GDAL
+/// through `/vsicurl/`; the trends equal the folder's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_with_http_hrefs_give_the_folder_trends() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "archive", 48, 5, 16, Some(11));
+    let archive = d.path().join("archive");
+    // The QA files stripped: GDAL reads them.
+    for scene in std::fs::read_dir(&archive).unwrap() {
+        for f in std::fs::read_dir(scene.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            if !f.to_string_lossy().ends_with("_QA_PIXEL.TIF") {
+                continue;
+            }
+            let tmp = f.with_extension("strips.tif");
+            let status = Command::new("gdal_translate")
+                .args(["-q", "-co", "COMPRESS=DEFLATE"])
+                .arg(&f)
+                .arg(&tmp)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::fs::rename(&tmp, &f).unwrap();
+        }
+    }
+    let s3 = super::stores::S3Server::start();
+    s3.s3py(&["mkbucket", "web"]);
+    s3.s3py(&["upload-public", "web", "a", archive.to_str().unwrap()]);
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    let items = landsat_items(&archive, &format!("{}/web/a", proxy.endpoint));
+    let doc = d.path().join("items.json");
+    std::fs::write(
+        &doc,
+        json!({"type": "FeatureCollection", "features": items}).to_string(),
+    )
+    .unwrap();
+    // No credentials, nor any store setting: the URLs are all it takes.
+    let web = ctx();
+    run_statements(
+        &web,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            doc.display()
+        ),
+    )
+    .await;
+    let got = sorted_rows(&web, TREND).await;
+    let folder = ctx_folder(&archive).await;
+    let want = sorted_rows(&folder, TREND).await;
+    assert!(want.len() > 500, "{} rows", want.len());
+    assert_eq!(got, want);
+    let log = proxy.log();
+    let ranged = |suffix: &str| {
+        log.iter()
+            .filter(|l| l.method == "GET" && l.range.is_some() && l.path.ends_with(suffix))
+            .count()
+    };
+    assert!(
+        ranged("_SR_B4.TIF") > 0 && ranged("_SR_B5.TIF") > 0,
+        "{log:#?}"
+    );
+    assert!(
+        ranged("_QA_PIXEL.TIF") > 0,
+        "GDAL read no QA file: {log:#?}"
+    );
+    assert!(log.iter().all(|l| l.status < 400), "{log:#?}");
+}
+
 /// A `rustac serve` STAC API on a free loopback port, killed when dropped.
 struct StacApi {
     child: Child,
@@ -189,7 +259,7 @@ impl StacApi {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stac_api_search_over_three_pages_gives_the_folder_trends() {
     let (s3, d) = archive_in_s3("stacapi", 48, 7);
-    let items = landsat_items(&d.path().join("archive"), "stacapi");
+    let items = landsat_items(&d.path().join("archive"), "s3://stacapi/a");
     let collection = json!({
         "type": "Collection", "stac_version": "1.0.0", "id": "landsat-c2l2-sr",
         "description": "generated", "license": "PDDL-1.0", "links": [],
@@ -258,7 +328,7 @@ async fn ctx_folder(archive: &Path) -> datafusion::prelude::SessionContext {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_scale_gives_physical_values_from_the_items_scale_and_offset() {
     let (s3, d) = archive_in_s3("stacscale", 32, 3);
-    let items = landsat_items(&d.path().join("archive"), "stacscale");
+    let items = landsat_items(&d.path().join("archive"), "s3://stacscale/a");
     let doc = d.path().join("items.json");
     std::fs::write(
         &doc,
