@@ -216,6 +216,189 @@ async fn items_with_http_hrefs_give_the_folder_trends() {
     assert!(log.iter().all(|l| l.status < 400), "{log:#?}");
 }
 
+/// Earth Search `sentinel-2-c1-l2a`-shaped items (STAC 1.1 `bands[]` with
+/// `raster:scale` / `raster:offset`, per-asset `proj:shape` and
+/// `proj:transform` with the item's `proj:code`, a 20 m SCL beside 10 m
+/// bands, `earthsearch:boa_offset_applied`), their COGs in the tests' S3
+/// server: the series equal the values written (red and nir as stored, SCL
+/// by nearest neighbour onto the 10 m grid), the same as the Sentinel-2
+/// folder layout's, and creating the table reads one header per asset key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn earth_search_sentinel2_items_give_the_values_written_and_the_folder_series() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("s2");
+    let (x0, y0, epsg) = (499_980.0, 5_600_040.0, 32633);
+    let (w, h) = (40, 24);
+    // Three dates; the second scene's footprint 20 m east of the others.
+    let dates = ["20230605", "20230615", "20230625"];
+    let red = |k: usize, r: usize, c: usize| (1000 + 100 * k + 7 * r + 3 * c) as u16;
+    let nir = |k: usize, r: usize, c: usize| (3000 + 50 * k + 5 * r + 11 * c) as u16;
+    // SCL per 20 m pixel: vegetation (4), cloud (9) or cloud shadow (3).
+    let scl = |k: usize, r: usize, c: usize| [4u16, 4, 9, 3][(k + r + 2 * c) % 4];
+    let shift = |k: usize| if k == 1 { 20.0 } else { 0.0 };
+    let mut items = Vec::new();
+    for (k, date) in dates.iter().enumerate() {
+        let folder = root.join(format!("S2A_33UWP_{date}_0_L2A"));
+        let origin = (x0 + shift(k), y0);
+        let grid = |f: &dyn Fn(usize, usize) -> u16, w: usize, h: usize| -> Vec<u16> {
+            (0..h)
+                .flat_map(|r| (0..w).map(move |c| (r, c)))
+                .map(|(r, c)| f(r, c))
+                .collect()
+        };
+        let write = |name: &str, px: f64, size: (usize, usize), data: Vec<u16>| {
+            sceneql::sample::write_geotiff(
+                &folder.join(name),
+                epsg,
+                origin,
+                px,
+                size,
+                data,
+                Some(0.0),
+                16,
+            )
+            .unwrap();
+        };
+        write("B04.tif", 10.0, (w, h), grid(&|r, c| red(k, r, c), w, h));
+        write("B08.tif", 10.0, (w, h), grid(&|r, c| nir(k, r, c), w, h));
+        write(
+            "SCL.tif",
+            20.0,
+            (w / 2, h / 2),
+            grid(&|r, c| scl(k, r, c), w / 2, h / 2),
+        );
+        let id = format!("S2A_T33UWP_{date}T100031_L2A");
+        let href = |f: &str| format!("s3://sentinel/a/S2A_33UWP_{date}_0_L2A/{f}");
+        let grid_of = |px: f64, (w, h): (usize, usize)| json!({"proj:shape": [h, w], "proj:transform": [px, 0.0, origin.0, 0.0, -px, origin.1, 0.0, 0.0, 1.0]});
+        let reflectance = |f: &str, name: &str, common: &str| {
+            let mut a = json!({
+                "href": href(f),
+                "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                "gsd": 10,
+                "bands": [{"name": name, "eo:common_name": common, "nodata": 0, "data_type": "uint16",
+                           "raster:spatial_resolution": 10, "raster:scale": 0.0001, "raster:offset": -0.1}],
+                "roles": ["data", "reflectance"],
+            });
+            a.as_object_mut()
+                .unwrap()
+                .extend(grid_of(10.0, (w, h)).as_object().unwrap().clone());
+            a
+        };
+        let mut scl_asset = json!({
+            "href": href("SCL.tif"),
+            "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "bands": [{"name": "SCL", "nodata": 0, "data_type": "uint16", "raster:spatial_resolution": 20}],
+            "roles": ["data"],
+        });
+        scl_asset
+            .as_object_mut()
+            .unwrap()
+            .extend(grid_of(20.0, (w / 2, h / 2)).as_object().unwrap().clone());
+        items.push(json!({
+            "type": "Feature",
+            "stac_version": "1.1.0",
+            "stac_extensions": [
+                "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+                "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
+                "https://stac-extensions.github.io/raster/v2.0.0/schema.json"
+            ],
+            "id": id,
+            "collection": "sentinel-2-c1-l2a",
+            "bbox": [15.0, 50.5, 15.1, 50.6],
+            "geometry": {"type": "Polygon", "coordinates": [[[15.0, 50.5], [15.1, 50.5], [15.1, 50.6], [15.0, 50.6], [15.0, 50.5]]]},
+            "properties": {
+                "datetime": format!("{}-{}-{}T10:10:17.024000Z", &date[..4], &date[4..6], &date[6..]),
+                "platform": "sentinel-2a",
+                "constellation": "sentinel-2",
+                "instruments": ["msi"],
+                "eo:cloud_cover": 3.2,
+                "proj:code": format!("EPSG:{epsg}"),
+                "mgrs:utm_zone": 33, "mgrs:latitude_band": "U", "mgrs:grid_square": "WP",
+                "earthsearch:boa_offset_applied": true,
+            },
+            "links": [],
+            "assets": {
+                "red": reflectance("B04.tif", "B04", "red"),
+                "nir": reflectance("B08.tif", "B08", "nir"),
+                "scl": scl_asset,
+                "visual": {"href": href("TCI.tif"), "type": "image/tiff; application=geotiff; profile=cloud-optimized", "roles": ["visual"]},
+                "thumbnail": {"href": href("thumbnail.jpg"), "type": "image/jpeg", "roles": ["thumbnail"]},
+            },
+        }));
+    }
+    let s3 = super::stores::S3Server::start();
+    s3.s3py(&["mkbucket", "sentinel"]);
+    s3.s3py(&["upload", "sentinel", "a", root.to_str().unwrap()]);
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    let doc = d.path().join("items.json");
+    std::fs::write(
+        &doc,
+        json!({"type": "FeatureCollection", "features": items}).to_string(),
+    )
+    .unwrap();
+    let stac = ctx();
+    run_statements(
+        &stac,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}' {}",
+            doc.display(),
+            options_for(&proxy.endpoint)
+        ),
+    )
+    .await;
+    let (headers, others) = reads(&proxy.log());
+    // The items give every grid: one file per asset key is opened (for
+    // its sample type and tiling), whatever the number of items.
+    assert_eq!(headers.len(), 3, "{headers:#?}");
+    assert!(others.is_empty(), "{others:#?}");
+    // (Dates only: the folder layout's times are its names' dates.)
+    let series = "SELECT CAST(CAST(time AS DATE) AS VARCHAR) AS day, row, col, red, nir, qa FROM obs ORDER BY day, row, col";
+    let got = query(&stac, series).await;
+    // The grid: the union of the footprints (the shifted scene reaches 2
+    // columns further east), 10 m.
+    let rows: usize = got.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(
+        rows,
+        3 * w * h,
+        "one row per pixel of each scene's footprint"
+    );
+    for b in &got {
+        let days = strings(b.column(0));
+        for i in 0..b.num_rows() {
+            let k = (0..3).find(|&k| days[i].ends_with(&dates[k][6..])).unwrap();
+            let (r, c) = (
+                b.column(1)
+                    .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                    .value(i) as usize,
+                b.column(2)
+                    .as_primitive::<datafusion::arrow::datatypes::Int32Type>()
+                    .value(i) as usize,
+            );
+            // Grid column -> the scene's own column.
+            let c = c - if k == 1 { 2 } else { 0 };
+            let v = |j: usize| b.column(j).as_primitive::<UInt16Type>().value(i);
+            assert_eq!(v(3), red(k, r, c), "red, scene {k} ({r}, {c})");
+            assert_eq!(v(4), nir(k, r, c), "nir, scene {k} ({r}, {c})");
+            assert_eq!(v(5), scl(k, r / 2, c / 2), "qa (SCL), scene {k} ({r}, {c})");
+        }
+    }
+    let sensors = query(&stac, "SELECT DISTINCT CAST(sensor AS VARCHAR) FROM obs").await;
+    assert_eq!(strings(sensors[0].column(0)), vec!["S2A"]);
+    let folder = ctx();
+    run_statements(
+        &folder,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
+            root.display()
+        ),
+    )
+    .await;
+    assert_eq!(
+        sorted_rows(&stac, series).await,
+        sorted_rows(&folder, series).await
+    );
+}
+
 /// A `rustac serve` STAC API on a free loopback port, killed when dropped.
 struct StacApi {
     child: Child,
