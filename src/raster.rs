@@ -180,9 +180,27 @@ pub(crate) fn last_gdal_error() -> String {
 }
 
 pub fn open(path: &str) -> Result<Dataset> {
-    Dataset::open(vsi::gdal_name(path)).map_err(|e| SceneError::Unreadable {
-        path: path.to_string(),
-        message: e.to_string(),
+    Dataset::open(vsi::gdal_name(path)).map_err(|e| {
+        let message = e.to_string();
+        // A store that did not answer (or refused) is not a bad file.
+        if crate::store::is_remote(path) && message.contains("HTTP") {
+            return SceneError::Object {
+                object: path.to_string(),
+                problem: "could not be read by GDAL".into(),
+                hint: "check the store's settings (endpoint, credentials: the environment or the table's OPTIONS) and the network".into(),
+                detail: crate::store::first_line(
+                    message
+                        .split("Error msg: ")
+                        .last()
+                        .unwrap_or_default()
+                        .trim_matches(['\'', ' ']),
+                ),
+            };
+        }
+        SceneError::Unreadable {
+            path: path.to_string(),
+            message,
+        }
     })
 }
 

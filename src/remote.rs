@@ -26,7 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::cog::{self, HeaderError, TiffHeader};
 use crate::error::{Result, SceneError};
-use crate::store::{ObjectUrl, RETRY_TIMEOUT};
+use crate::store::{ObjectUrl, RETRY_TIMEOUT, first_line};
 
 /// The bytes a header read asks for first: COG headers of Landsat- and
 /// Sentinel-2-sized files fit.
@@ -646,19 +646,6 @@ pub fn object_error(object: &str, e: object_store::Error) -> SceneError {
         hint: hint.into(),
         detail: first_line(&text),
     }
-}
-
-/// The first line of a store error, without the server's XML body and
-/// without URL query strings (which may hold a signature or SAS token).
-fn first_line(message: &str) -> String {
-    let m = message.split('\n').next().unwrap_or_default();
-    let m = match m.find("<?xml") {
-        Some(i) => m[..i].trim_end_matches([':', ' ']),
-        None => m,
-    };
-    static QUERY: LazyLock<regex::Regex> =
-        LazyLock::new(|| regex::Regex::new(r"\?[^\s]*").expect("a valid pattern"));
-    QUERY.replace_all(m, "?...").into_owned()
 }
 
 #[cfg(test)]

@@ -175,13 +175,30 @@ impl ObjectUrl {
         }
     }
 
-    /// GDAL's prefix for this object's bucket (`/vsis3/bucket`), to which
-    /// path-specific options apply; None for local files and HTTP.
-    pub fn gdal_prefix(&self) -> Option<String> {
+    /// The URL of the folder holding this object (`s3://bucket/a/b/`);
+    /// None for local files and HTTP.
+    pub fn folder(&self) -> Option<String> {
+        self.in_store()?;
+        let key = self.path.as_ref();
+        let parent = key.rsplit_once('/').map_or("", |(p, _)| p);
+        Some(match parent {
+            "" => format!("{}/", self.root),
+            p => format!("{}/{p}/", self.root),
+        })
+    }
+
+    /// GDAL's name of the folder holding this object (`/vsis3/bucket/a/b/`),
+    /// to which path-specific options apply; None for local files and HTTP.
+    pub fn gdal_folder(&self) -> Option<String> {
+        self.in_store()?;
+        let path = self.gdal_path();
+        path.rsplit_once('/').map(|(p, _)| format!("{p}/"))
+    }
+
+    /// Some for objects in a bucket or container (not local files or HTTP).
+    fn in_store(&self) -> Option<()> {
         match self.scheme {
-            Scheme::S3 => Some(format!("/vsis3/{}", self.bucket)),
-            Scheme::Gcs => Some(format!("/vsigs/{}", self.bucket)),
-            Scheme::Azure => Some(format!("/vsiaz/{}", self.bucket)),
+            Scheme::S3 | Scheme::Gcs | Scheme::Azure => Some(()),
             Scheme::File | Scheme::Http => None,
         }
     }
@@ -309,13 +326,7 @@ impl StoreConfig {
         for (k, v) in self.entries("aws") {
             let key = match k {
                 "requester_pays" => AmazonS3ConfigKey::RequestPayer,
-                _ => format!("aws_{k}")
-                    .parse()
-                    .map_err(|e| SceneError::BadOption {
-                        key: format!("aws.{k}"),
-                        value: "<hidden>".into(),
-                        reason: format!("{e}"),
-                    })?,
+                _ => option_key("aws", k, &format!("aws_{k}"))?,
             };
             b = b.with_config(key, v);
         }
@@ -332,8 +343,43 @@ impl StoreConfig {
         Ok(b)
     }
 
-    /// GDAL configuration options for `url`'s bucket (applied as
-    /// path-specific options to [`ObjectUrl::gdal_prefix`]).
+    /// The Google Cloud Storage settings in effect for this config: the
+    /// environment's, overridden by OPTIONS.
+    fn gcs_builder(&self, bucket: &str) -> Result<GoogleCloudStorageBuilder> {
+        let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+        for (k, v) in self.entries("gcp") {
+            b = b.with_config(option_key("gcp", k, &format!("google_{k}"))?, v);
+        }
+        if b.get_config_value(&GoogleConfigKey::BaseUrl)
+            .is_some_and(|u| u.starts_with("http://"))
+        {
+            b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+        }
+        Ok(b)
+    }
+
+    /// The Azure settings in effect for this config and `url`'s container:
+    /// the environment's, overridden by OPTIONS.
+    fn azure_builder(&self, url: &ObjectUrl) -> Result<MicrosoftAzureBuilder> {
+        let mut b = MicrosoftAzureBuilder::from_env().with_url(url.root.clone());
+        if !url.root.contains('@') {
+            b = b.with_container_name(&url.bucket);
+        }
+        for (k, v) in self.entries("azure") {
+            let key = option_key("azure", k, &format!("azure_{k}"))
+                .or_else(|_| option_key("azure", k, &format!("azure_storage_{k}")))?;
+            b = b.with_config(key, v);
+        }
+        if b.get_config_value(&AzureConfigKey::Endpoint)
+            .is_some_and(|u| u.starts_with("http://"))
+        {
+            b = b.with_config(AzureConfigKey::Client(ClientConfigKey::AllowHttp), "true");
+        }
+        Ok(b)
+    }
+
+    /// GDAL configuration options for `url`'s objects (applied as
+    /// path-specific options, [`gdal_setup`]).
     pub fn gdal_options(&self, url: &ObjectUrl) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = Vec::new();
         let mut put = |k: &str, v: String| out.push((k.to_string(), v));
@@ -377,27 +423,72 @@ impl StoreConfig {
                 }
             }
             Scheme::Gcs => {
-                for (k, v) in self.entries("gcp") {
-                    match k {
-                        "service_account_path" | "application_credentials" => {
-                            put("GOOGLE_APPLICATION_CREDENTIALS", v.into())
-                        }
-                        "base_url" => put("CPL_GS_ENDPOINT", format!("{v}/")),
-                        "skip_signature" if v == "true" => put("GS_NO_SIGN_REQUEST", "YES".into()),
-                        _ => {}
-                    }
+                let Ok(b) = self.gcs_builder(&url.bucket) else {
+                    return Vec::new();
+                };
+                let get = |k: GoogleConfigKey| b.get_config_value(&k);
+                if let Some(v) = get(GoogleConfigKey::ServiceAccount) {
+                    put("GOOGLE_APPLICATION_CREDENTIALS", v);
+                } else if let Some(v) = get(GoogleConfigKey::ApplicationCredentials) {
+                    put("GOOGLE_APPLICATION_CREDENTIALS", v);
+                }
+                if let Some(v) = get(GoogleConfigKey::BaseUrl) {
+                    put("CPL_GS_ENDPOINT", format!("{}/", v.trim_end_matches('/')));
+                }
+                if get(GoogleConfigKey::SkipSignature).is_some_and(|v| v == "true") {
+                    put("GS_NO_SIGN_REQUEST", "YES".into());
                 }
             }
             Scheme::Azure => {
-                for (k, v) in self.entries("azure") {
-                    match k.trim_start_matches("storage_") {
-                        "account_name" => put("AZURE_STORAGE_ACCOUNT", v.into()),
-                        "account_key" | "access_key" => put("AZURE_STORAGE_ACCESS_KEY", v.into()),
-                        "sas_key" | "sas_token" => put("AZURE_STORAGE_SAS_TOKEN", v.into()),
-                        "skip_signature" if v == "true" => {
-                            put("AZURE_NO_SIGN_REQUEST", "YES".into())
+                let Ok(b) = self.azure_builder(url) else {
+                    return Vec::new();
+                };
+                let get = |k: AzureConfigKey| b.get_config_value(&k);
+                let account = get(AzureConfigKey::AccountName);
+                let key = get(AzureConfigKey::AccessKey);
+                let sas = get(AzureConfigKey::SasKey);
+                let emulator = get(AzureConfigKey::UseEmulator).is_some_and(|v| v == "true");
+                let endpoint = get(AzureConfigKey::Endpoint).or_else(|| {
+                    emulator.then(|| {
+                        format!(
+                            "http://127.0.0.1:10000/{}",
+                            account.as_deref().unwrap_or("devstoreaccount1")
+                        )
+                    })
+                });
+                if get(AzureConfigKey::SkipSignature).is_some_and(|v| v == "true") {
+                    put("AZURE_NO_SIGN_REQUEST", "YES".into());
+                }
+                match endpoint {
+                    // GDAL takes a custom endpoint (Azurite, a private
+                    // cloud) from a connection string only.
+                    Some(e) => {
+                        let protocol = e.split("://").next().unwrap_or("https");
+                        let mut c = format!("DefaultEndpointsProtocol={protocol};");
+                        if let Some(a) = &account {
+                            c.push_str(&format!("AccountName={a};"));
                         }
-                        _ => {}
+                        match (&key, &sas) {
+                            (Some(k), _) => c.push_str(&format!("AccountKey={k};")),
+                            (None, Some(s)) => c.push_str(&format!(
+                                "SharedAccessSignature={};",
+                                s.trim_start_matches('?')
+                            )),
+                            (None, None) => {}
+                        }
+                        c.push_str(&format!("BlobEndpoint={};", e.trim_end_matches('/')));
+                        put("AZURE_STORAGE_CONNECTION_STRING", c);
+                    }
+                    None => {
+                        if let Some(a) = account {
+                            put("AZURE_STORAGE_ACCOUNT", a);
+                        }
+                        if let Some(k) = key {
+                            put("AZURE_STORAGE_ACCESS_KEY", k);
+                        }
+                        if let Some(s) = sas {
+                            put("AZURE_STORAGE_SAS_TOKEN", s);
+                        }
                     }
                 }
             }
@@ -405,6 +496,18 @@ impl StoreConfig {
         }
         out
     }
+}
+
+/// object_store's key `name` for the OPTIONS key `{prefix}.{key}`.
+fn option_key<K: std::str::FromStr>(prefix: &str, key: &str, name: &str) -> Result<K>
+where
+    K::Err: fmt::Display,
+{
+    name.parse().map_err(|e: K::Err| SceneError::BadOption {
+        key: format!("{prefix}.{key}"),
+        value: "<hidden>".into(),
+        reason: e.to_string(),
+    })
 }
 
 /// How long a request is retried (5xx, 429 / SlowDown, dropped
@@ -436,21 +539,59 @@ static STORES: LazyLock<Mutex<HashMap<StoreKey, Arc<dyn ObjectStore>>>> =
 static CONFIGS: LazyLock<Mutex<HashMap<String, StoreConfig>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// The configuration of the table whose files GDAL reads, by the folder
+/// holding them ([`use_for_gdal`]).
+static FOLDER_CONFIGS: LazyLock<Mutex<HashMap<String, Arc<StoreConfig>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
 /// The GDAL prefixes configured so far, with the configuration applied.
 static GDAL_APPLIED: LazyLock<Mutex<HashMap<String, u64>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
-/// The GDAL options to apply to `url`'s bucket prefix before GDAL opens
-/// it, if they have not been applied yet (or changed since): the
-/// configuration last used with its root, else the environment's.
+/// GDAL reads of the object at `path` (a URL; local paths are ignored)
+/// use `config`, the settings of the table reading it.
+///
+/// GDAL takes settings per path prefix, and a bucket may hold the archives
+/// of two tables with different settings (credentials per prefix, or one
+/// table through a proxy): settings are kept, and given to GDAL, per
+/// folder of the objects it reads, not per bucket.
+pub fn use_for_gdal(path: &str, config: &StoreConfig) {
+    if !is_remote(path) {
+        return;
+    }
+    let Ok(url) = ObjectUrl::parse(path) else {
+        return;
+    };
+    let Some(folder) = url.folder() else {
+        return;
+    };
+    let mut folders = FOLDER_CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    if folders.get(&folder).is_none_or(|c| **c != *config) {
+        folders.insert(folder, Arc::new(config.clone()));
+    }
+}
+
+/// The GDAL options to apply, as path-specific options, to the folder of
+/// `url` before GDAL opens it, if they have not been applied yet (or have
+/// changed since): the settings of the table reading it
+/// ([`use_for_gdal`]), else those last used with its root, else the
+/// environment's.
 pub fn gdal_setup(url: &ObjectUrl) -> Option<(String, Vec<(String, String)>)> {
-    let prefix = url.gdal_prefix()?;
-    let config = CONFIGS
+    let folder = url.folder()?;
+    let prefix = url.gdal_folder()?;
+    let config = match FOLDER_CONFIGS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(&url.root)
-        .cloned()
-        .unwrap_or_default();
+        .get(&folder)
+    {
+        Some(c) => StoreConfig::clone(c),
+        None => CONFIGS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&url.root)
+            .cloned()
+            .unwrap_or_default(),
+    };
     let fingerprint = config.fingerprint();
     let mut applied = GDAL_APPLIED.lock().unwrap_or_else(|e| e.into_inner());
     if applied.get(&prefix) == Some(&fingerprint) {
@@ -507,48 +648,22 @@ fn build(url: &ObjectUrl, config: &StoreConfig) -> Result<Arc<dyn ObjectStore>> 
                 .build()
                 .map_err(err)?,
         ),
-        Scheme::Gcs => {
-            let mut b = GoogleCloudStorageBuilder::from_env().with_bucket_name(&url.bucket);
-            for (k, v) in config.entries("gcp") {
-                let key: GoogleConfigKey = format!("google_{k}").parse().map_err(err)?;
-                b = b.with_config(key, v);
-            }
-            if b.get_config_value(&GoogleConfigKey::BaseUrl)
-                .is_some_and(|u| u.starts_with("http://"))
-            {
-                b = b.with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), "true");
-            }
-            Arc::new(
-                b.with_config(GoogleConfigKey::Client(connect), CONNECT_TIMEOUT)
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(err)?,
-            )
-        }
-        Scheme::Azure => {
-            let mut b = MicrosoftAzureBuilder::from_env().with_url(url.root.clone());
-            if !url.root.contains('@') {
-                b = b.with_container_name(&url.bucket);
-            }
-            for (k, v) in config.entries("azure") {
-                let key: AzureConfigKey = format!("azure_{k}")
-                    .parse()
-                    .or_else(|_| format!("azure_storage_{k}").parse())
-                    .map_err(err)?;
-                b = b.with_config(key, v);
-            }
-            if b.get_config_value(&AzureConfigKey::Endpoint)
-                .is_some_and(|u| u.starts_with("http://"))
-            {
-                b = b.with_config(AzureConfigKey::Client(ClientConfigKey::AllowHttp), "true");
-            }
-            Arc::new(
-                b.with_config(AzureConfigKey::Client(connect), CONNECT_TIMEOUT)
-                    .with_retry(retry_config())
-                    .build()
-                    .map_err(err)?,
-            )
-        }
+        Scheme::Gcs => Arc::new(
+            config
+                .gcs_builder(&url.bucket)?
+                .with_config(GoogleConfigKey::Client(connect), CONNECT_TIMEOUT)
+                .with_retry(retry_config())
+                .build()
+                .map_err(err)?,
+        ),
+        Scheme::Azure => Arc::new(
+            config
+                .azure_builder(url)?
+                .with_config(AzureConfigKey::Client(connect), CONNECT_TIMEOUT)
+                .with_retry(retry_config())
+                .build()
+                .map_err(err)?,
+        ),
         Scheme::Http => Arc::new(
             HttpBuilder::new()
                 .with_url(url.root.clone())
@@ -563,6 +678,19 @@ fn build(url: &ObjectUrl, config: &StoreConfig) -> Result<Arc<dyn ObjectStore>> 
                 .map_err(err)?,
         ),
     })
+}
+
+/// The first line of a store error, without the server's XML body and
+/// without URL query strings (which may hold a signature or SAS token).
+pub fn first_line(message: &str) -> String {
+    let m = message.split('\n').next().unwrap_or_default();
+    let m = match m.find("<?xml") {
+        Some(i) => m[..i].trim_end_matches([':', ' ']),
+        None => m,
+    };
+    static QUERY: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"\?[^\s]*").expect("a valid pattern"));
+    QUERY.replace_all(m, "?...").into_owned()
 }
 
 #[cfg(test)]

@@ -189,6 +189,14 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
             hint,
         });
     }
+    // GDAL reads of these files use this table's settings.
+    for path in matched
+        .iter()
+        .map(|(f, _)| &f.path)
+        .chain(metadata.values())
+    {
+        store::use_for_gdal(path, &opts.store);
+    }
     // Tiled GeoTIFFs in object stores: described from their headers, read
     // concurrently (one ranged GET each); the rest by GDAL.
     let described = describe_files(matched.iter().map(|(f, _)| f), &opts.store).await?;
@@ -257,6 +265,10 @@ pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Sc
                 });
             }
         }
+    }
+    // GDAL reads of the assets use this table's settings.
+    for asset in items.iter().flat_map(|i| i.assets.values()) {
+        store::use_for_gdal(&asset.href, &opts.store);
     }
     let mut infos = describe_files(&files, &opts.store).await?;
     let rest: Vec<String> = files

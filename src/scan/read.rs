@@ -363,6 +363,10 @@ pub fn read_block(
                 continue;
             };
             let _decode = tracing::info_span!("decode", scene = %scene.id, band = %name).entered();
+            // GDAL reads of the band (it may fall back to GDAL) use the
+            // table's settings (on a cluster's executors: the settings it
+            // was sent, over the executor's environment).
+            store::use_for_gdal(&band.path, &archive.options.store);
             // Tiles fetched from an object store: decoded here, no GDAL.
             if let (Some(tiles), Placement::Aligned { row_off, col_off }) =
                 (fetched, &placement.bands[name])

@@ -277,3 +277,26 @@ pub fn python() -> PathBuf {
     );
     py
 }
+
+/// Rewrite the files of a generated archive whose names end in `suffix`
+/// as stripped GeoTIFFs (gdal_translate's default layout), in place: GDAL
+/// reads those, sceneql decodes only tiled files itself.
+pub fn strip_files(archive: &Path, suffix: &str) {
+    for scene in std::fs::read_dir(archive).unwrap() {
+        for f in std::fs::read_dir(scene.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            if !f.to_string_lossy().ends_with(suffix) {
+                continue;
+            }
+            let tmp = f.with_extension("strips.tif");
+            let status = Command::new("gdal_translate")
+                .args(["-q", "-co", "COMPRESS=DEFLATE"])
+                .arg(&f)
+                .arg(&tmp)
+                .status()
+                .unwrap();
+            assert!(status.success(), "gdal_translate {}", f.display());
+            std::fs::rename(&tmp, &f).unwrap();
+        }
+    }
+}

@@ -156,23 +156,7 @@ async fn items_with_http_hrefs_give_the_folder_trends() {
     gen_sample(d.path(), "archive", 48, 5, 16, Some(11));
     let archive = d.path().join("archive");
     // The QA files stripped: GDAL reads them.
-    for scene in std::fs::read_dir(&archive).unwrap() {
-        for f in std::fs::read_dir(scene.unwrap().path()).unwrap() {
-            let f = f.unwrap().path();
-            if !f.to_string_lossy().ends_with("_QA_PIXEL.TIF") {
-                continue;
-            }
-            let tmp = f.with_extension("strips.tif");
-            let status = Command::new("gdal_translate")
-                .args(["-q", "-co", "COMPRESS=DEFLATE"])
-                .arg(&f)
-                .arg(&tmp)
-                .status()
-                .unwrap();
-            assert!(status.success());
-            std::fs::rename(&tmp, &f).unwrap();
-        }
-    }
+    strip_files(&archive, "_QA_PIXEL.TIF");
     let s3 = super::stores::S3Server::start();
     s3.s3py(&["mkbucket", "web"]);
     s3.s3py(&["upload-public", "web", "a", archive.to_str().unwrap()]);
@@ -364,8 +348,8 @@ async fn earth_search_sentinel2_items_give_the_values_written_and_the_folder_ser
     );
     for b in &got {
         let days = strings(b.column(0));
-        for i in 0..b.num_rows() {
-            let k = (0..3).find(|&k| days[i].ends_with(&dates[k][6..])).unwrap();
+        for (i, day) in days.iter().enumerate() {
+            let k = (0..3).find(|&k| day.ends_with(&dates[k][6..])).unwrap();
             let (r, c) = (
                 b.column(1)
                     .as_primitive::<datafusion::arrow::datatypes::Int32Type>()

@@ -690,22 +690,8 @@ async fn failed_gdal_reads_never_become_rows() {
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "tiled", 48, 4, 16, Some(9));
     // The same scenes stripped (GDAL reads them; sceneql decodes only tiles).
-    let (tiled, stripped) = (d.path().join("tiled"), d.path().join("stripped"));
-    for scene in std::fs::read_dir(&tiled).unwrap() {
-        let scene = scene.unwrap().path();
-        let out = stripped.join(scene.file_name().unwrap());
-        std::fs::create_dir_all(&out).unwrap();
-        for f in std::fs::read_dir(&scene).unwrap() {
-            let f = f.unwrap().path();
-            let status = Command::new("gdal_translate")
-                .args(["-q", "-co", "COMPRESS=DEFLATE"])
-                .arg(&f)
-                .arg(out.join(f.file_name().unwrap()))
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-    }
+    let stripped = d.path().join("tiled");
+    strip_files(&stripped, ".TIF");
     let s3 = S3Server::start();
     s3.s3py(&["mkbucket", "strips"]);
     s3.s3py(&["upload", "strips", "a", stripped.to_str().unwrap()]);
@@ -756,4 +742,76 @@ async fn failed_gdal_reads_never_become_rows() {
         proxy.log().iter().any(|l| l.fault.is_some()),
         "no fault was injected"
     );
+}
+
+/// Two tables on one bucket, each with its own settings (here each its own
+/// endpoint, a counting proxy, in front of the same server; in practice
+/// credentials per prefix), their files read by GDAL (stripped), both in
+/// one query: each table's reads go through its own settings, and the rows
+/// equal the local folders'.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tables_on_one_bucket_keep_their_own_settings_for_gdal_reads() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, seed) in [("a", 3), ("b", 4)] {
+        gen_sample(d.path(), name, 40, 4, 16, Some(seed));
+        strip_files(&d.path().join(name), ".TIF");
+    }
+    let s3 = S3Server::start();
+    s3.s3py(&["mkbucket", "shared"]);
+    for name in ["a", "b"] {
+        let dir = d.path().join(name);
+        s3.s3py(&["upload", "shared", name, dir.to_str().unwrap()]);
+    }
+    let proxies = [
+        super::proxy::Proxy::start(&s3.endpoint),
+        super::proxy::Proxy::start(&s3.endpoint),
+    ];
+    let ctx = ctx();
+    for (name, proxy) in ["a", "b"].iter().zip(&proxies) {
+        run_statements(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE {name} STORED AS SCENES LOCATION 's3://shared/{name}/' {}",
+                options_for(&proxy.endpoint)
+            ),
+        )
+        .await;
+    }
+    for p in &proxies {
+        p.clear();
+    }
+    // Both tables in one query: their reads interleave.
+    let both = "SELECT 'a', pixel, time, red, nir, qa FROM a UNION ALL SELECT 'b', pixel, time, red, nir, qa FROM b";
+    let want = {
+        let local = super::common::ctx();
+        for name in ["a", "b"] {
+            run_statements(
+                &local,
+                &format!(
+                    "CREATE EXTERNAL TABLE {name} STORED AS SCENES LOCATION '{}/'",
+                    d.path().join(name).display()
+                ),
+            )
+            .await;
+        }
+        sorted_rows(&local, both).await
+    };
+    assert!(want.len() > 200, "{} rows", want.len());
+    assert_eq!(sorted_rows(&ctx, both).await, want);
+    for (k, name) in ["a", "b"].iter().enumerate() {
+        let log = proxies[k].log();
+        assert!(
+            log.iter()
+                .any(|l| l.path.starts_with(&format!("/shared/{name}/"))),
+            "table {name}'s reads did not go through its endpoint"
+        );
+        let strays: Vec<_> = log
+            .iter()
+            .filter(|l| !l.path.starts_with(&format!("/shared/{name}/")))
+            .collect();
+        assert!(
+            strays.is_empty(),
+            "the other table read through table {name}'s endpoint: {strays:#?}"
+        );
+    }
 }
