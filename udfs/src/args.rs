@@ -8,7 +8,13 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::plan_err;
 use datafusion::error::{DataFusionError, Result};
 
-use crate::time;
+/// True for the types a time argument may have.
+pub fn is_time_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+    ) || t.is_numeric()
+}
 
 /// A short name for an argument type in error messages.
 pub(crate) fn type_list(arg_types: &[DataType]) -> String {
@@ -67,7 +73,7 @@ pub(crate) fn coerce_time(signature: &str, name: &str, t: &DataType) -> Result<D
         DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
     ) {
         Ok(t.clone())
-    } else if time::is_time_type(t) || t == &DataType::Null {
+    } else if is_time_type(t) || t == &DataType::Null {
         Ok(DataType::Float64)
     } else {
         Err(call_error(

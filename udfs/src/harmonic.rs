@@ -28,8 +28,8 @@ use datafusion::scalar::ScalarValue;
 
 use crate::agg_common::{self, f64_list_type, literal_value};
 use crate::args::{call_error, check_arity, coerce_number, coerce_time};
-use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::normal_equations::{Design, Ols, OlsModel, harmonic};
+use crate::sections::TIME_SERIES_AGGREGATES;
 use crate::time;
 
 const FIT_SIGNATURE: &str =

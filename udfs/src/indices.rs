@@ -26,7 +26,7 @@ use datafusion::logical_expr::{
 
 use crate::args::{check_arity, type_list};
 use crate::bits;
-use crate::docs::BAND_MATH;
+use crate::sections::BAND_MATH;
 
 /// Which index a [`IndexUdf`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -22,6 +22,7 @@ pub(crate) mod pairs;
 pub mod qa;
 pub mod register;
 pub mod scaling;
+pub mod sections;
 pub mod series;
 #[cfg(test)]
 pub(crate) mod test_support;

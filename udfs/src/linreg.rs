@@ -18,8 +18,8 @@ use datafusion::logical_expr::{AggregateUDF, Documentation};
 
 use crate::agg_common;
 use crate::args::{call_error, check_arity, coerce_number, coerce_time};
-use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::normal_equations::{Design, Ols, OlsModel};
+use crate::sections::TIME_SERIES_AGGREGATES;
 
 const SIGNATURE: &str = "linreg(y DOUBLE, x1 DOUBLE|TIMESTAMP|DATE [, x2, ...])";
 

@@ -45,8 +45,8 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, Documentation};
 
 use crate::agg_common;
-use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::pairs::{PairStatistic, Pairs};
+use crate::sections::TIME_SERIES_AGGREGATES;
 
 const SIGNATURE: &str = "mann_kendall(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
 

@@ -43,8 +43,8 @@ use datafusion::logical_expr::{
 
 use crate::args::{check_arity, type_list};
 use crate::bits;
-use crate::docs::QA_MASKS;
 use crate::indices::finish;
+use crate::sections::QA_MASKS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Qa {

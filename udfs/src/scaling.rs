@@ -27,8 +27,8 @@ use datafusion::logical_expr::{
 };
 
 use crate::args::{check_arity, type_list};
-use crate::docs::SCALING;
 use crate::indices::{coerce_numeric, f64_arg, finish, map_f64};
+use crate::sections::SCALING;
 use crate::time::epoch_instants;
 
 /// Landsat Collection 2 Level-2 surface reflectance scale.

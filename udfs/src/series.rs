@@ -38,7 +38,7 @@ use datafusion::logical_expr::{
 
 use crate::agg_common::{self, Aggregate};
 use crate::args::{coerce_exact_time, coerce_value_and_time};
-use crate::docs::TIME_SERIES_AGGREGATES;
+use crate::sections::TIME_SERIES_AGGREGATES;
 use crate::time::TimeNative;
 use crate::with_time_type;
 

@@ -27,8 +27,8 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{AggregateUDF, Documentation};
 
 use crate::agg_common::{self, median};
-use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::pairs::{PairStatistic, Pairs};
+use crate::sections::TIME_SERIES_AGGREGATES;
 
 const SIGNATURE: &str = "theil_sen(value DOUBLE, time TIMESTAMP|DATE|DOUBLE)";
 

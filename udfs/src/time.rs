@@ -31,19 +31,11 @@ use datafusion::logical_expr::{
 };
 
 use crate::args::{check_arity, type_list};
-use crate::docs::TIME;
 use crate::indices::finish;
+use crate::sections::TIME;
 
 /// Seconds in a 365.25-day year.
 pub const SECONDS_PER_YEAR: f64 = 365.25 * 86_400.0;
-
-/// True for the types a time argument may have.
-pub fn is_time_type(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
-    ) || t.is_numeric()
-}
 
 /// Years per raw unit of a TIMESTAMP / DATE type (e.g. 1 / (10⁹ · 365.25 ·
 /// 86400) for nanosecond timestamps); None for other types (numbers are

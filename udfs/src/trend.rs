@@ -44,8 +44,8 @@ use datafusion::logical_expr::{
 
 use crate::agg_common::{self, Aggregate};
 use crate::args::{coerce_exact_time, coerce_value_and_time};
-use crate::docs::TIME_SERIES_AGGREGATES;
 use crate::ols::{Fit, Moments};
+use crate::sections::TIME_SERIES_AGGREGATES;
 use crate::time::{TimeNative, years_scale};
 use crate::with_time_type;
 
