@@ -431,7 +431,7 @@ pub fn read_window(
 
 /// An error unless `dst_len` bytes hold the (non-empty) window `(x, y,
 /// cols, rows)` of `size`-byte samples written rows `dst_stride` samples
-/// apart, as [`read_window`] and [`crate::tiff::BandReader`] write it.
+/// apart, as [`read_window`] and [`crate::tiff::BandRead`] write it.
 pub(crate) fn check_destination(
     (_, _, cols, rows): (usize, usize, usize, usize),
     size: usize,

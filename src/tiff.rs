@@ -28,34 +28,103 @@ use crate::raster::{self, SampleType};
 use crate::remote::TileBytes;
 use crate::vsi::VsiFile;
 
-/// Reads windows of one band: of an open dataset, or of a file in an
-/// object store whose tiles were fetched beforehand ([`BandReader::fetched`]).
-pub struct BandReader<'a> {
-    ds: Option<&'a Dataset>,
-    /// The dataset GDAL opened for a fetched band it reads after all.
-    owned: Option<Dataset>,
-    path: String,
+/// Reads windows of one band of one file, in the file's pixels, as
+/// `sample` values: the scan's reader, with one implementation per place
+/// the bytes come from ([`GdalBand`]: a file GDAL opened, local or through
+/// its network file systems; [`FetchedBand`]: an object-store COG whose
+/// tiles were fetched beforehand). The tile carry wraps a reader
+/// ([`crate::scan`]'s block reads).
+pub trait BandRead {
+    /// Read the window `(x, y, cols, rows)` in file pixels into `dst`, rows
+    /// `dst_stride` samples apart, as [`raster::read_window`] does.
+    fn read_window(
+        &mut self,
+        window: (usize, usize, usize, usize),
+        sample: SampleType,
+        dst: &mut [u8],
+        dst_stride: usize,
+    ) -> Result<(), String>;
+
+    /// Keep the last `tiles` decoded tiles at hand (by default one), for a
+    /// caller that reads parts of the same tiles one after the other.
+    fn keep_decoded(&mut self, tiles: usize);
+}
+
+/// A band of a file GDAL opened: its tiles decoded here when the file is a
+/// tiled DEFLATE GeoTIFF (GDAL gives each tile's place, the bytes come
+/// through its virtual file layer), else read by GDAL's `RasterIO`.
+pub struct GdalBand<'a> {
+    ds: &'a Dataset,
     band: usize,
     tiles: Option<Tiles<'a>>,
 }
 
-impl<'a> BandReader<'a> {
+impl<'a> GdalBand<'a> {
     /// A reader of band `band` (1-based) of `ds` (opened from `path`) as
     /// `sample.read_as()` values.
     pub fn new(ds: &'a Dataset, band: usize, path: &str, sample: SampleType) -> Self {
-        BandReader {
-            ds: Some(ds),
-            owned: None,
-            path: path.to_string(),
+        GdalBand {
+            ds,
             band,
             tiles: Tiles::new(ds, band, path, sample),
         }
     }
 
-    /// A reader of band `band` (1-based) of the object at `path` (a URL),
-    /// decoded here from its parsed `header` and the compressed tiles in
-    /// `fetched`; None when [`decodes`] says it cannot be.
-    pub fn fetched(
+    /// True while the band's tiles are decoded here rather than by GDAL.
+    pub fn is_direct(&self) -> bool {
+        self.tiles.is_some()
+    }
+}
+
+impl BandRead for GdalBand<'_> {
+    fn read_window(
+        &mut self,
+        window: (usize, usize, usize, usize),
+        sample: SampleType,
+        dst: &mut [u8],
+        dst_stride: usize,
+    ) -> Result<(), String> {
+        let (_, _, cols, rows) = window;
+        if cols == 0 || rows == 0 {
+            return Ok(());
+        }
+        if let Some(tiles) = &mut self.tiles {
+            raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
+            let band = self.ds.rasterband(self.band).map_err(|e| e.to_string())?;
+            if tiles.read_window(Some(&band), window, dst, dst_stride) {
+                return Ok(());
+            }
+            // A tile this cannot decode: GDAL reads (or reports) it, and
+            // the rest of the band's reads too.
+            self.tiles = None;
+        }
+        raster::read_window(self.ds, self.band, window, sample, dst, dst_stride)
+    }
+
+    fn keep_decoded(&mut self, tiles: usize) {
+        if let Some(t) = &mut self.tiles {
+            t.keep = tiles;
+        }
+    }
+}
+
+/// A band of an object-store COG, decoded here from its parsed header and
+/// the compressed tiles fetched for the read; a tile that cannot be
+/// decoded sends this and the band's later reads to GDAL (which opens the
+/// object through its network file systems).
+pub struct FetchedBand<'a> {
+    path: String,
+    band: usize,
+    tiles: Option<Tiles<'a>>,
+    /// The dataset GDAL opened once reads went to it.
+    gdal: Option<Dataset>,
+}
+
+impl<'a> FetchedBand<'a> {
+    /// A reader of band `band` (1-based) of the object at `path` (a URL)
+    /// as `sample` values, from its parsed `header` and the tiles in
+    /// `fetched`; None when [`decodes`] says it cannot be decoded here.
+    pub fn new(
         header: Arc<TiffHeader>,
         fetched: &'a TileBytes,
         band: usize,
@@ -79,31 +148,17 @@ impl<'a> BandReader<'a> {
                 fetched,
             },
         );
-        Some(BandReader {
-            ds: None,
-            owned: None,
+        Some(FetchedBand {
             path: path.to_string(),
             band,
             tiles: Some(tiles),
+            gdal: None,
         })
     }
+}
 
-    /// Keep the last `tiles` decoded tiles at hand (by default one), for a
-    /// caller that reads parts of the same tiles one after the other.
-    pub fn keep_decoded(&mut self, tiles: usize) {
-        if let Some(t) = &mut self.tiles {
-            t.keep = tiles;
-        }
-    }
-
-    /// True while the band's tiles are decoded here rather than by GDAL.
-    pub fn is_direct(&self) -> bool {
-        self.tiles.is_some()
-    }
-
-    /// Read the window `(x, y, cols, rows)` in file pixels into `dst`, rows
-    /// `dst_stride` samples apart, as [`raster::read_window`] does.
-    pub fn read_window(
+impl BandRead for FetchedBand<'_> {
+    fn read_window(
         &mut self,
         window: (usize, usize, usize, usize),
         sample: SampleType,
@@ -116,28 +171,22 @@ impl<'a> BandReader<'a> {
         }
         if let Some(tiles) = &mut self.tiles {
             raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
-            let band = match self.ds {
-                Some(ds) => Some(ds.rasterband(self.band).map_err(|e| e.to_string())?),
-                None => None,
-            };
-            if tiles.read_window(band.as_ref(), window, dst, dst_stride) {
+            if tiles.read_window(None, window, dst, dst_stride) {
                 return Ok(());
             }
-            // A tile this cannot decode: GDAL reads (or reports) it, and
-            // the rest of the band's reads too.
             self.tiles = None;
         }
-        let ds = match self.ds {
-            Some(ds) => ds,
-            None => {
-                if self.owned.is_none() {
-                    self.owned =
-                        Some(raster::open_for_read(&self.path).map_err(|e| e.to_string())?);
-                }
-                self.owned.as_ref().ok_or("internal: no dataset")?
-            }
-        };
+        if self.gdal.is_none() {
+            self.gdal = Some(raster::open_for_read(&self.path).map_err(|e| e.to_string())?);
+        }
+        let ds = self.gdal.as_ref().ok_or("internal: no dataset")?;
         raster::read_window(ds, self.band, window, sample, dst, dst_stride)
+    }
+
+    fn keep_decoded(&mut self, tiles: usize) {
+        if let Some(t) = &mut self.tiles {
+            t.keep = tiles;
+        }
     }
 }
 
@@ -263,7 +312,7 @@ impl<'a> Tiles<'a> {
     }
 
     /// Read a non-empty window whose destination holds it (see
-    /// [`BandReader::read_window`]); false when one of its tiles cannot be
+    /// [`BandRead::read_window`]); false when one of its tiles cannot be
     /// decoded here (nothing is promised about `dst`). `band` is GDAL's
     /// band for a [`Source::Gdal`].
     fn read_window(
@@ -534,7 +583,7 @@ mod tests {
         (0, 0, W, H),
     ];
 
-    /// Read `WINDOWS` of every band of `path` through a [`BandReader`]
+    /// Read `WINDOWS` of every band of `path` through a [`GdalBand`]
     /// (rows 7 samples wider than the window) and compare with `expected`.
     fn check<T: GdalType + Copy + PartialEq + std::fmt::Debug>(
         path: &std::path::Path,
@@ -545,7 +594,7 @@ mod tests {
         let ds = Dataset::open(path).expect("open");
         let size = std::mem::size_of::<T>();
         for (b, want) in expected.iter().enumerate() {
-            let mut reader = BandReader::new(&ds, b + 1, path.to_str().unwrap(), sample);
+            let mut reader = GdalBand::new(&ds, b + 1, path.to_str().unwrap(), sample);
             reader.keep_decoded(2);
             assert_eq!(reader.is_direct(), direct, "{path:?} band {}", b + 1);
             for &(x, y, cols, rows) in &WINDOWS {
@@ -693,7 +742,7 @@ mod tests {
         bytes[offset + 2..offset + 40].fill(0xff);
         std::fs::write(&p, &bytes).unwrap();
         let ds = Dataset::open(&p).expect("open");
-        let mut reader = BandReader::new(&ds, 1, p.to_str().unwrap(), SampleType::U16);
+        let mut reader = GdalBand::new(&ds, 1, p.to_str().unwrap(), SampleType::U16);
         assert!(reader.is_direct());
         let mut dst = vec![0u8; W * H * 2];
         let err = reader

@@ -47,7 +47,7 @@ use crate::archive::Band;
 use crate::error::{Result, SceneError};
 use crate::grid::Window;
 use crate::raster::SampleType;
-use crate::tiff::BandReader;
+use crate::tiff::BandRead;
 
 /// The most a scan's carry holds.
 pub const CARRY_BYTES: usize = 64 << 20;
@@ -378,8 +378,8 @@ pub struct Bytes {
 }
 
 /// One file band's read into a block through the carry.
-struct CoverRead<'a, 'b> {
-    reader: &'a mut BandReader<'b>,
+struct CoverRead<'a> {
+    reader: &'a mut dyn BandRead,
     band: &'a Band,
     sample: SampleType,
     /// The file on the grid, and its tile size.
@@ -395,7 +395,7 @@ struct CoverRead<'a, 'b> {
     bytes: Bytes,
 }
 
-impl CoverRead<'_, '_> {
+impl CoverRead<'_> {
     /// The grid pixels of tile `t` (clipped to the file).
     fn tile_rect(&self, t: (usize, usize)) -> Window {
         let (tw, th) = self.tile;
@@ -495,16 +495,84 @@ impl CoverRead<'_, '_> {
     }
 }
 
-/// Read `cover` (grid pixels of `file`, the dataset placed on the grid,
-/// inside block `block` of `carry`, whose window is `window`) into `buf`
-/// (samples of `window`, row-major): parts kept for it are copied in, the
-/// tiles it owns decoded, the others awaited from their owners while these
-/// decode their own tiles of the file band, and decoded if no part came;
+/// Reads one file band's part of a block: `cover` (grid pixels of `file`,
+/// the band's pixels placed on the grid) into `buf` (samples of the
+/// block's grid `window`, row-major); returns the bytes decoded and copied.
+/// A band reader ([`BandRead`]) does it straight ([`Direct`]), or wrapped
+/// in the scan's tile carry ([`Carried`]).
+pub trait BlockRead {
+    fn read_cover(
+        &mut self,
+        band: &Band,
+        sample: SampleType,
+        file: Window,
+        cover: Window,
+        window: Window,
+        buf: &mut [u8],
+    ) -> Result<Bytes>;
+}
+
+/// A band reader reading a block's part straight, decoding every tile the
+/// part touches.
+pub struct Direct<'r>(pub &'r mut dyn BandRead);
+
+impl BlockRead for Direct<'_> {
+    fn read_cover(
+        &mut self,
+        band: &Band,
+        sample: SampleType,
+        file: Window,
+        cover: Window,
+        window: Window,
+        buf: &mut [u8],
+    ) -> Result<Bytes> {
+        read_rect(self.0, band, sample, file, cover, buf, window)?;
+        Ok(Bytes {
+            decoded: cover.rows * cover.cols * sample.bytes(),
+            carried: 0,
+        })
+    }
+}
+
+/// A band reader wrapped in the carry, reading for block `block`: parts
+/// kept for the block are copied in, the tiles it owns decoded, the others
+/// awaited from their owners while these decode their own tiles of the
+/// file band (unless the carry never waits), and decoded if no part came;
 /// of every tile decoded, the parts other blocks cover are kept for them.
-/// Returns the bytes decoded and carried.
+pub struct Carried<'r> {
+    pub reader: &'r mut dyn BandRead,
+    pub carry: &'r TileCarry,
+    pub block: usize,
+}
+
+impl BlockRead for Carried<'_> {
+    fn read_cover(
+        &mut self,
+        band: &Band,
+        sample: SampleType,
+        file: Window,
+        cover: Window,
+        window: Window,
+        buf: &mut [u8],
+    ) -> Result<Bytes> {
+        read_cover(
+            self.reader,
+            band,
+            sample,
+            file,
+            cover,
+            window,
+            buf,
+            self.carry,
+            self.block,
+        )
+    }
+}
+
+/// [`Carried::read_cover`].
 #[allow(clippy::too_many_arguments)]
-pub fn read_cover(
-    reader: &mut BandReader,
+fn read_cover(
+    reader: &mut dyn BandRead,
     band: &Band,
     sample: SampleType,
     file: Window,
@@ -599,7 +667,7 @@ fn copy_rect(src: &[u8], from: Window, rect: Window, dst: &mut [u8], to: Window,
 /// Read grid pixels `rect` of `file` (the dataset placed on the grid) into
 /// `dst`, the samples (row-major) of grid window `to`, which holds `rect`.
 pub(super) fn read_rect(
-    reader: &mut BandReader,
+    reader: &mut dyn BandRead,
     band: &Band,
     sample: SampleType,
     file: Window,

@@ -31,13 +31,13 @@ pub mod read;
 pub mod shard;
 pub mod shared;
 pub mod steal;
+mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, AsArray, StringArray};
-use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -70,7 +70,8 @@ use batch::BlockBatches;
 use carry::TileCarry;
 use filter::ScanFilter;
 use shared::PerExecution;
-use steal::{ReadBoard, ReadOutput, Turn, Unit};
+use steal::{ReadBoard, Unit};
+use units::Execution;
 
 /// The order a scan emits its rows in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -499,165 +500,6 @@ fn range_splits(
         .collect()
 }
 
-/// Read `bands` of `scenes` over `block`, and evaluate the scan filter (if
-/// any) on the reading thread; its result per block scene comes back with
-/// the data. With a filter that reads fewer bands than that, its bands are
-/// read first and the scenes with no pixel passing it in the block read
-/// nothing more (a cloudy scene costs its QA band only).
-/// (Bands in object stores: their tiles are fetched here, waiting for
-/// them; a scan's own reads fetch them without waiting,
-/// [`UnitReader::read_remote`].)
-fn read_unit(
-    archive: &SceneArchive,
-    scenes: &[usize],
-    bands: &[String],
-    block: Window,
-    filter: Option<&ScanFilter>,
-    carry: Option<(&TileCarry, usize)>,
-) -> Result<ReadOutput> {
-    let first = read_first(archive, scenes, bands, block, filter, carry, None)?;
-    read_rest(archive, first, block, carry, None)
-}
-
-/// A unit's read up to its scan filter: the bands read first, the filter's
-/// result per scene kept (those with a pixel passing it), and the bands
-/// still to read for them.
-struct FirstRead {
-    data: read::BlockData,
-    stats: read::ReadStats,
-    passed: Option<Vec<BooleanBuffer>>,
-    rest: Vec<String>,
-}
-
-impl FirstRead {
-    /// The scenes the other bands are read for.
-    fn kept(&self) -> Vec<usize> {
-        self.data.scenes.iter().map(|s| s.scene).collect()
-    }
-}
-
-/// The first part of [`read_unit`].
-fn read_first(
-    archive: &SceneArchive,
-    scenes: &[usize],
-    bands: &[String],
-    block: Window,
-    filter: Option<&ScanFilter>,
-    carry: Option<(&TileCarry, usize)>,
-    fetched: Option<&crate::remote::TileBytes>,
-) -> Result<FirstRead> {
-    let first_bands = first_bands(archive, scenes, bands, filter);
-    let (data, stats) = read::read_block(archive, scenes, &first_bands, block, carry, fetched)?;
-    let Some(filter) = filter else {
-        return Ok(FirstRead {
-            data,
-            stats,
-            passed: None,
-            rest: Vec::new(),
-        });
-    };
-    let passed = filter.evaluate(archive, &data)?;
-    if first_bands.len() == bands.len() {
-        return Ok(FirstRead {
-            data,
-            stats,
-            passed: Some(passed),
-            rest: Vec::new(),
-        });
-    }
-    let rest: Vec<String> = bands
-        .iter()
-        .filter(|b| !first_bands.contains(*b))
-        .cloned()
-        .collect();
-    let (kept, kept_passed): (Vec<read::BlockScene>, Vec<BooleanBuffer>) = data
-        .scenes
-        .into_iter()
-        .zip(passed)
-        .filter(|(_, p)| p.count_set_bits() > 0)
-        .unzip();
-    Ok(FirstRead {
-        data: read::BlockData {
-            window: data.window,
-            scenes: kept,
-        },
-        stats,
-        passed: Some(kept_passed),
-        rest,
-    })
-}
-
-/// The rest of [`read_unit`]: the other bands, for the scenes kept (their
-/// object-store tiles from `fetched`, or fetched here).
-fn read_rest(
-    archive: &SceneArchive,
-    first: FirstRead,
-    block: Window,
-    carry: Option<(&TileCarry, usize)>,
-    fetched: Option<&crate::remote::TileBytes>,
-) -> Result<ReadOutput> {
-    let FirstRead {
-        data,
-        mut stats,
-        passed,
-        rest,
-    } = first;
-    if rest.is_empty() {
-        return Ok((data, stats, passed));
-    }
-    let kept_ids: Vec<usize> = data.scenes.iter().map(|s| s.scene).collect();
-    let (more, more_stats) = read::read_block(archive, &kept_ids, &rest, block, carry, fetched)?;
-    stats.add(&more_stats);
-    let mut more = more
-        .scenes
-        .into_iter()
-        .map(|s| (s.scene, s.bands))
-        .collect::<BTreeMap<_, _>>();
-    let scenes = data
-        .scenes
-        .into_iter()
-        .map(|mut s| {
-            if let Some(bands) = more.remove(&s.scene) {
-                s.bands.extend(bands);
-            }
-            s
-        })
-        .collect();
-    Ok((
-        read::BlockData {
-            window: data.window,
-            scenes,
-        },
-        stats,
-        passed,
-    ))
-}
-
-/// The bands [`read_unit`] reads first: the scan filter's, where it reads
-/// fewer than `bands`; else all of them.
-fn first_bands(
-    archive: &SceneArchive,
-    scenes: &[usize],
-    bands: &[String],
-    filter: Option<&ScanFilter>,
-) -> Vec<String> {
-    let Some(filter) = filter else {
-        return bands.to_vec();
-    };
-    let first: BTreeSet<String> = scenes
-        .iter()
-        .flat_map(|&i| filter.bands_of(archive, i))
-        .collect();
-    if bands.iter().all(|b| first.contains(b)) {
-        return bands.to_vec();
-    }
-    bands
-        .iter()
-        .filter(|b| first.contains(*b))
-        .cloned()
-        .collect()
-}
-
 /// A band's tile (width, height) for planning blocks: its file's block
 /// shape when the file is tiled, else strips of 256 rows as wide as the
 /// window read (`window_cols`).
@@ -968,84 +810,85 @@ impl ExecutionPlan for SceneScanExec {
         // whose results are a few scenes of a block (a pixel-major unit is
         // a whole block with every date).
         // (Not for archives in object stores: their reads wait for their
-        // tiles without holding a thread, [`UnitReader::read_remote`].)
+        // tiles without holding a thread, [`units::StoreUnits`].)
         let remote = read::has_remote_bands(&self.archive);
         let steal = options.steal_reads && order == ScanOrder::SceneMajor && !remote;
-        let last = units.len().checked_sub(1);
         let board = execution.board.clone();
         let joined = board.join(partition, units.clone());
-        let reader = Arc::new(UnitReader {
+        let archive = self.archive.clone();
+        let shared = units::Units {
             archive: self.archive.clone(),
             bands: self.bands.clone(),
             filter: self.filter.clone(),
             execution,
             slots: self.read_slots.clone(),
-            on_workers: options.read_on_workers,
-            remote,
-        });
-        let stream = futures::stream::iter(units.into_iter().enumerate())
-            .map(move |(k, unit)| {
-                let (board, reader, m) = (board.clone(), reader.clone(), m.clone());
-                let (columns, schema, scene_ids, sensor_ids) = (
-                    columns.clone(),
-                    schema.clone(),
-                    scene_ids.clone(),
-                    sensor_ids.clone(),
-                );
-                async move {
-                    let (data, stats, passed) = match board.claim(partition, k) {
-                        Turn::Read => reader.clone().read(unit.clone()).await?,
-                        Turn::Take(delivery) => {
-                            m.reads_taken_over.add(1);
-                            steal::take(delivery, &unit).await?
-                        }
-                    };
-                    if steal && Some(k) == last {
-                        // This partition has read its units: help the others.
-                        let (board, r) = (board.clone(), reader.clone());
-                        tokio::task::spawn_blocking(move || {
-                            steal::help(&board, partition, |u| r.read_now(u))
-                        });
-                    }
-                    m.record(&stats, unit.block_done);
-                    let batches = {
-                        let _t = m.filter_time.timer();
-                        let b = BlockBatches::with_passed(
-                            reader.archive.clone(),
-                            columns,
-                            schema,
-                            data,
-                            passed,
-                            batch_size,
-                            scene_ids,
-                            sensor_ids,
-                        )?;
-                        match order {
-                            ScanOrder::PixelTime => b,
-                            ScanOrder::SceneMajor => b.dense(strip),
-                        }
-                    };
-                    let baseline = m.baseline.clone();
-                    Ok::<_, DataFusionError>(futures::stream::iter(batches).map(move |b| {
-                        if let Ok(b) = &b {
-                            baseline.record_output(scan_rows(b, order));
-                        }
-                        b
-                    }))
+        };
+        let (reader, after_last): (Arc<dyn units::UnitRead>, units::AfterLast) = if remote {
+            (Arc::new(units::StoreUnits { units: shared }), None)
+        } else {
+            let files = Arc::new(units::FileUnits {
+                units: shared,
+                on_workers: options.read_on_workers,
+            });
+            // This partition has read its units: help the others.
+            let help = {
+                let (board, files) = (board.clone(), files.clone());
+                move || {
+                    tokio::task::spawn_blocking(move || {
+                        steal::help(&board, partition, |u| files.read_now(u))
+                    });
                 }
-            })
-            // The next read runs while this one's rows are consumed.
-            .buffered(if remote {
-                REMOTE_READ_AHEAD
-            } else {
-                READ_AHEAD
-            })
+            };
+            (
+                files,
+                steal.then(|| Box::new(help) as Box<dyn FnOnce() + Send>),
+            )
+        };
+        let reads = units::read_ahead(
+            reader,
+            units::PartitionReads {
+                partition,
+                units,
+                board,
+                taken_over: m.reads_taken_over.clone(),
+                after_last,
+            },
+        );
+        let stream = reads
             .map(move |r| {
                 // Held by the stream: its end ends this partition's use of
                 // the carry and its place on the board.
                 let _ = (&execution_use, &joined);
-                match r {
-                    Ok(s) => s.boxed(),
+                let batches = r.and_then(|(unit, (data, stats, passed))| {
+                    m.record(&stats, unit.block_done);
+                    let _t = m.filter_time.timer();
+                    let b = BlockBatches::with_passed(
+                        archive.clone(),
+                        columns.clone(),
+                        schema.clone(),
+                        data,
+                        passed,
+                        batch_size,
+                        scene_ids.clone(),
+                        sensor_ids.clone(),
+                    )?;
+                    Ok(match order {
+                        ScanOrder::PixelTime => b,
+                        ScanOrder::SceneMajor => b.dense(strip),
+                    })
+                });
+                match batches {
+                    Ok(batches) => {
+                        let baseline = m.baseline.clone();
+                        futures::stream::iter(batches)
+                            .map(move |b| {
+                                if let Ok(b) = &b {
+                                    baseline.record_output(scan_rows(b, order));
+                                }
+                                b
+                            })
+                            .boxed()
+                    }
                     Err(e) => futures::stream::once(async { Err(e) }).boxed(),
                 }
             })
@@ -1054,146 +897,6 @@ impl ExecutionPlan for SceneScanExec {
             self.schema.clone(),
             stream,
         )))
-    }
-}
-
-/// What the partitions of a scan share while it runs.
-struct Execution {
-    carry: TileCarry,
-    board: Arc<ReadBoard>,
-    /// Object-store tiles fetched lately, so none is fetched twice.
-    recent: Arc<crate::remote::RecentTiles>,
-}
-
-/// Reads units of a scan, for their own partition or for another.
-struct UnitReader {
-    archive: Arc<SceneArchive>,
-    bands: Vec<String>,
-    filter: Option<Arc<ScanFilter>>,
-    execution: Arc<Execution>,
-    slots: Arc<tokio::sync::Semaphore>,
-    on_workers: bool,
-    /// Some band is in an object store.
-    remote: bool,
-}
-
-impl UnitReader {
-    /// Read `unit` when a read slot is free: in this task, or on a
-    /// blocking thread (`sceneql.read_on_workers`).
-    async fn read(self: Arc<Self>, unit: Unit) -> Result<ReadOutput> {
-        if self.remote {
-            return self.read_remote(unit).await;
-        }
-        // Held by the read itself, so it frees its slot when it ends,
-        // whether or not its rows are still wanted.
-        let slot = self.slot().await?;
-        let on_workers = self.on_workers;
-        let read = move || {
-            let _slot = slot;
-            self.read_now(unit)
-        };
-        if on_workers {
-            read()
-        } else {
-            tokio::task::spawn_blocking(read)
-                .await
-                .map_err(|e| DataFusionError::Execution(format!("block read task failed: {e}")))?
-        }
-    }
-
-    /// A read slot ([`read_slots`]), held while decoding.
-    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
-        self.slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| DataFusionError::Internal(format!("scan read slots closed: {e}")))
-    }
-
-    /// Read `unit` of an archive in an object store: the tiles of the
-    /// bands read first (the filter's) are fetched while this task waits
-    /// without holding its thread, decoded and filtered here, then the other
-    /// bands' tiles of the scenes kept are fetched the same way and decoded.
-    /// Other units of the partition (their rows still leave in order) and
-    /// other partitions run while this one waits.
-    async fn read_remote(&self, unit: Unit) -> Result<ReadOutput> {
-        let (block, w) = (unit.block, unit.window);
-        // The carry never waits here ([`TileCarry::without_waits`]): a tile
-        // two blocks cut is fetched once (the scan's recent tiles), and
-        // decoded once unless both decode it at the same time.
-        let carry = Some((&self.execution.carry, block));
-        let filter = self.filter.as_deref();
-        let first = first_bands(&self.archive, &unit.scenes, &self.bands, filter);
-        let recent = self.execution.recent.clone();
-        let fetch = read::fetch_remote(
-            &self.archive,
-            &unit.scenes,
-            &first,
-            w,
-            recent.clone(),
-            carry,
-        )?;
-        let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
-        // A read slot while decoding only: the fetches take none, so units
-        // fetch ahead of the decodes ([`REMOTE_READ_AHEAD`]), and a unit
-        // waiting for its other bands' tiles lets another decode.
-        let slot = self.slot().await?;
-        let mut first = {
-            let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
-            read_first(
-                &self.archive,
-                &unit.scenes,
-                &self.bands,
-                w,
-                filter,
-                carry,
-                Some(&tiles),
-            )?
-        };
-        first.stats.add(&fetch_stats);
-        drop((tiles, slot));
-        let rest_tiles = if first.rest.is_empty() {
-            None
-        } else {
-            let fetch =
-                read::fetch_remote(&self.archive, &first.kept(), &first.rest, w, recent, carry)?;
-            let (tiles, fetch_stats) = crate::remote::on_io(fetch).await??;
-            first.stats.add(&fetch_stats);
-            Some(tiles)
-        };
-        let _slot = self.slot().await?;
-        let out = {
-            let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
-            read_rest(&self.archive, first, w, carry, rest_tiles.as_ref())?
-        };
-        if self.execution.board.read_done(block) {
-            self.execution.carry.finish(block);
-        }
-        progress::add_done(1);
-        Ok(out)
-    }
-
-    /// Read `unit` on this thread (a helper's reads, on its own thread,
-    /// take no slot: its partition's is free). The carry is told when its
-    /// block's last unit has been read.
-    fn read_now(&self, unit: Unit) -> Result<ReadOutput> {
-        let (block, w) = (unit.block, unit.window);
-        let out = {
-            let _span = tracing::info_span!("scan_block", row = w.row, rows = w.rows).entered();
-            read_unit(
-                &self.archive,
-                &unit.scenes,
-                &self.bands,
-                w,
-                self.filter.as_deref(),
-                Some((&self.execution.carry, block)),
-            )?
-        };
-        if self.execution.board.read_done(block) {
-            self.execution.carry.finish(block);
-        }
-        progress::add_done(1);
-        Ok(out)
     }
 }
 
@@ -1209,17 +912,6 @@ fn scan_rows(batch: &datafusion::arrow::array::RecordBatch, order: ScanOrder) ->
             .map_or(0, |m| m.true_count()),
     }
 }
-
-/// Reads a partition has in flight: the one whose rows are being consumed
-/// and the next. (On the workers, a read runs inside the poll of the
-/// partition's task that first reaches its future, so there reads and
-/// the aggregation of their rows alternate in that task.)
-const READ_AHEAD: usize = 2;
-
-/// Reads a partition has in flight over an object store: their fetches run
-/// ahead while other units decode, so the network's latency overlaps the
-/// decoding.
-const REMOTE_READ_AHEAD: usize = 6;
 
 /// The reads a plan runs at once across its partitions: one per partition
 /// (a partition per core). On blocking threads, a partition still reads its

@@ -18,14 +18,14 @@ use gdal::Dataset;
 use object_store::ObjectStore;
 use sceneql_udfs::bits::collect_bits;
 
-use super::carry::{self, TileCarry, read_rect};
+use super::carry::{self, BlockRead, Carried, Direct, TileCarry};
 use crate::archive::Band;
 use crate::error::{Result, SceneError};
 use crate::grid::{Placement, Window};
 use crate::model::{Column, SceneArchive};
 use crate::raster::{self, SampleType, WarpSpec};
 use crate::remote::TileBytes;
-use crate::tiff::BandReader;
+use crate::tiff::{BandRead, FetchedBand, GdalBand};
 use crate::{remote, store};
 
 /// One scene's data within a block.
@@ -472,45 +472,40 @@ fn read_band(
     let bytes = if cover.is_empty() {
         carry::Bytes::default()
     } else {
-        let mut reader = match source {
-            Source::Gdal(ds) => BandReader::new(ds, band.index, &band.path, sample),
-            Source::Fetched(header, tiles) => BandReader::fetched(
-                header, tiles, band.index, &band.path, sample,
-            )
-            .ok_or_else(|| SceneError::Read {
-                path: band.path.clone(),
-                what: format!("band {}", band.index),
-                message: "internal: the file's tiles cannot be decoded here".into(),
-            })?,
-        };
-        match carry {
-            Some((carry, block)) => carry::read_cover(
-                &mut reader,
-                band,
-                sample,
-                file,
-                cover,
-                window,
-                buf.as_slice_mut(),
-                carry,
-                block,
-            )?,
-            None => {
-                read_rect(
-                    &mut reader,
-                    band,
-                    sample,
-                    file,
-                    cover,
-                    buf.as_slice_mut(),
-                    window,
-                )?;
-                carry::Bytes {
-                    decoded: cover.rows * cover.cols * sample.bytes(),
-                    carried: 0,
-                }
+        let mut gdal;
+        let mut fetched;
+        let reader: &mut dyn BandRead = match source {
+            Source::Gdal(ds) => {
+                gdal = GdalBand::new(ds, band.index, &band.path, sample);
+                &mut gdal
             }
-        }
+            Source::Fetched(header, tiles) => {
+                fetched = FetchedBand::new(header, tiles, band.index, &band.path, sample)
+                    .ok_or_else(|| SceneError::Read {
+                        path: band.path.clone(),
+                        what: format!("band {}", band.index),
+                        message: "internal: the file's tiles cannot be decoded here".into(),
+                    })?;
+                &mut fetched
+            }
+        };
+        let mut direct;
+        let mut carried;
+        let block_read: &mut dyn BlockRead = match carry {
+            Some((carry, block)) => {
+                carried = Carried {
+                    reader,
+                    carry,
+                    block,
+                };
+                &mut carried
+            }
+            None => {
+                direct = Direct(reader);
+                &mut direct
+            }
+        };
+        block_read.read_cover(band, sample, file, cover, window, buf.as_slice_mut())?
     };
     let rel = Window {
         row: cover.row - window.row,
