@@ -4,8 +4,9 @@
 //! sceneql's own counters, and it can answer a share of the object reads
 //! (GETs with a Range header) with a fault: 503 SlowDown, 500, a connection
 //! dropped after the headers, a body cut short; or refuse every request
-//! with 403. Each connection runs on a thread of its own; the proxy stops
-//! accepting when dropped.
+//! with 403; or hold each request a while (a slow store) and count the
+//! most requests it answers at once. Each connection runs on a thread of
+//! its own; the proxy stops accepting when dropped.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -45,6 +46,11 @@ struct State {
     reads: AtomicUsize,
     forbid: AtomicBool,
     stop: AtomicBool,
+    /// Milliseconds each forwarded request waits before it is forwarded.
+    delay_ms: AtomicUsize,
+    /// Requests being answered now, and the most at once.
+    active: AtomicUsize,
+    most_active: AtomicUsize,
 }
 
 pub struct Proxy {
@@ -84,6 +90,18 @@ impl Proxy {
     /// Answer every request with 403 AccessDenied.
     pub fn forbid(&self, on: bool) {
         self.state.forbid.store(on, Ordering::Relaxed);
+    }
+
+    /// Hold each request this long before forwarding it (a slow store).
+    pub fn delay(&self, d: Duration) {
+        self.state
+            .delay_ms
+            .store(d.as_millis() as usize, Ordering::Relaxed);
+    }
+
+    /// The most requests the proxy was answering at once.
+    pub fn most_at_once(&self) -> usize {
+        self.state.most_active.load(Ordering::Relaxed)
     }
 
     pub fn log(&self) -> Vec<Logged> {
@@ -228,7 +246,15 @@ fn serve(client: TcpStream, upstream: &str, state: &State) {
             }
             _ => {}
         }
-        let Some((status, reason, headers, body)) = forward(upstream, &req) else {
+        let now = state.active.fetch_add(1, Ordering::SeqCst) + 1;
+        state.most_active.fetch_max(now, Ordering::SeqCst);
+        let delay = state.delay_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay as u64));
+        }
+        let forwarded = forward(upstream, &req);
+        state.active.fetch_sub(1, Ordering::SeqCst);
+        let Some((status, reason, headers, body)) = forwarded else {
             return;
         };
         entry.status = status;

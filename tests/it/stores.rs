@@ -815,3 +815,30 @@ async fn two_tables_on_one_bucket_keep_their_own_settings_for_gdal_reads() {
         );
     }
 }
+
+/// Requests in flight are capped per host: against a slow store (each
+/// request held 150 ms), creating a table over 120 files (one header read
+/// each) keeps the cap's worth in flight, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_to_one_host_are_capped() {
+    let (s3, _d) = archive_in_s3("capped", 16, 40);
+    let proxy = super::proxy::Proxy::start(&s3.endpoint);
+    proxy.delay(Duration::from_millis(150));
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION 's3://capped/a/' {}",
+            options_for(&proxy.endpoint)
+        ),
+    )
+    .await;
+    let (headers, _) = reads(&proxy.log());
+    assert_eq!(headers.len(), 120);
+    let cap = sceneql::remote::IN_FLIGHT_PER_HOST;
+    let most = proxy.most_at_once();
+    assert!(
+        most <= cap && most >= cap * 3 / 4,
+        "{most} requests at once (cap {cap})"
+    );
+}
