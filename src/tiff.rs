@@ -84,19 +84,19 @@ impl BandRead for GdalBand<'_> {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> Result<(), String> {
-        let (_, _, cols, rows) = window;
-        if cols == 0 || rows == 0 {
+        let band = match self.tiles {
+            Some(_) => Some(self.ds.rasterband(self.band).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        if read_direct(
+            &mut self.tiles,
+            band.as_ref(),
+            window,
+            sample,
+            dst,
+            dst_stride,
+        )? {
             return Ok(());
-        }
-        if let Some(tiles) = &mut self.tiles {
-            raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
-            let band = self.ds.rasterband(self.band).map_err(|e| e.to_string())?;
-            if tiles.read_window(Some(&band), window, dst, dst_stride) {
-                return Ok(());
-            }
-            // A tile this cannot decode: GDAL reads (or reports) it, and
-            // the rest of the band's reads too.
-            self.tiles = None;
         }
         raster::read_window(self.ds, self.band, window, sample, dst, dst_stride)
     }
@@ -165,16 +165,8 @@ impl BandRead for FetchedBand<'_> {
         dst: &mut [u8],
         dst_stride: usize,
     ) -> Result<(), String> {
-        let (_, _, cols, rows) = window;
-        if cols == 0 || rows == 0 {
+        if read_direct(&mut self.tiles, None, window, sample, dst, dst_stride)? {
             return Ok(());
-        }
-        if let Some(tiles) = &mut self.tiles {
-            raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
-            if tiles.read_window(None, window, dst, dst_stride) {
-                return Ok(());
-            }
-            self.tiles = None;
         }
         if self.gdal.is_none() {
             self.gdal = Some(raster::open_for_read(&self.path).map_err(|e| e.to_string())?);
@@ -188,6 +180,33 @@ impl BandRead for FetchedBand<'_> {
             t.keep = tiles;
         }
     }
+}
+
+/// Read a window with `tiles` (decoded here) if the band has them: true
+/// when done (an empty window too). A tile they cannot decode ends their
+/// use: this read and the band's later ones go to GDAL (which reads or
+/// reports it).
+fn read_direct(
+    tiles: &mut Option<Tiles>,
+    band: Option<&gdal::raster::RasterBand>,
+    window: (usize, usize, usize, usize),
+    sample: SampleType,
+    dst: &mut [u8],
+    dst_stride: usize,
+) -> Result<bool, String> {
+    let (_, _, cols, rows) = window;
+    if cols == 0 || rows == 0 {
+        return Ok(true);
+    }
+    let Some(t) = tiles else {
+        return Ok(false);
+    };
+    raster::check_destination(window, sample.bytes(), dst.len(), dst_stride)?;
+    if t.read_window(band, window, dst, dst_stride) {
+        return Ok(true);
+    }
+    *tiles = None;
+    Ok(false)
 }
 
 /// True when the tiles of a file with this header are decoded here as

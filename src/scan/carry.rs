@@ -555,80 +555,55 @@ impl BlockRead for Carried<'_> {
         window: Window,
         buf: &mut [u8],
     ) -> Result<Bytes> {
-        read_cover(
-            self.reader,
+        let (reader, carry, block) = (&mut *self.reader, self.carry, self.block);
+        let tile = tile_size(band, file);
+        let (tw, th) = tile;
+        // The tiles cover touches, in file tile coordinates, row by row.
+        let (fc0, fr0) = (
+            (cover.col - file.col) as usize,
+            (cover.row - file.row) as usize,
+        );
+        let (fc1, fr1) = (fc0 + cover.cols, fr0 + cover.rows);
+        let across = fc0 / tw..fc1.div_ceil(tw);
+        let tiles: Vec<(usize, usize)> = (fr0 / th..fr1.div_ceil(th))
+            .flat_map(|ty| across.clone().map(move |tx| (tx, ty)))
+            .collect();
+        // A run of tiles along a tile row is read again for the other blocks'
+        // parts: keep its tiles decoded.
+        reader.keep_decoded(across.len());
+        let mut reading = carry.begin(&band.path, band.index, block);
+        let mut read = CoverRead {
+            reader,
             band,
             sample,
             file,
+            tile,
             cover,
             window,
-            buf,
-            self.carry,
-            self.block,
-        )
-    }
-}
-
-/// [`Carried::read_cover`].
-#[allow(clippy::too_many_arguments)]
-fn read_cover(
-    reader: &mut dyn BandRead,
-    band: &Band,
-    sample: SampleType,
-    file: Window,
-    cover: Window,
-    window: Window,
-    buf: &mut [u8],
-    carry: &TileCarry,
-    block: usize,
-) -> Result<Bytes> {
-    let tile = tile_size(band, file);
-    let (tw, th) = tile;
-    // The tiles cover touches, in file tile coordinates, row by row.
-    let (fc0, fr0) = (
-        (cover.col - file.col) as usize,
-        (cover.row - file.row) as usize,
-    );
-    let (fc1, fr1) = (fc0 + cover.cols, fr0 + cover.rows);
-    let across = fc0 / tw..fc1.div_ceil(tw);
-    let tiles: Vec<(usize, usize)> = (fr0 / th..fr1.div_ceil(th))
-        .flat_map(|ty| across.clone().map(move |tx| (tx, ty)))
-        .collect();
-    // A run of tiles along a tile row is read again for the other blocks'
-    // parts: keep its tiles decoded.
-    reader.keep_decoded(across.len());
-    let mut reading = carry.begin(&band.path, band.index, block);
-    let mut read = CoverRead {
-        reader,
-        band,
-        sample,
-        file,
-        tile,
-        cover,
-        window,
-        block,
-        carry,
-        filled: HashSet::with_capacity(tiles.len()),
-        bytes: Bytes::default(),
-    };
-    read.use_parts(std::mem::take(&mut reading.parts), buf);
-    // The tiles this block owns first, then those of other owners.
-    let (own, others): (Vec<Owned>, Vec<Owned>) = tiles
-        .iter()
-        .filter(|t| !read.filled.contains(t))
-        .map(|&t| (t, carry.owner(read.tile_rect(t))))
-        .partition(|&(_, owner)| owner.is_none_or(|o| o == block));
-    let parts = carry.await_decodes(&reading, &own);
-    read.use_parts(parts, buf);
-    read.decode(&own, buf)?;
-    carry.owned_done(&reading);
-    if !others.is_empty() {
-        let parts = carry.wait(&mut reading, &others);
+            block,
+            carry,
+            filled: HashSet::with_capacity(tiles.len()),
+            bytes: Bytes::default(),
+        };
+        read.use_parts(std::mem::take(&mut reading.parts), buf);
+        // The tiles this block owns first, then those of other owners.
+        let (own, others): (Vec<Owned>, Vec<Owned>) = tiles
+            .iter()
+            .filter(|t| !read.filled.contains(t))
+            .map(|&t| (t, carry.owner(read.tile_rect(t))))
+            .partition(|&(_, owner)| owner.is_none_or(|o| o == block));
+        let parts = carry.await_decodes(&reading, &own);
         read.use_parts(parts, buf);
-        read.decode(&others, buf)?;
-        carry.release(&mut reading);
+        read.decode(&own, buf)?;
+        carry.owned_done(&reading);
+        if !others.is_empty() {
+            let parts = carry.wait(&mut reading, &others);
+            read.use_parts(parts, buf);
+            read.decode(&others, buf)?;
+            carry.release(&mut reading);
+        }
+        Ok(read.bytes)
     }
-    Ok(read.bytes)
 }
 
 /// True when reading `cover` of `file` decodes no tile that reaches outside
