@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::archive::{Band, Scene};
 use crate::error::{Result, SceneError};
 use crate::options::SceneOptions;
-use crate::raster::{self, RasterGeom};
+use crate::pixels::RasterGeom;
+use crate::raster;
 
 /// A north-up pixel grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

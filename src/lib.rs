@@ -14,6 +14,7 @@ pub mod error;
 pub mod grid;
 pub mod model;
 pub mod options;
+pub mod pixels;
 pub mod progress;
 pub mod provider;
 pub mod raster;

@@ -12,7 +12,7 @@ use crate::archive::{self, Scene};
 use crate::error::Result;
 use crate::grid::{self, Grid, ScenePlacement};
 use crate::options::{COMMON_NAMES, SceneOptions};
-use crate::raster::SampleType;
+use crate::pixels::SampleType;
 
 /// One column of a scene table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use gdal::{Dataset, Metadata};
 use libdeflater::Decompressor;
 
 use crate::cog::TiffHeader;
-use crate::raster::{self, SampleType};
+use crate::raster::{self, GdalSample, SampleType};
 use crate::remote::TileBytes;
 use crate::vsi::VsiFile;
 

@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::crs_cache;
 use crate::error::{Result, SceneError};
 use crate::options::SceneOptions;
-use crate::raster::{self, BandMeta, RasterGeom, SampleType};
+use crate::pixels::{BandMeta, RasterGeom, SampleType};
+use crate::raster;
 use crate::{remote, store};
 
 /// Which band(s) of a file a match provides.

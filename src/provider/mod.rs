@@ -23,10 +23,27 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 
 pub use crate::model::{Column, SceneArchive};
+use crate::pixels::SampleType;
 use crate::scan::SceneScanExec;
 use crate::scan::filter::{ScanFilter, is_scan_filter};
 
 /// The Arrow shape of an opened archive's columns.
+/// The Arrow type of a band column whose samples are `s`.
+pub fn arrow_type(s: SampleType) -> DataType {
+    match s.read_as() {
+        SampleType::U8 => DataType::UInt8,
+        SampleType::I8 => DataType::Int8,
+        SampleType::U16 => DataType::UInt16,
+        SampleType::I16 => DataType::Int16,
+        SampleType::U32 => DataType::UInt32,
+        SampleType::I32 => DataType::Int32,
+        SampleType::U64 => DataType::UInt64,
+        SampleType::I64 => DataType::Int64,
+        SampleType::F32 => DataType::Float32,
+        SampleType::F64 => DataType::Float64,
+    }
+}
+
 impl SceneArchive {
     pub fn field(&self, c: &Column) -> Field {
         let dict = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
@@ -39,8 +56,8 @@ impl SceneArchive {
                 Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, None), false)
             }
             Column::Scene | Column::Sensor => Field::new(name, dict, false),
-            Column::Common(n) => Field::new(name, self.common_types[n].arrow(), true),
-            Column::Band(n) => Field::new(name, self.band_types[n].arrow(), true),
+            Column::Common(n) => Field::new(name, arrow_type(self.common_types[n]), true),
+            Column::Band(n) => Field::new(name, arrow_type(self.band_types[n]), true),
         }
     }
 
