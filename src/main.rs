@@ -1,5 +1,3 @@
-use clap::Parser;
-
 // mimalloc: scan blocks and batches are many short-lived, equally sized
 // buffers freed on other threads than they were allocated on; glibc's
 // per-thread arenas kept that memory (peak RSS grew with the pixel count).
@@ -31,7 +29,7 @@ extern "C" fn disable_transparent_huge_pages() {
 static DISABLE_THP_AT_LOAD: extern "C" fn() = disable_transparent_huge_pages;
 
 fn main() {
-    let cli = sceneql::cli::Cli::parse();
+    let cli = sceneql::cli::Cli::parse_args();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

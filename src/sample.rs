@@ -117,7 +117,48 @@ fn to_dn(reflectance: f64) -> u16 {
         .clamp(1.0, 65535.0) as u16
 }
 
-/// Generate the archive under `dir`; returns the scene folders written.
+/// The smallest archive side `generate` writes (its scenes are the grid
+/// minus up to a quarter on each side).
+pub const MIN_SIZE: usize = 4;
+
+/// Check `spec` and the folder before anything is written: a size of at
+/// least [`MIN_SIZE`], at least one date, tiles a positive multiple of 16
+/// (GeoTIFF's rule), and `dir` missing or empty unless `force`.
+pub fn check(dir: &Path, spec: &SampleSpec, force: bool) -> Result<()> {
+    let bad = |message: String| SceneError::Sample {
+        path: dir.to_path_buf(),
+        message,
+    };
+    if spec.size < MIN_SIZE {
+        return Err(bad(format!(
+            "--size {} is too small: give at least {MIN_SIZE} (pixels per side)",
+            spec.size
+        )));
+    }
+    if spec.dates == 0 {
+        return Err(bad("--dates 0 writes nothing: give at least 1".into()));
+    }
+    if spec.tile == 0 || !spec.tile.is_multiple_of(16) {
+        return Err(bad(format!(
+            "--tile {} is not a positive multiple of 16 (GeoTIFF tiles are): e.g. 256 or 512",
+            spec.tile
+        )));
+    }
+    let not_empty = std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some());
+    if not_empty && !force {
+        return Err(bad(
+            "the folder is not empty: give an empty or new folder, or --force to write into it (files of the same names are replaced)"
+                .into(),
+        ));
+    }
+    if dir.exists() && !dir.is_dir() {
+        return Err(bad("exists and is not a folder".into()));
+    }
+    Ok(())
+}
+
+/// Generate the archive under `dir` (after [`check`]); returns the scene
+/// folders written.
 pub fn generate(dir: &Path, spec: &SampleSpec) -> Result<Vec<PathBuf>> {
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let n = spec.size;

@@ -64,6 +64,61 @@ pub struct Cli {
     pub standalone: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The `-c` and `-f` arguments in the order given ([`Cli::parse_args`]);
+    /// when empty, `commands` then `files`.
+    #[arg(skip)]
+    pub scripts: Vec<Script>,
+}
+
+/// One `-c` or `-f` argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Script {
+    Command(String),
+    File(PathBuf),
+}
+
+impl Cli {
+    /// The process's arguments, with the `-c` and `-f` arguments kept in
+    /// the order given (they run in that order).
+    pub fn parse_args() -> Self {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Self::command().get_matches();
+        let mut cli = match Self::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        };
+        let indexed = |id: &str| -> Vec<usize> {
+            matches
+                .indices_of(id)
+                .map(|i| i.collect())
+                .unwrap_or_default()
+        };
+        let mut scripts: Vec<(usize, Script)> = indexed("commands")
+            .into_iter()
+            .zip(cli.commands.iter().cloned().map(Script::Command))
+            .chain(
+                indexed("files")
+                    .into_iter()
+                    .zip(cli.files.iter().cloned().map(Script::File)),
+            )
+            .collect();
+        scripts.sort_by_key(|(i, _)| *i);
+        cli.scripts = scripts.into_iter().map(|(_, s)| s).collect();
+        cli
+    }
+
+    /// The `-c` and `-f` arguments in the order they run.
+    fn scripts_in_order(&self) -> Vec<Script> {
+        if !self.scripts.is_empty() {
+            return self.scripts.clone();
+        }
+        self.commands
+            .iter()
+            .cloned()
+            .map(Script::Command)
+            .chain(self.files.iter().cloned().map(Script::File))
+            .collect()
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +135,10 @@ pub enum Command {
         tile: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Write into a folder that is not empty (files of the same names
+        /// are replaced).
+        #[arg(long)]
+        force: bool,
     },
     /// List sceneql's SQL functions with their one-line docs.
     Functions,
@@ -192,6 +251,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             dates,
             tile,
             seed,
+            force,
         }) => {
             let spec = sample::SampleSpec {
                 size: *size,
@@ -199,6 +259,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
                 tile: *tile,
                 seed: *seed,
             };
+            sample::check(dir, &spec, *force)?;
             let target = dir.clone();
             let scenes = tokio::task::spawn_blocking(move || sample::generate(&target, &spec))
                 .await
@@ -268,11 +329,14 @@ async fn dispatch(cli: Cli) -> Result<()> {
         (None, true) => distributed::standalone_context(0).await?,
         (None, false) => session::local_context()?,
     };
-    let mut scripts: Vec<String> = cli.commands.clone();
-    for f in &cli.files {
-        scripts.push(std::fs::read_to_string(f).map_err(|e| {
-            DataFusionError::Execution(format!("cannot read {}: {e}", f.display()))
-        })?);
+    let mut scripts: Vec<String> = Vec::new();
+    for script in cli.scripts_in_order() {
+        scripts.push(match script {
+            Script::Command(sql) => sql,
+            Script::File(f) => std::fs::read_to_string(&f).map_err(|e| {
+                DataFusionError::Execution(format!("cannot read {}: {e}", f.display()))
+            })?,
+        });
     }
     if scripts.is_empty() {
         return repl(&ctx, &vars, &cli).await;
@@ -358,6 +422,8 @@ async fn run_with_progress(
                 count_written(&out),
                 start.elapsed().as_secs_f64()
             ),
+            // Statements without a result (CREATE, SET, DROP) say nothing.
+            None if out.schema.fields().is_empty() => {}
             None => eprintln!(
                 "{} rows in {:.2}s",
                 out.rows(),

@@ -328,3 +328,98 @@ fn no_transparent_huge_pages_from_the_first_allocation() {
         .sum();
     assert_eq!(huge_kb, 0, "anonymous huge pages in the started CLI");
 }
+
+/// The CLI's stderr and stdout, and whether it succeeded.
+fn run_cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sceneql"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
+}
+
+#[test]
+fn commands_and_files_run_in_the_order_given() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("one.sql"), "SELECT 'file one' AS step;").unwrap();
+    std::fs::write(d.path().join("two.sql"), "SELECT 'file two' AS step;").unwrap();
+    let (ok, stdout, stderr) = run_cli(
+        d.path(),
+        &[
+            "-q",
+            "-f",
+            "one.sql",
+            "-c",
+            "SELECT 'command one' AS step",
+            "-f",
+            "two.sql",
+            "-c",
+            "SELECT 'command two' AS step",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let order: Vec<&str> = ["file one", "command one", "file two", "command two"]
+        .into_iter()
+        .map(|s| {
+            assert!(stdout.contains(s), "{s} missing: {stdout}");
+            s
+        })
+        .collect();
+    let at: Vec<usize> = order.iter().map(|s| stdout.find(s).unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{stdout}");
+}
+
+#[test]
+fn statements_without_a_result_print_no_row_count() {
+    let d = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run_cli(
+        d.path(),
+        &[
+            "-c",
+            "CREATE TABLE t AS VALUES (1), (2); SET datafusion.execution.batch_size = 100; SELECT count(*) AS n FROM t",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let counts: Vec<&str> = stderr.lines().filter(|l| l.contains(" rows in ")).collect();
+    assert_eq!(counts.len(), 1, "{stderr}");
+    assert!(counts[0].starts_with("1 rows in "), "{stderr}");
+}
+
+#[test]
+fn gen_sample_refuses_bad_sizes_and_folders_that_are_not_empty() {
+    let d = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["--size", "0"], "--size 0 is too small"),
+        (vec!["--dates", "0"], "--dates 0"),
+        (
+            vec!["--tile", "10"],
+            "--tile 10 is not a positive multiple of 16",
+        ),
+    ] {
+        let mut all = vec!["gen-sample", "new"];
+        all.extend(args);
+        let (ok, _, stderr) = run_cli(d.path(), &all);
+        assert!(!ok && stderr.contains(needle), "{all:?}: {stderr}");
+        assert!(!d.path().join("new").exists(), "{all:?} wrote a folder");
+    }
+    let small = ["--size", "8", "--dates", "1", "--tile", "16"];
+    let mut args = vec!["gen-sample", "full"];
+    args.extend(small);
+    let (ok, _, stderr) = run_cli(d.path(), &args);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = run_cli(d.path(), &args);
+    assert!(
+        !ok && stderr.contains("not empty") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    args.push("--force");
+    let (ok, _, stderr) = run_cli(d.path(), &args);
+    assert!(ok, "{stderr}");
+}
