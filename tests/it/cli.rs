@@ -365,14 +365,15 @@ fn commands_and_files_run_in_the_order_given() {
         ],
     );
     assert!(ok, "{stderr}");
-    let order: Vec<&str> = ["file one", "command one", "file two", "command two"]
-        .into_iter()
+    let order = ["file one", "command one", "file two", "command two"];
+    let at: Vec<usize> = order
+        .iter()
         .map(|s| {
-            assert!(stdout.contains(s), "{s} missing: {stdout}");
-            s
+            stdout
+                .find(s)
+                .unwrap_or_else(|| panic!("{s} missing: {stdout}"))
         })
         .collect();
-    let at: Vec<usize> = order.iter().map(|s| stdout.find(s).unwrap()).collect();
     assert!(at.windows(2).all(|w| w[0] < w[1]), "{stdout}");
 }
 
