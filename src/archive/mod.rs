@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use futures::{StreamExt, TryStreamExt};
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::crs_cache;
@@ -122,6 +121,19 @@ impl Scene {
     }
 }
 
+/// Files that sit beside rasters and are never rasters themselves: GDAL's
+/// and QGIS's `.aux.xml` statistics, overviews (`.ovr`), masks (`.msk`),
+/// and metadata text (`.xml`, `.json`, `.txt`, `.md5`, `.html`). (Landsat
+/// product metadata, which sceneql reads, is picked out before.)
+pub fn is_side_car(file_name: &str) -> bool {
+    let lower = file_name.to_ascii_lowercase();
+    [
+        ".aux.xml", ".aux", ".ovr", ".msk", ".xml", ".json", ".txt", ".md5", ".html",
+    ]
+    .iter()
+    .any(|ext| lower.ends_with(ext))
+}
+
 /// Parse a date or date-time with a strftime format.
 pub fn parse_time(text: &str, format: &str) -> Option<NaiveDateTime> {
     NaiveDateTime::parse_from_str(text, format)
@@ -142,18 +154,12 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
     let loc = listing::Location::parse(location, &opts.store)?;
     let files = loc.list().await?;
     let pattern = match &opts.pattern {
-        Some(p) => Some(pattern::Pattern::new(
-            Regex::new(p).map_err(|e| SceneError::BadOption {
-                key: "pattern".into(),
-                value: p.clone(),
-                reason: e.to_string(),
-            })?,
-            opts.date_format.as_deref(),
-        )),
+        Some(p) => Some(pattern::Pattern::parse(p, opts.date_format.as_deref())?),
         None => None,
     };
     let mut matched = Vec::new();
     let mut skipped = 0usize;
+    let mut side_cars: Vec<&str> = Vec::new();
     // Landsat product metadata (scene center times), by scene id.
     let mut metadata: BTreeMap<String, String> = BTreeMap::new();
     for f in &files {
@@ -161,6 +167,10 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
             && let Some(id) = landsat::match_metadata(&f.file_name)
         {
             metadata.insert(id, f.path.clone());
+            continue;
+        }
+        if is_side_car(&f.file_name) {
+            side_cars.push(&f.path);
             continue;
         }
         let m = match &pattern {
@@ -176,7 +186,14 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
             }
         }
     }
-    tracing::info!(location = %loc.display, files = files.len(), matched = matched.len(), skipped, "archive listed");
+    if !side_cars.is_empty() {
+        tracing::info!(
+            count = side_cars.len(),
+            first = %side_cars[0],
+            "side-car files skipped (.aux.xml, .ovr, .msk, metadata text)"
+        );
+    }
+    tracing::info!(location = %loc.display, files = files.len(), matched = matched.len(), skipped, side_cars = side_cars.len(), "archive listed");
     if matched.is_empty() {
         let hint = if pattern.is_some() {
             "; check OPTIONS ('pattern' ...) against the file names".to_string()

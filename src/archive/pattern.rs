@@ -1,12 +1,16 @@
-//! User-defined layouts: a regex matched against each file's name, with named
-//! groups `date` (required), `band` (optional: without it each file is a
-//! multi-band file whose bands are `b1..bN` or named by `'band_names'`) and
-//! `scene` (optional scene id; default: the date text, so files sharing a date
-//! form one scene).
+//! User-defined layouts: a regex matched against each file's whole name,
+//! with named groups `date` (required), `band` (optional: without it each
+//! file is a multi-band file whose bands are `b1..bN` or named by
+//! `'band_names'`), `scene` (optional scene id; default: the date text, so
+//! files sharing a date form one scene) and `sensor` (optional).
 
 use regex::Regex;
 
 use super::{BandSpec, FileMatch};
+use crate::error::{Result, SceneError};
+
+/// The named groups a pattern may have.
+const GROUPS: [&str; 4] = ["date", "band", "scene", "sensor"];
 
 #[derive(Debug)]
 pub struct Pattern {
@@ -15,6 +19,31 @@ pub struct Pattern {
 }
 
 impl Pattern {
+    /// The OPTIONS `'pattern'` `text`, matched against whole file names
+    /// (anchored at both ends); its groups must be among [`GROUPS`], with
+    /// `date`.
+    pub fn parse(text: &str, date_format: Option<&str>) -> Result<Self> {
+        let bad = |reason: String| SceneError::BadOption {
+            key: "pattern".into(),
+            value: text.to_string(),
+            reason,
+        };
+        let re = Regex::new(&format!("^(?:{text})$")).map_err(|e| bad(e.to_string()))?;
+        let names: Vec<&str> = re.capture_names().flatten().collect();
+        if let Some(unknown) = names.iter().find(|n| !GROUPS.contains(n)) {
+            return Err(bad(format!(
+                "unknown group '(?P<{unknown}>...)'; a pattern's groups are {}",
+                GROUPS.map(|g| format!("(?P<{g}>...)")).join(", ")
+            )));
+        }
+        if !names.contains(&"date") {
+            return Err(bad(
+                "no '(?P<date>...)' group: every file needs a date".into()
+            ));
+        }
+        Ok(Self::new(re, date_format))
+    }
+
     pub fn new(re: Regex, date_format: Option<&str>) -> Self {
         Pattern {
             re,
@@ -40,7 +69,9 @@ impl Pattern {
             scene_id,
             date_text,
             date_format: Some(self.date_format.clone()),
-            sensor: "unknown".to_string(),
+            sensor: c
+                .name("sensor")
+                .map_or_else(|| "unknown".to_string(), |m| m.as_str().to_string()),
             band,
         })
     }

@@ -276,3 +276,71 @@ async fn landsat_metadata_files_give_scene_center_times() {
     assert_eq!(times[1], format!("{}T09:05:01.500", date(&ids[1])));
     assert_eq!(times[2], format!("{}T00:00:00", date(&ids[2])));
 }
+
+/// Side-car files (GDAL's and QGIS's `.aux.xml`, overviews, masks, text)
+/// beside the rasters are skipped, by the built-in layouts and by a custom
+/// pattern, which matches whole file names; a pattern's `sensor` group sets
+/// `sensor`, and a group of another name is an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn side_cars_are_skipped_and_patterns_match_whole_names() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "archive", 16, 3, 16, Some(2));
+    let archive = d.path().join("archive");
+    let mut rasters = 0;
+    for scene in std::fs::read_dir(&archive).unwrap() {
+        for f in std::fs::read_dir(scene.unwrap().path()).unwrap() {
+            let f = f.unwrap().path();
+            rasters += 1;
+            let name = f.to_string_lossy().to_string();
+            std::fs::write(format!("{name}.aux.xml"), "<PAMDataset/>").unwrap();
+            std::fs::write(format!("{name}.ovr"), "not a raster").unwrap();
+        }
+    }
+    assert_eq!(rasters, 9);
+    let location = location(&archive);
+    let summary = "SELECT count(DISTINCT scene) AS scenes, count(DISTINCT time) AS dates, \
+                   min(CAST(sensor AS VARCHAR)) AS sensor FROM obs";
+    for options in [
+        String::new(),
+        // The extension is part of the pattern: whole names are matched.
+        r"OPTIONS ('pattern' '(?P<sensor>L[CET]0\d)_.*_(?P<date>\d{8})_\d{8}_02_T1_(?P<band>\w+)\.TIF')".to_string(),
+    ] {
+        let ctx = ctx();
+        run_statements(
+            &ctx,
+            &format!("CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{location}' {options}"),
+        )
+        .await;
+        let b = query(&ctx, summary).await;
+        assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 3, "{options}");
+        assert_eq!(b[0].column(1).as_primitive::<Int64Type>().value(0), 3, "{options}");
+        assert_eq!(strings(b[0].column(2))[0], "LC08", "{options}");
+    }
+    // Without the extension the pattern matches no file (it used to match
+    // the side cars too).
+    let ctx = ctx();
+    let err = sceneql::run::run_sql(
+        &ctx,
+        &format!(
+            r"CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{location}' OPTIONS ('pattern' '.*_(?P<date>\d{{8}})_\d{{8}}_02_T1_(?P<band>\w+)')"
+        ),
+        &Default::default(),
+    )
+    .await
+    .err()
+    .map(|e| sceneql::run::user_message(&e))
+    .expect("a pattern matching no whole name finds no scenes");
+    assert!(err.contains("no scenes found"), "{err}");
+    let err = sceneql::run::run_sql(
+        &ctx,
+        &format!(
+            r"CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{location}' OPTIONS ('pattern' '(?P<platform>LC08)_.*_(?P<date>\d{{8}})_\d{{8}}_02_T1_(?P<band>\w+)\.TIF')"
+        ),
+        &Default::default(),
+    )
+    .await
+    .err()
+    .map(|e| sceneql::run::user_message(&e))
+    .expect("an unknown group is an error");
+    assert!(err.contains("unknown group '(?P<platform>...)'"), "{err}");
+}
