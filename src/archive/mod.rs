@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDateTime;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -136,13 +136,26 @@ pub fn is_side_car(file_name: &str) -> bool {
 
 /// Parse a date or date-time with a strftime format.
 pub fn parse_time(text: &str, format: &str) -> Option<NaiveDateTime> {
-    NaiveDateTime::parse_from_str(text, format)
-        .ok()
-        .or_else(|| {
-            NaiveDate::parse_from_str(text, format)
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
+    use chrono::format::{Parsed, StrftimeItems, parse};
+    let mut p = Parsed::new();
+    parse(&mut p, text, StrftimeItems::new(format)).ok()?;
+    // Annual (`%Y`) and monthly (`%Y%m`) products: their first day.
+    let by_week =
+        p.isoweek().is_some() || p.week_from_sun().is_some() || p.week_from_mon().is_some();
+    if p.ordinal().is_none() && !by_week {
+        if p.month().is_none() {
+            p.set_month(1).ok()?;
+        }
+        if p.day().is_none() {
+            p.set_day(1).ok()?;
+        }
+    }
+    let date = p.to_naive_date().ok()?;
+    let time = match p.hour_div_12().or(p.hour_mod_12()) {
+        Some(_) => p.to_naive_time().ok()?,
+        None => chrono::NaiveTime::MIN,
+    };
+    Some(date.and_time(time))
 }
 
 /// Discover and inspect every scene under `location` (a folder, prefix,
@@ -738,5 +751,28 @@ mod tests {
             "2020-01-05 10:30:00"
         );
         assert!(parse_time("20201345", "%Y%m%d").is_none());
+    }
+
+    #[test]
+    fn annual_monthly_and_timestamped_names_give_times() {
+        let t = |text: &str, format: &str| parse_time(text, format).map(|t| t.to_string());
+        // Annual and monthly products: their first day.
+        assert_eq!(t("2017", "%Y").as_deref(), Some("2017-01-01 00:00:00"));
+        assert_eq!(t("201706", "%Y%m").as_deref(), Some("2017-06-01 00:00:00"));
+        assert_eq!(
+            t("2017-06", "%Y-%m").as_deref(),
+            Some("2017-06-01 00:00:00")
+        );
+        // Full timestamps.
+        assert_eq!(
+            t("20170601T103021", "%Y%m%dT%H%M%S").as_deref(),
+            Some("2017-06-01 10:30:21")
+        );
+        // Day of year: 2008 is a leap year, 31 + 29 + 31 = 91 days before
+        // April, so day 118 is April 27.
+        assert_eq!(t("2008118", "%Y%j").as_deref(), Some("2008-04-27 00:00:00"));
+        assert_eq!(t("201713", "%Y%m"), None);
+        assert_eq!(t("2017", "%Y%m%d"), None);
+        assert_eq!(t("20170230", "%Y%m%d"), None);
     }
 }

@@ -344,3 +344,54 @@ async fn side_cars_are_skipped_and_patterns_match_whole_names() {
     .expect("an unknown group is an error");
     assert!(err.contains("unknown group '(?P<platform>...)'"), "{err}");
 }
+
+/// Annual and monthly products (`date_format` `%Y`, `%Y%m`) are dated on
+/// their first day; a full timestamp in the name keeps its time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn annual_monthly_and_timestamped_file_names() {
+    let d = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "annual",
+            "ndvi_2015.tif",
+            r"ndvi_(?P<date>\d{4})\.tif",
+            "%Y",
+            "2015-01-01T00:00:00",
+        ),
+        (
+            "monthly",
+            "ndvi_201507.tif",
+            r"ndvi_(?P<date>\d{6})\.tif",
+            "%Y%m",
+            "2015-07-01T00:00:00",
+        ),
+        (
+            "stamped",
+            "ndvi_20150704T103021.tif",
+            r"ndvi_(?P<date>\d{8}T\d{6})\.tif",
+            "%Y%m%dT%H%M%S",
+            "2015-07-04T10:30:21",
+        ),
+    ];
+    for (folder, file, pattern, format, want) in cases {
+        let dir = d.path().join(folder);
+        write(
+            &dir.join(file),
+            32610,
+            (600_000.0, 4_200_000.0),
+            30.0,
+            (2, 2),
+            vec![1, 2, 3, 4],
+        );
+        let ctx = ctx();
+        let b = query(
+            &ctx,
+            &format!(
+                "SELECT DISTINCT CAST(time AS VARCHAR) FROM scenes('{}', 'pattern', '{pattern}', 'date_format', '{format}')",
+                location(&dir)
+            ),
+        )
+        .await;
+        assert_eq!(strings(b[0].column(0)), vec![want.to_string()], "{folder}");
+    }
+}
