@@ -10,12 +10,8 @@ use datafusion::error::DataFusionError;
 /// Everything that can go wrong between an archive location and Arrow batches.
 #[derive(Debug, thiserror::Error)]
 pub enum SceneError {
-    #[error("no scenes found in '{location}' ({skipped} files matched no known layout{hint})")]
-    NoScenes {
-        location: String,
-        skipped: usize,
-        hint: String,
-    },
+    #[error("no scenes found in '{location}': {reason}")]
+    NoScenes { location: String, reason: String },
 
     #[error("cannot list '{location}': {source}; check that the path exists and is readable")]
     Listing {

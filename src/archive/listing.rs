@@ -83,7 +83,9 @@ impl Location {
                     .rsplit_once('/')
                     .map(|(b, _)| b.to_string())
                     .unwrap_or_default();
-                let g = GlobBuilder::new(&full)
+                // `archive/2020*/` means the folders: a trailing `/` would
+                // match nothing (files and folders are matched without it).
+                let g = GlobBuilder::new(full.trim_end_matches('/'))
                     .literal_separator(true)
                     .build()
                     .map_err(|e| SceneError::BadOption {
@@ -120,6 +122,11 @@ impl Location {
     /// The path sceneql names an object by.
     fn named(&self, p: &Path) -> String {
         self.url.with_path(p)
+    }
+
+    /// True when the location is a glob.
+    pub fn is_glob(&self) -> bool {
+        self.glob.is_some()
     }
 
     fn matches(&self, p: &Path) -> bool {

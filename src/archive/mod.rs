@@ -208,16 +208,26 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
     }
     tracing::info!(location = %loc.display, files = files.len(), matched = matched.len(), skipped, side_cars = side_cars.len(), "archive listed");
     if matched.is_empty() {
-        let hint = if pattern.is_some() {
-            "; check OPTIONS ('pattern' ...) against the file names".to_string()
+        let side = match side_cars.len() {
+            0 => String::new(),
+            n => format!(", {n} side-car files skipped"),
+        };
+        let reason = if files.is_empty() && loc.is_glob() {
+            "the glob matched no file: check it (`*` stays within one folder name, e.g. 'archive/2020*/' reads the folders whose names start with 2020)".to_string()
+        } else if files.is_empty() {
+            "the location holds no files: check the path".to_string()
+        } else if pattern.is_some() {
+            format!(
+                "{skipped} files matched no OPTIONS ('pattern' ...){side}: the pattern must match whole file names, extension included"
+            )
         } else {
-            "; for other layouts set OPTIONS ('pattern' '(?P<date>\\d{8})_(?P<band>\\w+)\\.tif')"
-                .to_string()
+            format!(
+                "{skipped} files matched no known layout{side}; for other layouts set OPTIONS ('pattern' '(?P<date>\\d{{8}})_(?P<band>\\w+)\\.tif')"
+            )
         };
         return Err(SceneError::NoScenes {
             location: loc.display.clone(),
-            skipped,
-            hint,
+            reason,
         });
     }
     // GDAL reads of these files use this table's settings.

@@ -58,7 +58,7 @@ fn empty_folder() {
     assert_fails(
         d.path(),
         &create("empty/", ""),
-        &["no scenes found", "empty", "'pattern'"],
+        &["no scenes found", "empty", "holds no files"],
     );
 }
 

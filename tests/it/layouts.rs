@@ -395,3 +395,53 @@ async fn annual_monthly_and_timestamped_file_names() {
         assert_eq!(strings(b[0].column(0)), vec![want.to_string()], "{folder}");
     }
 }
+
+/// The README's glob, `'archive/2020*/'`, reads the folders whose names
+/// start with 2020 (a trailing `/` once matched nothing); a glob matching
+/// nothing says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_glob_of_folders_reads_those_folders() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "src", 16, 4, 16, Some(3));
+    let mut scenes: Vec<_> = std::fs::read_dir(d.path().join("src"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    scenes.sort();
+    // Two scenes under 2020-*, one under 2019-a, one under 2021-a.
+    let archive = d.path().join("archive");
+    for (scene, folder) in scenes.iter().zip(["2019-a", "2020-a", "2020-b", "2021-a"]) {
+        let to = archive.join(folder).join(scene.file_name().unwrap());
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(scene).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let ctx = ctx();
+    for (glob, want) in [("2020*/", 2), ("2020*", 2), ("20[12][01]-a/", 2), ("*/", 4)] {
+        let b = query(
+            &ctx,
+            &format!(
+                "SELECT count(DISTINCT scene) FROM scenes('{}/{glob}')",
+                archive.display()
+            ),
+        )
+        .await;
+        assert_eq!(
+            b[0].column(0).as_primitive::<Int64Type>().value(0),
+            want,
+            "{glob}"
+        );
+    }
+    let err = ctx
+        .sql(&format!(
+            "SELECT count(*) FROM scenes('{}/2030*/')",
+            archive.display()
+        ))
+        .await
+        .err()
+        .map(|e| sceneql::run::user_message(&e))
+        .expect("a glob matching nothing is an error");
+    assert!(err.contains("the glob matched no file"), "{err}");
+}
