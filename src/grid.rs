@@ -315,17 +315,15 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
             return Err(SceneError::NoDominantGrid { detail });
         };
         let wkt = members[0].reference_band().geom.crs_wkt.clone();
+        let extent = union(members.iter().map(|s| bounds(&s.reference_band().geom)));
         let b = match opts.bbox {
-            Some(b) => user_bbox(b, opts, &wkt)?,
-            None => union(members.iter().map(|s| bounds(&s.reference_band().geom))),
+            Some(b) => user_bbox(b, opts, &wkt, extent)?,
+            None => extent,
         };
-        return Ok(snap(
-            wkt,
-            lat.crs.clone(),
-            (lat.dx, lat.dy),
-            (lat.ox, lat.oy),
-            b,
-        ));
+        return checked(
+            snap(wkt, lat.crs.clone(), (lat.dx, lat.dy), (lat.ox, lat.oy), b),
+            opts,
+        );
     }
     // Explicit CRS and/or resolution.
     let (wkt, crs) = match &opts.crs {
@@ -365,36 +363,110 @@ pub fn choose_grid(scenes: &[Scene], opts: &SceneOptions) -> Result<Grid> {
         }
         _ => (0.0, 0.0),
     };
-    let b = match opts.bbox {
-        Some(b) => user_bbox(b, opts, &wkt)?,
-        None => {
-            let mut all = Vec::new();
-            for s in scenes {
-                let g = &s.reference_band().geom;
-                all.push(if g.crs_key == crs {
-                    bounds(g)
-                } else {
-                    transform_bounds(bounds(g), &g.crs_wkt, &wkt, &s.reference_band().path)?
-                });
-            }
-            union(all.into_iter())
+    let extent = {
+        let mut all = Vec::new();
+        for s in scenes {
+            let g = &s.reference_band().geom;
+            all.push(if g.crs_key == crs {
+                bounds(g)
+            } else {
+                transform_bounds(bounds(g), &g.crs_wkt, &wkt, &s.reference_band().path)?
+            });
         }
+        union(all.into_iter())
     };
-    Ok(snap(wkt, crs, res, origin, b))
+    let b = match opts.bbox {
+        Some(b) => user_bbox(b, opts, &wkt, extent)?,
+        None => extent,
+    };
+    checked(snap(wkt, crs, res, origin, b), opts)
 }
 
-fn user_bbox(b: [f64; 4], opts: &SceneOptions, target_wkt: &str) -> Result<[f64; 4]> {
-    match &opts.bbox_crs {
-        None => Ok(b),
+/// The user's `bbox` in the grid's CRS; an error when it does not overlap
+/// the scenes' `extent` (a swapped lon/lat gave an empty table).
+fn user_bbox(
+    b: [f64; 4],
+    opts: &SceneOptions,
+    target_wkt: &str,
+    extent: [f64; 4],
+) -> Result<[f64; 4]> {
+    let in_grid = match &opts.bbox_crs {
+        None => b,
         Some(c) => {
             let from = raster::user_crs_wkt(c).map_err(|_| SceneError::BadOption {
                 key: "bbox_crs".into(),
                 value: c.clone(),
                 reason: "GDAL cannot parse it; use e.g. 'EPSG:4326'".into(),
             })?;
-            transform_bounds(b, &from, target_wkt, "bbox")
+            transform_bounds(b, &from, target_wkt, "bbox")?
         }
+    };
+    let overlaps = in_grid[0] < extent[2]
+        && extent[0] < in_grid[2]
+        && in_grid[1] < extent[3]
+        && extent[1] < in_grid[3];
+    if !overlaps {
+        let show = |v: [f64; 4]| format!("{:.6},{:.6},{:.6},{:.6}", v[0], v[1], v[2], v[3]);
+        return Err(SceneError::BadOption {
+            key: "bbox".into(),
+            value: show(b),
+            reason: format!(
+                "it does not overlap the scenes, which cover {} in the grid's CRS{}; bbox is 'minx,miny,maxx,maxy' (x before y: lon before lat), in the grid's CRS unless 'bbox_crs' names another (e.g. 'EPSG:4326')",
+                show(extent),
+                match &opts.bbox_crs {
+                    Some(c) => format!(" (the bbox in {c} is {} there)", show(in_grid)),
+                    None => String::new(),
+                }
+            ),
+        });
     }
+    Ok(in_grid)
+}
+
+/// The grid, unless it is too large (more than `max_grid_pixels`) or too
+/// small (under 2 pixels) to be meant: checked before any data is read.
+fn checked(grid: Grid, opts: &SceneOptions) -> Result<Grid> {
+    let pixels = grid.width as u64 * grid.height as u64;
+    let max = opts.max_grid_pixels();
+    if pixels <= max && pixels >= 2 {
+        return Ok(grid);
+    }
+    let unit = SpatialRef::from_wkt(&grid.crs_wkt)
+        .ok()
+        .map(|s| {
+            if s.is_geographic() {
+                "degrees".to_string()
+            } else {
+                s.linear_units_name().unwrap_or_else(|| "metre".into())
+            }
+        })
+        .unwrap_or_else(|| "the CRS's unit".into());
+    let size = format!(
+        "{} x {} = {pixels} pixels of {} x {} {unit}",
+        grid.width, grid.height, grid.gt[1], -grid.gt[5]
+    );
+    let reason = if pixels > max {
+        format!(
+            "the grid would be {size}, more than max_grid_pixels ({max}): give a coarser 'resolution' (in {unit}), a smaller 'bbox', or raise OPTIONS ('max_grid_pixels' ...)"
+        )
+    } else {
+        format!(
+            "the grid would be {size}: a 'resolution' (in {unit}) larger than the scenes, or a 'bbox' smaller than a pixel"
+        )
+    };
+    Err(SceneError::BadOption {
+        key: match (opts.resolution, opts.bbox) {
+            (Some(_), _) => "resolution".into(),
+            (None, Some(_)) => "bbox".into(),
+            (None, None) => "max_grid_pixels".into(),
+        },
+        value: match (opts.resolution, opts.bbox) {
+            (Some((rx, ry)), _) => format!("{rx},{ry}"),
+            (None, Some(b)) => format!("{},{},{},{}", b[0], b[1], b[2], b[3]),
+            (None, None) => max.to_string(),
+        },
+        reason,
+    })
 }
 
 fn union(it: impl Iterator<Item = [f64; 4]>) -> [f64; 4] {

@@ -23,6 +23,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "band_names",
     "common_names",
     "block_bytes",
+    "max_grid_pixels",
     "collections",
     "datetime",
     "query",
@@ -35,6 +36,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "gcp.*",
     "azure.*",
 ];
+
+/// The most pixels a table's grid may have unless OPTIONS raise it
+/// (`'max_grid_pixels'`): 2^32, a 65536 x 65536 grid.
+pub const DEFAULT_MAX_GRID_PIXELS: u64 = 1 << 32;
 
 /// Default memory budget of one scan block (all dates of its window).
 pub const DEFAULT_BLOCK_BYTES: usize = 256 * 1024 * 1024;
@@ -67,6 +72,9 @@ pub struct SceneOptions {
     pub band_names: Option<Vec<String>>,
     pub common_names: Option<BTreeMap<String, String>>,
     pub block_bytes: Option<usize>,
+    /// The most pixels a table's grid may have ([`DEFAULT_MAX_GRID_PIXELS`]).
+    #[serde(default)]
+    pub max_grid_pixels: Option<u64>,
     /// STAC sources: the search's collections, datetime interval, query
     /// and filter (JSON, passed through), the asset keys read, and a cap
     /// on items. `bbox` is the search's lon/lat box for a STAC location.
@@ -249,6 +257,15 @@ impl SceneOptions {
                     }
                     o.common_names = Some(map)
                 }
+                "max_grid_pixels" => {
+                    let n: u64 = v
+                        .trim()
+                        .parse()
+                        .ok()
+                        .filter(|n| *n >= 2)
+                        .ok_or_else(|| bad(&key, v, "expected a whole number of at least 2"))?;
+                    o.max_grid_pixels = Some(n)
+                }
                 "block_bytes" => {
                     let n: usize = parse_bytes(v).ok_or_else(|| {
                         bad(
@@ -329,6 +346,10 @@ impl SceneOptions {
 
     pub fn block_bytes(&self) -> usize {
         self.block_bytes.unwrap_or(DEFAULT_BLOCK_BYTES)
+    }
+
+    pub fn max_grid_pixels(&self) -> u64 {
+        self.max_grid_pixels.unwrap_or(DEFAULT_MAX_GRID_PIXELS)
     }
 }
 

@@ -624,6 +624,34 @@ fn inspect_all(
 /// scenes of one sensor have the same bands (a missing band is almost always an
 /// incomplete download: an error, not silent NULLs).
 fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()> {
+    // Every band of the archive, for the errors below.
+    let found: BTreeSet<String> = scenes
+        .iter()
+        .flat_map(|s| s.bands.keys().cloned())
+        .collect();
+    let listed = || found.iter().cloned().collect::<Vec<_>>().join(", ");
+    if let Some(keep) = &opts.bands
+        && let Some(missing) = keep.iter().find(|b| !found.contains(*b))
+    {
+        return Err(SceneError::BadOption {
+            key: "bands".into(),
+            value: keep.join(","),
+            reason: format!("no scene has a band '{missing}'; bands found: {}", listed()),
+        });
+    }
+    if let Some(unknown) = opts.nodata.per_band.keys().find(|b| !found.contains(*b)) {
+        return Err(SceneError::BadOption {
+            key: "nodata".into(),
+            value: opts
+                .nodata
+                .per_band
+                .iter()
+                .map(|(b, v)| format!("{b}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: format!("no scene has a band '{unknown}'; bands found: {}", listed()),
+        });
+    }
     for s in scenes.iter_mut() {
         if let Some(keep) = &opts.bands {
             s.bands.retain(|name, _| keep.contains(name));
@@ -640,19 +668,6 @@ fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()>
             .entry(&s.sensor)
             .or_default()
             .extend(s.bands.keys().map(String::as_str));
-    }
-    if let Some(keep) = &opts.bands {
-        let all: BTreeSet<&str> = by_sensor.values().flatten().copied().collect();
-        if let Some(missing) = keep.iter().find(|b| !all.contains(b.as_str())) {
-            return Err(SceneError::BadOption {
-                key: "bands".into(),
-                value: keep.join(","),
-                reason: format!(
-                    "no scene has a band '{missing}'; bands found: {}",
-                    all.into_iter().collect::<Vec<_>>().join(", ")
-                ),
-            });
-        }
     }
     for s in scenes.iter() {
         let expected = &by_sensor[s.sensor.as_str()];

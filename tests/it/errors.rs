@@ -211,3 +211,50 @@ async fn a_file_changed_after_table_creation_fails_the_query_naming_it() {
     assert!(msg.contains(&changed.display().to_string()), "{msg}");
     assert!(msg.contains("changed since the table was created"), "{msg}");
 }
+
+/// Options are checked against the archive before any pixel is read: a grid
+/// too large for `max_grid_pixels` (a resolution of 1 mm on 30 m scenes
+/// once tried to allocate 120 GB), a `bbox` that misses the scenes (a
+/// lon/lat swap gave an empty table), `nodata` and `bands` naming bands no
+/// scene has (listing the bands there are). Each fails within seconds.
+#[test]
+fn options_are_checked_against_the_archive_before_reading() {
+    let d = tempfile::tempdir().unwrap();
+    scene(d.path(), ID_A, &["SR_B4", "SR_B5", "QA_PIXEL"], 32610);
+    let cases: [(&str, &[&str]); 5] = [
+        (
+            "OPTIONS ('resolution' '0.001')",
+            &[
+                "'resolution'",
+                "600000 x 600000",
+                "max_grid_pixels",
+                "metre",
+            ],
+        ),
+        (
+            "OPTIONS ('resolution' '1', 'max_grid_pixels' '1000')",
+            &["600 x 600 = 360000 pixels", "max_grid_pixels (1000)"],
+        ),
+        (
+            "OPTIONS ('bbox' '0,0,1,1')",
+            &["'bbox'", "does not overlap", "500025", "lon before lat"],
+        ),
+        (
+            "OPTIONS ('nodata' 'sr_b9=0')",
+            &["'nodata'", "'sr_b9'", "qa_pixel, sr_b4, sr_b5"],
+        ),
+        (
+            "OPTIONS ('bands' 'sr_b4,sr_b9')",
+            &["'bands'", "'sr_b9'", "qa_pixel, sr_b4, sr_b5"],
+        ),
+    ];
+    for (options, needles) in cases {
+        let start = std::time::Instant::now();
+        assert_fails(d.path(), &create(".", options), needles);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{options}: {:?}",
+            start.elapsed()
+        );
+    }
+}
