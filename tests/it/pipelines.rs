@@ -242,3 +242,50 @@ pub fn check_trend(batches: &[RecordBatch], reference: &BTreeMap<String, Value>)
     }
     assert!(tested > 400, "only {tested} pixels tested");
 }
+
+/// Every example of the function reference (`sceneql functions`,
+/// `docs/functions.md`) runs as written: those reading a table against a
+/// scene table named `obs` over a generated archive, and each gives rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_example_runs_against_a_scene_table() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "archive", 24, 40, 16, Some(4));
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            location(&d.path().join("archive"))
+        ),
+    )
+    .await;
+    let mut with_table = 0;
+    for f in sceneql_udfs::docs::functions() {
+        let doc = f
+            .doc
+            .unwrap_or_else(|| panic!("{} has no documentation", f.name));
+        let example = doc
+            .sql_example
+            .unwrap_or_else(|| panic!("{} has no example", f.name));
+        assert!(
+            !example.contains("```"),
+            "{}: the reference adds the code fence itself",
+            f.name
+        );
+        let out = sceneql::run::run_sql(&ctx, &example, &Default::default())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "example of {} failed: {}\n{example}",
+                    f.name,
+                    sceneql::run::user_message(&e)
+                )
+            });
+        let rows: usize = out.iter().map(|o| o.rows()).sum();
+        assert!(rows > 0, "example of {} gave no rows:\n{example}", f.name);
+        if example.contains("FROM obs") {
+            with_table += 1;
+        }
+    }
+    assert!(with_table >= 7, "{with_table} examples read the table");
+}

@@ -52,7 +52,12 @@ pub fn listing() -> Vec<(String, String)> {
 /// First sentence (up to the first ". " or line break) of a description.
 fn first_sentence(text: &str) -> String {
     let line = text.trim().lines().next().unwrap_or_default();
-    match line.find(". ") {
+    // A full stop ends the sentence, unless it ends an abbreviation.
+    let ends = line.match_indices(". ").map(|(i, _)| i).find(|&i| {
+        let word = line[..i].rsplit([' ', '(']).next().unwrap_or_default();
+        !matches!(word, "e.g" | "i.e" | "etc" | "cf" | "vs" | "approx")
+    });
+    match ends {
         Some(i) => line[..=i].to_string(),
         None => line.to_string(),
     }
@@ -207,6 +212,11 @@ mod tests {
         assert_eq!(first_sentence("Does X. Then Y."), "Does X.");
         assert_eq!(first_sentence("Uses 0.5 as L"), "Uses 0.5 as L");
         assert_eq!(first_sentence("One line\nsecond"), "One line");
+        // Abbreviations do not end it.
+        assert_eq!(
+            first_sentence("Burn ratio, e.g. for fires (i.e. NBR). More."),
+            "Burn ratio, e.g. for fires (i.e. NBR)."
+        );
     }
 
     #[test]

@@ -108,13 +108,12 @@ static FIT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "Number of harmonics: an integer literal 1, 2 or 3 (3 is CCDC's choice). Anything else is a planning error.",
     )
     .with_sql_example(
-        "```sql\n\
-         SELECT pixel,\n\
-         \x20      harmonic_fit(nbr, acquired, 2)['coefficients'] AS coefficients,\n\
-         \x20      harmonic_fit(nbr, acquired, 2)['rmse'] AS rmse\n\
-         FROM observations\n\
-         GROUP BY pixel;\n\
-         ```",
+        "SELECT pixel,\n\
+         \x20      harmonic_fit(ndvi(nir, red), time, 2)['coefficients'] AS coefficients,\n\
+         \x20      harmonic_fit(ndvi(nir, red), time, 2)['rmse'] AS rmse\n\
+         FROM obs\n\
+         WHERE landsat_clear(qa)\n\
+         GROUP BY pixel;",
     )
     .with_related_udf("harmonic_predict")
     .build()
@@ -209,12 +208,12 @@ static PREDICT_DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "TIMESTAMP or DATE (converted to decimal years since 1970) or a number (years as is).",
     )
     .with_sql_example(
-        "```sql\n\
-         WITH m AS (SELECT pixel, harmonic_fit(nbr, acquired, 3)['coefficients'] AS c\n\
-         \x20          FROM observations WHERE acquired < DATE '2020-01-01' GROUP BY pixel)\n\
-         SELECT o.pixel, o.acquired, o.nbr - harmonic_predict(m.c, o.acquired) AS residual\n\
-         FROM observations o JOIN m USING (pixel);\n\
-         ```",
+        "WITH m AS (SELECT pixel, harmonic_fit(ndvi(nir, red), time, 3)['coefficients'] AS c\n\
+         \x20          FROM obs WHERE landsat_clear(qa) AND time < DATE '2018-01-01'\n\
+         \x20          GROUP BY pixel)\n\
+         SELECT o.pixel, o.time, ndvi(o.nir, o.red) - harmonic_predict(m.c, o.time) AS residual\n\
+         FROM obs o JOIN m USING (pixel)\n\
+         WHERE landsat_clear(o.qa) AND o.time >= DATE '2018-01-01';",
     )
     .with_related_udf("harmonic_fit")
     .build()

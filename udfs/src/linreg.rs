@@ -57,13 +57,12 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "Regressors: numbers, or TIMESTAMP / DATE (decimal years since 1970).",
     )
     .with_sql_example(
-        "```sql\n\
-         SELECT pixel,\n\
-         \x20      linreg(ndvi, acquired)['coefficients'][2] AS ndvi_per_year,\n\
-         \x20      linreg(ndvi, acquired, precipitation)['r2'] AS r2\n\
-         FROM observations\n\
-         GROUP BY pixel;\n\
-         ```",
+        "SELECT pixel,\n\
+         \x20      linreg(ndvi(nir, red), time)['coefficients'][2] AS ndvi_per_year,\n\
+         \x20      linreg(ndvi(nir, red), time, date_part('month', time))['r2'] AS r2\n\
+         FROM obs\n\
+         WHERE landsat_clear(qa)\n\
+         GROUP BY pixel;",
     )
     .with_related_udf("harmonic_fit")
     .build()

@@ -250,14 +250,13 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "TIMESTAMP or DATE (decimal years since 1970) or a number; only the order matters.",
     )
     .with_sql_example(
-        "```sql\n\
-         SELECT pixel,\n\
-         \x20      mann_kendall(ndvi, acquired)['p_value'] AS p,\n\
-         \x20      theil_sen(ndvi, acquired)['slope'] AS ndvi_per_year\n\
-         FROM observations\n\
+        "SELECT pixel,\n\
+         \x20      mann_kendall(ndvi(nir, red), time)['p_value'] AS p,\n\
+         \x20      theil_sen(ndvi(nir, red), time)['slope'] AS ndvi_per_year\n\
+         FROM obs\n\
+         WHERE landsat_clear(qa)\n\
          GROUP BY pixel\n\
-         HAVING mann_kendall(ndvi, acquired)['p_value'] < 0.05;\n\
-         ```",
+         HAVING mann_kendall(ndvi(nir, red), time)['p_value'] < 0.05;",
     )
     .with_related_udf("theil_sen")
     .build()

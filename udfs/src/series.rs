@@ -148,8 +148,10 @@ fn documentation() -> Documentation {
     .with_argument("value", "Observed value (any numeric type).")
     .with_argument("time", "Observation time: TIMESTAMP (any unit), DATE, or a number.")
     .with_sql_example(
-        "SELECT pixel, series(ndvi, acquired)['times'] AS t, series(ndvi, acquired)['values'] AS v\n\
-         FROM observations\n\
+        "SELECT pixel, series(ndvi(nir, red), time)['times'] AS t,\n\
+         \x20      series(ndvi(nir, red), time)['values'] AS v\n\
+         FROM obs\n\
+         WHERE landsat_clear(qa)\n\
          GROUP BY pixel;",
     )
     .with_related_udf("trend")

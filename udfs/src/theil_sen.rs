@@ -288,11 +288,10 @@ static DOC: LazyLock<Documentation> = LazyLock::new(|| {
         "TIMESTAMP or DATE (decimal years since 1970) or a number (used as is).",
     )
     .with_sql_example(
-        "```sql\n\
-         SELECT pixel, theil_sen(ndvi, acquired)['slope'] AS ndvi_per_year\n\
-         FROM observations\n\
-         GROUP BY pixel;\n\
-         ```",
+        "SELECT pixel, theil_sen(ndvi(nir, red), time)['slope'] AS ndvi_per_year\n\
+         FROM obs\n\
+         WHERE landsat_clear(qa)\n\
+         GROUP BY pixel;",
     )
     .with_related_udf("mann_kendall")
     .build()

@@ -173,10 +173,10 @@ fn documentation() -> Documentation {
     .with_argument("value", "Observed value (any numeric type), e.g. NDVI.")
     .with_argument("time", "Observation time: TIMESTAMP (any unit), DATE, or a number.")
     .with_sql_example(
-        "SELECT pixel, trend(ndvi, acquired)['slope'] AS ndvi_per_year,\n       \
-         trend(ndvi, acquired)['p_value'] AS p\n\
-         FROM observations\n\
-         WHERE landsat_clear(qa_pixel)\n\
+        "SELECT pixel, trend(ndvi(nir, red), time)['slope'] AS ndvi_per_year,\n\
+         \x20      trend(ndvi(nir, red), time)['p_value'] AS p\n\
+         FROM obs\n\
+         WHERE landsat_clear(qa)\n\
          GROUP BY pixel;",
     )
     .with_related_udf("series")
