@@ -43,13 +43,13 @@ pub enum SceneError {
     },
 
     #[error(
-        "scene '{scene}' has no band '{band}' (bands found: {found}), while other {sensor} scenes have it; add the missing file, remove the scene, or restrict the table with OPTIONS ('bands' '{common}')"
+        "{count} scenes lack bands that other scenes of their sensor have: {scenes}; add the missing files, or set OPTIONS ('missing_bands' 'null') to read those bands as NULL there, or 'skip' to leave those scenes out (or restrict the table with OPTIONS ('bands' '{common}'))"
     )]
-    MissingBand {
-        scene: String,
-        band: String,
-        found: String,
-        sensor: String,
+    MissingBands {
+        count: usize,
+        /// The first few, each with its missing bands and a file.
+        scenes: String,
+        /// The bands every scene has.
         common: String,
     },
 

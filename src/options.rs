@@ -24,6 +24,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "common_names",
     "block_bytes",
     "max_grid_pixels",
+    "missing_bands",
     "collections",
     "datetime",
     "query",
@@ -57,6 +58,19 @@ impl NodataOverride {
     }
 }
 
+/// `'missing_bands'`: a scene lacking a band that other scenes of its
+/// sensor have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum MissingBands {
+    /// An error listing those scenes (an incomplete download, usually).
+    #[default]
+    Error,
+    /// Read them: their missing bands are NULL.
+    Null,
+    /// Leave those scenes out.
+    Skip,
+}
+
 /// Parsed scene-table options.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SceneOptions {
@@ -72,6 +86,10 @@ pub struct SceneOptions {
     pub band_names: Option<Vec<String>>,
     pub common_names: Option<BTreeMap<String, String>>,
     pub block_bytes: Option<usize>,
+    /// What to do with scenes lacking bands other scenes of their sensor
+    /// have.
+    #[serde(default)]
+    pub missing_bands: MissingBands,
     /// The most pixels a table's grid may have ([`DEFAULT_MAX_GRID_PIXELS`]).
     #[serde(default)]
     pub max_grid_pixels: Option<u64>,
@@ -256,6 +274,14 @@ impl SceneOptions {
                         map.insert(name, band.trim().to_lowercase());
                     }
                     o.common_names = Some(map)
+                }
+                "missing_bands" => {
+                    o.missing_bands = match v.trim().to_ascii_lowercase().as_str() {
+                        "error" => MissingBands::Error,
+                        "null" => MissingBands::Null,
+                        "skip" => MissingBands::Skip,
+                        _ => return Err(bad(&key, v, "expected 'error', 'null' or 'skip'")),
+                    }
                 }
                 "max_grid_pixels" => {
                     let n: u64 = v

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crs_cache;
 use crate::error::{Result, SceneError};
-use crate::options::SceneOptions;
+use crate::options::{MissingBands, SceneOptions};
 use crate::pixels::{BandMeta, RasterGeom, SampleType};
 use crate::raster;
 use crate::{remote, store};
@@ -623,7 +623,7 @@ fn inspect_all(
 /// Keep the bands asked for (`'bands'`), apply nodata overrides, and check that
 /// scenes of one sensor have the same bands (a missing band is almost always an
 /// incomplete download: an error, not silent NULLs).
-fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()> {
+fn apply_band_selection(scenes: &mut Vec<Scene>, opts: &SceneOptions) -> Result<()> {
     // Every band of the archive, for the errors below.
     let found: BTreeSet<String> = scenes
         .iter()
@@ -669,26 +669,75 @@ fn apply_band_selection(scenes: &mut [Scene], opts: &SceneOptions) -> Result<()>
             .or_default()
             .extend(s.bands.keys().map(String::as_str));
     }
-    for s in scenes.iter() {
-        let expected = &by_sensor[s.sensor.as_str()];
-        if let Some(missing) = expected.iter().find(|b| !s.bands.contains_key(**b)) {
-            let common: Vec<&str> = expected
+    // Scenes lacking bands their sensor's other scenes have, with those bands.
+    let incomplete: Vec<(usize, Vec<String>)> = scenes
+        .iter()
+        .enumerate()
+        .filter_map(|(k, s)| {
+            let missing: Vec<String> = by_sensor[s.sensor.as_str()]
                 .iter()
-                .copied()
-                .filter(|b| {
-                    scenes
-                        .iter()
-                        .filter(|o| o.sensor == s.sensor)
-                        .all(|o| o.bands.contains_key(*b))
-                })
+                .filter(|b| !s.bands.contains_key(**b))
+                .map(|b| b.to_string())
                 .collect();
-            return Err(SceneError::MissingBand {
-                scene: format!("{} ({})", s.id, s.reference_band().path),
-                band: missing.to_string(),
-                found: s.bands.keys().cloned().collect::<Vec<_>>().join(", "),
-                sensor: s.sensor.clone(),
-                common: common.join(","),
-            });
+            (!missing.is_empty()).then_some((k, missing))
+        })
+        .collect();
+    if !incomplete.is_empty() {
+        match opts.missing_bands {
+            MissingBands::Null => {
+                tracing::info!(
+                    scenes = incomplete.len(),
+                    "scenes with missing bands read as NULL there"
+                );
+            }
+            MissingBands::Skip => {
+                tracing::info!(
+                    scenes = incomplete.len(),
+                    "scenes with missing bands left out"
+                );
+                let drop: BTreeSet<usize> = incomplete.iter().map(|(k, _)| *k).collect();
+                let mut k = 0;
+                scenes.retain(|_| {
+                    k += 1;
+                    !drop.contains(&(k - 1))
+                });
+                if scenes.is_empty() {
+                    return Err(SceneError::BadOption {
+                        key: "missing_bands".into(),
+                        value: "skip".into(),
+                        reason: "every scene lacks a band: no scene is left".into(),
+                    });
+                }
+            }
+            MissingBands::Error => {
+                let common: BTreeSet<&str> = found
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|b| scenes.iter().all(|s| s.bands.contains_key(*b)))
+                    .collect();
+                const SHOWN: usize = 5;
+                let mut listed: Vec<String> = incomplete
+                    .iter()
+                    .take(SHOWN)
+                    .map(|(k, missing)| {
+                        let s = &scenes[*k];
+                        format!(
+                            "'{}' lacks {} ({})",
+                            s.id,
+                            missing.join(", "),
+                            s.reference_band().path
+                        )
+                    })
+                    .collect();
+                if incomplete.len() > SHOWN {
+                    listed.push(format!("and {} more", incomplete.len() - SHOWN));
+                }
+                return Err(SceneError::MissingBands {
+                    count: incomplete.len(),
+                    scenes: listed.join("; "),
+                    common: common.into_iter().collect::<Vec<_>>().join(","),
+                });
+            }
         }
     }
     if scenes.iter().any(|s| s.bands.is_empty()) {

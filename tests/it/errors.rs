@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+
 use super::common::*;
 
 fn sceneql(dir: &Path, sql: &str) -> (bool, String) {
@@ -111,7 +114,7 @@ fn scene_missing_a_band() {
     assert_fails(
         d.path(),
         &create("./", ""),
-        &[ID_B, "no band 'qa_pixel'", "OPTIONS ('bands' 'sr_b4')"],
+        &[ID_B, "lacks qa_pixel", "OPTIONS ('bands' 'sr_b4')"],
     );
     // The suggested fix works.
     let (ok, stderr) = sceneql(d.path(), &create("./", "OPTIONS ('bands' 'sr_b4')"));
@@ -256,5 +259,67 @@ fn options_are_checked_against_the_archive_before_reading() {
             "{options}: {:?}",
             start.elapsed()
         );
+    }
+}
+
+/// A scene lacking a band the others have: by default an error listing
+/// the scene, what it lacks, and the two options; `'missing_bands' 'skip'`
+/// leaves it out, `'null'` reads it with that band NULL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scene_lacking_a_band_is_listed_skipped_or_read_as_null() {
+    let d = tempfile::tempdir().unwrap();
+    scene(d.path(), ID_A, &["SR_B4", "SR_B5", "QA_PIXEL"], 32610);
+    scene(d.path(), ID_B, &["SR_B4", "QA_PIXEL"], 32610);
+    assert_fails(
+        d.path(),
+        &create(".", ""),
+        &[
+            "1 scenes lack bands",
+            &format!("'{ID_B}' lacks sr_b5"),
+            "'missing_bands' 'null'",
+            "'skip'",
+            "'bands' 'qa_pixel,sr_b4'",
+        ],
+    );
+    let per_scene = "SELECT CAST(scene AS VARCHAR) AS s, count(red) AS red, count(nir) AS nir \
+                     FROM obs GROUP BY 1 ORDER BY 1";
+    for (option, want) in [
+        ("skip", vec![(ID_A, 400, 400)]),
+        ("null", vec![(ID_A, 400, 400), (ID_B, 400, 0)]),
+    ] {
+        let ctx = ctx();
+        run_statements(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}' OPTIONS ('missing_bands' '{option}')",
+                location(d.path())
+            ),
+        )
+        .await;
+        let b = query(&ctx, per_scene).await;
+        let b = datafusion::arrow::compute::concat_batches(&b[0].schema(), &b).unwrap();
+        let got: Vec<(String, i64, i64)> = (0..b.num_rows())
+            .map(|i| {
+                (
+                    strings(b.column(0))[i].clone(),
+                    b.column(1).as_primitive::<Int64Type>().value(i),
+                    b.column(2).as_primitive::<Int64Type>().value(i),
+                )
+            })
+            .collect();
+        let want: Vec<(String, i64, i64)> = want
+            .into_iter()
+            .map(|(s, r, n)| (s.to_string(), r, n))
+            .collect();
+        assert_eq!(got, want, "{option}");
+        // The per-pixel aggregation sees scene B's NULL nir: one
+        // observation per pixel either way.
+        let b = query(
+            &ctx,
+            "SELECT min(n), max(n), count(*) FROM (SELECT pixel, count(ndvi(nir, red)) AS n FROM obs GROUP BY pixel)",
+        )
+        .await;
+        let v = |j: usize| b[0].column(j).as_primitive::<Int64Type>().value(0);
+        assert_eq!((v(0), v(1), v(2)), (1, 1, 400), "{option}");
     }
 }
