@@ -424,3 +424,64 @@ fn gen_sample_refuses_bad_sizes_and_folders_that_are_not_empty() {
     let (ok, _, stderr) = run_cli(d.path(), &args);
     assert!(ok, "{stderr}");
 }
+
+/// CSV output holds list columns as JSON (struct fields flattened as
+/// before); a failed statement or an unwritable `--output` leaves no file
+/// and no partial text, and the error names the path.
+#[test]
+fn csv_has_lists_as_json_and_failures_write_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run_cli(
+        d.path(),
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "-c",
+            "SELECT 1 AS a, [1, 2] AS l, named_struct('x', 1.5, 'y', ['p', 'q']) AS s",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout,
+        "a,l,s.x,s.y\n1,\"[1,2]\",1.5,\"[\"\"p\"\",\"\"q\"\"]\"\n"
+    );
+    // A failure: nothing on stdout, no file.
+    let out = d.path().join("out.csv");
+    let (ok, stdout, stderr) = run_cli(
+        d.path(),
+        &["-q", "--format", "csv", "-c", "SELECT 1 / 0 AS a"],
+    );
+    assert!(!ok && stdout.is_empty(), "{stdout} {stderr}");
+    let (ok, _, stderr) = run_cli(
+        d.path(),
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "--output",
+            "out.csv",
+            "-c",
+            "SELECT 1 / 0 AS a",
+        ],
+    );
+    assert!(!ok, "{stderr}");
+    assert!(
+        std::fs::read_dir(d.path()).unwrap().next().is_none(),
+        "a file was left"
+    );
+    assert!(!out.exists());
+    let (ok, _, stderr) = run_cli(
+        d.path(),
+        &[
+            "-q",
+            "--format",
+            "csv",
+            "--output",
+            "no/such/dir/out.csv",
+            "-c",
+            "SELECT 1 AS a",
+        ],
+    );
+    assert!(!ok && stderr.contains("'no/such/dir/out.csv'"), "{stderr}");
+}
