@@ -62,6 +62,32 @@ pub struct RasterInfo {
     pub bands: Vec<BandMeta>,
 }
 
+/// Route GDAL's own messages (`ERROR 1: ...`, driver warnings) to
+/// sceneql's log (`-v` shows them, with URL query strings removed) instead
+/// of raw stderr, where they came before sceneql's own error for the same
+/// failure. Once per process. GDAL still records each error, so reads that
+/// raised one still fail.
+pub fn log_gdal_messages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        gdal::config::set_error_handler(|class, number, message| {
+            use gdal::errors::CplErrType;
+            let message = crate::store::first_line(message);
+            match class {
+                CplErrType::None | CplErrType::Debug => {
+                    tracing::debug!(target: "sceneql::gdal", number, "GDAL: {message}")
+                }
+                CplErrType::Warning => {
+                    tracing::info!(target: "sceneql::gdal", number, "GDAL warning: {message}")
+                }
+                CplErrType::Failure | CplErrType::Fatal => {
+                    tracing::info!(target: "sceneql::gdal", number, "GDAL error: {message}")
+                }
+            }
+        });
+    });
+}
+
 pub(crate) fn last_gdal_error() -> String {
     // SAFETY: CPLGetLastErrorMsg returns a pointer to a thread-local,
     // NUL-terminated buffer owned by GDAL that stays valid until the next

@@ -75,6 +75,7 @@ pub fn apply_settings(config: SessionConfig) -> SessionConfig {
 /// Register sceneql's table factory, table function and SQL functions on a
 /// session state builder's output.
 pub fn register(ctx: &SessionContext) -> Result<()> {
+    crate::raster::log_gdal_messages();
     ctx.register_udtf("scenes", Arc::new(ScenesFunction));
     let state = ctx.state_ref();
     let mut state = state.write();

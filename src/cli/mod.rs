@@ -197,6 +197,7 @@ fn parse_define(s: &str) -> std::result::Result<(String, String), String> {
 pub async fn main(cli: Cli) -> i32 {
     // The trace file is complete when the guard drops, after the run.
     let _trace = init_logging(cli.verbose, cli.trace.as_deref());
+    crate::raster::log_gdal_messages();
     match dispatch(cli).await {
         Ok(()) => 0,
         Err(e) => {

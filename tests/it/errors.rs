@@ -77,6 +77,24 @@ fn corrupt_tiff() {
         &create("./", ""),
         &[&format!("{ID_B}_SR_B4.TIF"), "remove or replace"],
     );
+    // GDAL's own message goes to the log (`-v`), not raw to stderr.
+    let (_, quiet) = sceneql(d.path(), &create("./", ""));
+    assert!(!quiet.contains("ERROR 1:"), "{quiet}");
+    assert_eq!(
+        quiet.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "{quiet}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sceneql"))
+        .current_dir(d.path())
+        .args(["-q", "-v", "-c", &create("./", "")])
+        .output()
+        .unwrap();
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        verbose.contains("GDAL error: ") && !verbose.contains("ERROR 1:"),
+        "{verbose}"
+    );
 }
 
 #[test]
