@@ -111,14 +111,15 @@ impl TableProvider for SceneTable {
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Predicates over bands only run in the scan, on whole decoded
-        // blocks (exact: DataFusion drops its FilterExec). Filters on time,
-        // scene, sensor or pixel position prune scenes and windows;
-        // DataFusion still applies them row by row, so pruning only has to
-        // be conservative.
+        // blocks, and filters on time, scene and sensor choose the scenes
+        // read (both exact: DataFusion drops its FilterExec, and the
+        // per-block aggregation stays over the scan). Filters on pixel
+        // position prune windows; DataFusion still applies them row by
+        // row, so pruning only has to be conservative.
         Ok(filters
             .iter()
             .map(|f| {
-                if is_scan_filter(f, &self.archive) {
+                if is_scan_filter(f, &self.archive) || pruning::is_per_scene(f) {
                     TableProviderFilterPushDown::Exact
                 } else if pruning::is_prunable(f) {
                     TableProviderFilterPushDown::Inexact

@@ -1,18 +1,20 @@
 //! Using the query's filters before any pixel is read: predicates on `time`,
-//! `scene` and `sensor` drop whole scenes; predicates on `pixel`, `row`,
-//! `col`, `x` and `y` shrink the window read. Both go through DataFusion's
-//! `PruningPredicate` over per-container min/max statistics (containers are
-//! scenes, or coarse cells of the grid), so any expression DataFusion can
-//! bound (comparisons, BETWEEN, IN, AND/OR, ...) prunes.
+//! `scene` and `sensor` choose whole scenes, exactly (they are evaluated on
+//! one row per scene, so no row is filtered after); predicates on `pixel`,
+//! `row`, `col`, `x` and `y` shrink the window read, through DataFusion's
+//! `PruningPredicate` over min/max statistics of coarse cells of the grid,
+//! so any expression DataFusion can bound (comparisons, BETWEEN, IN,
+//! AND/OR, ...) prunes, and the rows are filtered after.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, DictionaryArray, Float64Array, Int32Array, Int64Array, StringArray,
     TimestampNanosecondArray, UInt64Array,
 };
-use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::{Int32Type, Schema, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::pruning::PruningStatistics;
 use datafusion::common::{Column as DfColumn, DFSchema, ScalarValue};
@@ -37,6 +39,13 @@ pub fn is_prunable(e: &Expr) -> bool {
     only_uses(e, SCENE_COLUMNS) || only_uses(e, PIXEL_COLUMNS)
 }
 
+/// True when a filter is over `time`, `scene` and `sensor` only (and not
+/// volatile): it is decided per scene, exactly ([`prune_scenes`]), since
+/// every row of a scene has the same values of them.
+pub fn is_per_scene(e: &Expr) -> bool {
+    only_uses(e, SCENE_COLUMNS) && !e.is_volatile()
+}
+
 /// Evaluate the filters over `names` on the containers of `stats`.
 fn prune(
     filters: &[Expr],
@@ -59,7 +68,9 @@ fn prune(
     Ok(Some(predicate.prune(stats)?))
 }
 
-/// Indices of the scenes the filters may keep.
+/// Indices of the scenes whose rows pass the filters over `time`, `scene`
+/// and `sensor` ([`is_per_scene`]): the filters are evaluated on one row
+/// per scene, so the choice is exact and the rows need no filtering after.
 pub fn prune_scenes(
     archive: &SceneArchive,
     schema: &SchemaRef,
@@ -67,14 +78,34 @@ pub fn prune_scenes(
     state: &dyn Session,
 ) -> Result<Vec<usize>> {
     let all = (0..archive.scenes.len()).collect();
-    let Some(keep) = prune(filters, SCENE_COLUMNS, schema, state, &SceneStats(archive))? else {
+    let Some(expr) = conjunction(filters.iter().filter(|f| is_per_scene(f)).cloned()) else {
         return Ok(all);
     };
-    Ok(keep
+    let fields: Vec<_> = SCENE_COLUMNS
         .iter()
-        .enumerate()
-        .filter(|(_, k)| **k)
-        .map(|(i, _)| i)
+        .filter_map(|c| schema.field_with_name(c).ok().cloned())
+        .collect();
+    let columns: Vec<ArrayRef> = SCENE_COLUMNS
+        .iter()
+        .filter_map(|c| scene_column(archive, c))
+        .collect();
+    let scene_schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(scene_schema.clone(), columns)?;
+    let df_schema = DFSchema::try_from(scene_schema.as_ref().clone())?;
+    let keep = state
+        .create_physical_expr(expr, &df_schema)?
+        .evaluate(&batch)?
+        .into_array(batch.num_rows())?;
+    let keep = keep
+        .as_any()
+        .downcast_ref::<BooleanArray>()
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Plan(
+                "a filter on time, scene or sensor is not a boolean".into(),
+            )
+        })?;
+    Ok((0..keep.len())
+        .filter(|&i| keep.is_valid(i) && keep.value(i))
         .collect())
 }
 
@@ -124,40 +155,18 @@ fn dictionary(keys: impl Iterator<Item = i32>, values: ArrayRef) -> ArrayRef {
     ))
 }
 
-/// Scenes as containers: time, scene and sensor are constant per scene.
-struct SceneStats<'a>(&'a SceneArchive);
-
-impl PruningStatistics for SceneStats<'_> {
-    fn min_values(&self, column: &DfColumn) -> Option<ArrayRef> {
-        let a = self.0;
-        match column.name.as_str() {
-            "time" => Some(Arc::new(TimestampNanosecondArray::from_iter_values(
-                a.scenes.iter().map(|s| s.time_ns),
-            ))),
-            "scene" => Some(dictionary(0..a.scenes.len() as i32, a.scene_ids())),
-            "sensor" => Some(dictionary(
-                a.sensor_keys.iter().copied(),
-                Arc::new(StringArray::from(a.sensors.clone())),
-            )),
-            _ => None,
-        }
-    }
-    fn max_values(&self, column: &DfColumn) -> Option<ArrayRef> {
-        self.min_values(column)
-    }
-    fn num_containers(&self) -> usize {
-        self.0.scenes.len()
-    }
-    fn null_counts(&self, column: &DfColumn) -> Option<ArrayRef> {
-        SCENE_COLUMNS
-            .contains(&column.name.as_str())
-            .then(|| Arc::new(UInt64Array::from(vec![0; self.0.scenes.len()])) as ArrayRef)
-    }
-    fn row_counts(&self) -> Option<ArrayRef> {
-        None
-    }
-    fn contained(&self, _: &DfColumn, _: &HashSet<ScalarValue>) -> Option<BooleanArray> {
-        None
+/// The values of `time`, `scene` or `sensor`, one per scene.
+fn scene_column(a: &SceneArchive, name: &str) -> Option<ArrayRef> {
+    match name {
+        "time" => Some(Arc::new(TimestampNanosecondArray::from_iter_values(
+            a.scenes.iter().map(|s| s.time_ns),
+        ))),
+        "scene" => Some(dictionary(0..a.scenes.len() as i32, a.scene_ids())),
+        "sensor" => Some(dictionary(
+            a.sensor_keys.iter().copied(),
+            Arc::new(StringArray::from(a.sensors.clone())),
+        )),
+        _ => None,
     }
 }
 

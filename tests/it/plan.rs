@@ -411,3 +411,55 @@ async fn copy_splits_float_bytes_unless_told_otherwise() {
         );
     }
 }
+
+/// A filter on time (the most common trend query: from a date on), or on
+/// scene and sensor, chooses the scenes read, exactly: no `FilterExec`
+/// stays between the scan and the per-block aggregation. The per-pixel
+/// counts equal those of the band files read with GDAL, dates compared
+/// there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_filters_keep_the_per_block_aggregation_and_its_results() {
+    let (dir, ctx) = sample_table(10).await;
+    let times = query(&ctx, "SELECT DISTINCT time FROM obs ORDER BY time").await;
+    let t = times[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::TimestampNanosecondType>()
+        .value(4);
+    let from = chrono::DateTime::from_timestamp_nanos(t).naive_utc();
+    let sql = format!(
+        "SELECT pixel, count(ndvi(nir, red)) AS n FROM obs \
+         WHERE landsat_clear(qa) AND time >= TIMESTAMP '{from}' AND sensor = 'LC08' GROUP BY pixel"
+    );
+    let plan = query(&ctx, &format!("EXPLAIN {sql}")).await;
+    let plan = pretty_format_batches(&plan).unwrap().to_string();
+    assert!(plan.contains("TileAggregateExec"), "{plan}");
+    assert!(!plan.contains("FilterExec"), "{plan}");
+    assert!(plan.contains("scenes=6/10"), "{plan}");
+    // The reference: per pixel, the clear observations from that date on.
+    let (series, _) = clear_ndvi_series(dir.path());
+    let from_years = t as f64 / 1e9 / 31_557_600.0;
+    let want: std::collections::BTreeMap<i64, i64> = series
+        .iter()
+        .map(|(p, s)| {
+            (
+                *p,
+                s.iter().filter(|(y, _)| *y >= from_years - 1e-9).count() as i64,
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let got: std::collections::BTreeMap<i64, i64> = query(&ctx, &sql)
+        .await
+        .iter()
+        .flat_map(|b| {
+            let p = b.column(0).as_primitive::<Int64Type>();
+            let n = b.column(1).as_primitive::<Int64Type>();
+            (0..b.num_rows())
+                .map(|i| (p.value(i), n.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    assert!(want.len() > 1000, "{} pixels", want.len());
+    assert_eq!(got, want);
+}
