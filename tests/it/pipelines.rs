@@ -289,3 +289,74 @@ async fn every_documented_example_runs_against_a_scene_table() {
     }
     assert!(with_table >= 7, "{with_table} examples read the table");
 }
+
+/// Per-year composites: `GROUP BY pixel, date_part('year', time)` gives
+/// each pixel's yearly median of clear NDVI (README example), equal to the
+/// medians of the band files' values read with GDAL, grouped by calendar
+/// year there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yearly_medians_per_pixel_equal_the_files() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "archive", 24, 30, 16, Some(6));
+    let archive = d.path().join("archive");
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            location(&archive)
+        ),
+    )
+    .await;
+    let b = query(
+        &ctx,
+        "SELECT pixel, CAST(date_part('year', time) AS BIGINT) AS year, \
+                median(ndvi(landsat_sr(nir), landsat_sr(red))) AS ndvi_median \
+         FROM obs WHERE landsat_clear(qa) \
+         GROUP BY pixel, date_part('year', time)",
+    )
+    .await;
+    let mut got = std::collections::BTreeMap::new();
+    for b in &b {
+        let (p, y, m) = (
+            b.column(0).as_primitive::<Int64Type>(),
+            b.column(1).as_primitive::<Int64Type>(),
+            b.column(2).as_primitive::<Float64Type>(),
+        );
+        for i in 0..b.num_rows() {
+            got.insert((p.value(i), y.value(i)), m.value(i));
+        }
+    }
+    let (series, _) = clear_ndvi_series(&archive);
+    let mut want = std::collections::BTreeMap::new();
+    for (pixel, obs) in &series {
+        let mut by_year: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+        for (years, v) in obs {
+            let t =
+                chrono::DateTime::from_timestamp((years * 31_557_600.0).round() as i64, 0).unwrap();
+            by_year
+                .entry(chrono::Datelike::year(&t) as i64)
+                .or_default()
+                .push(*v);
+        }
+        for (year, mut v) in by_year {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            let median = if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            };
+            want.insert((*pixel, year), median);
+        }
+    }
+    assert!(want.len() > 500, "{} pixel-years", want.len());
+    assert_eq!(got.len(), want.len());
+    for (k, w) in &want {
+        let g = got[k];
+        assert!(
+            (g - w).abs() <= 1e-12 * w.abs().max(1.0),
+            "{k:?}: {g} vs {w}"
+        );
+    }
+}
