@@ -92,6 +92,13 @@ pub fn common_name(sensor: &str, band: &str) -> Option<&'static str> {
     }
 }
 
+/// True for a Landsat panchromatic band (band 8 of ETM+, OLI): it never
+/// sets a table's pixel size.
+pub fn is_panchromatic(sensor: &str, band: &str) -> bool {
+    let pan_sensor = ["LE07", "LC08", "LC09", "LO08", "LO09"].contains(&sensor);
+    pan_sensor && band.strip_prefix("sr_").unwrap_or(band) == "b8"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,11 +112,19 @@ impl Band {
 }
 
 impl Scene {
-    /// The band defining the scene's footprint and native grid: the finest resolution.
+    /// The band defining the scene's footprint and native grid: the finest
+    /// resolution, a panchromatic band aside (a Landsat scene's 15 m band 8
+    /// would make a grid of 4x the pixels, every 30 m band resampled).
     pub fn reference_band(&self) -> &Band {
-        self.bands
-            .values()
-            .min_by(|a, b| a.geom.gt[1].abs().total_cmp(&b.geom.gt[1].abs()))
+        let finest = |pan: bool| {
+            self.bands
+                .iter()
+                .filter(|(name, _)| pan || !landsat::is_panchromatic(&self.sensor, name))
+                .map(|(_, b)| b)
+                .min_by(|a, b| a.geom.gt[1].abs().total_cmp(&b.geom.gt[1].abs()))
+        };
+        finest(false)
+            .or_else(|| finest(true))
             .expect("a scene has at least one band")
     }
 }

@@ -445,3 +445,66 @@ async fn a_glob_of_folders_reads_those_folders() {
         .expect("a glob matching nothing is an error");
     assert!(err.contains("the glob matched no file"), "{err}");
 }
+
+/// A Landsat Level-1 scene's 15 m panchromatic band 8 does not set the
+/// grid: the table stays on the 30 m bands' grid (not 4x its pixels), and
+/// band 8 is resampled onto it like any band of another size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panchromatic_band_does_not_set_the_pixel_size() {
+    let d = tempfile::tempdir().unwrap();
+    let id = "LC08_L1TP_044034_20200105_20200114_02_T1";
+    let origin = (500_025.0, 4_100_025.0);
+    for band in ["B4", "B5"] {
+        landsat_band(
+            d.path(),
+            id,
+            band,
+            32610,
+            origin,
+            30.0,
+            (20, 20),
+            vec![700u16; 400],
+            Some(0.0),
+        );
+    }
+    // Band 8 at 15 m: 40 x 40 pixels over the same 600 m square.
+    let pan: Vec<u16> = (0..1600).map(|i| 1000 + (i % 40) as u16).collect();
+    landsat_band(
+        d.path(),
+        id,
+        "B8",
+        32610,
+        origin,
+        15.0,
+        (40, 40),
+        pan,
+        Some(0.0),
+    );
+    let ctx = ctx();
+    let b = query(
+        &ctx,
+        &format!(
+            "SELECT count(*) AS n, count(b8) AS pan, min(b8) AS lo, max(b8) AS hi, \
+                    max(row) + 1 AS rows, max(col) + 1 AS cols FROM scenes('{}')",
+            location(d.path())
+        ),
+    )
+    .await;
+    let v = |j: usize| {
+        datafusion::arrow::compute::cast(
+            b[0].column(j),
+            &datafusion::arrow::datatypes::DataType::Int64,
+        )
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .value(0)
+    };
+    assert_eq!((v(0), v(4), v(5)), (400, 20, 20), "the 30 m grid");
+    assert_eq!(v(1), 400, "band 8 read onto every pixel");
+    assert!(
+        v(2) >= 1000 && v(3) <= 1039,
+        "band 8's values: {} .. {}",
+        v(2),
+        v(3)
+    );
+}
