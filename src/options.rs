@@ -19,6 +19,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "bands",
     "nodata",
     "pattern",
+    "path_pattern",
     "date_format",
     "band_names",
     "common_names",
@@ -82,6 +83,10 @@ pub struct SceneOptions {
     pub bands: Option<Vec<String>>,
     pub nodata: NodataOverride,
     pub pattern: Option<String>,
+    /// `pattern`, matched against each file's path relative to the
+    /// location (dates and scene ids in folder names).
+    #[serde(default)]
+    pub path_pattern: bool,
     pub date_format: Option<String>,
     pub band_names: Option<Vec<String>>,
     pub common_names: Option<BTreeMap<String, String>>,
@@ -236,7 +241,25 @@ impl SceneOptions {
                 }
                 "band_names" => o.band_names = Some(names(v)),
                 "nodata" => o.nodata = parse_nodata(&key, v)?,
+                "path_pattern" => {
+                    if o.pattern.is_some() && !o.path_pattern {
+                        return Err(bad(&key, v, "give 'pattern' or 'path_pattern', not both"));
+                    }
+                    let re = Regex::new(v).map_err(|e| bad(&key, v, e.to_string()))?;
+                    if !re.capture_names().flatten().any(|g| g == "date") {
+                        return Err(bad(
+                            &key,
+                            v,
+                            "the pattern needs a named group (?P<date>...)",
+                        ));
+                    }
+                    o.pattern = Some(v.to_string());
+                    o.path_pattern = true;
+                }
                 "pattern" => {
+                    if o.path_pattern {
+                        return Err(bad(&key, v, "give 'pattern' or 'path_pattern', not both"));
+                    }
                     let re = Regex::new(v).map_err(|e| bad(&key, v, e.to_string()))?;
                     let groups: Vec<_> = re.capture_names().flatten().collect();
                     if !groups.contains(&"date") {

@@ -124,6 +124,16 @@ impl Location {
         self.url.with_path(p)
     }
 
+    /// The path of a listed file relative to the location (to its folder
+    /// part before any glob), `/`-separated.
+    pub fn relative<'f>(&self, file: &'f ListedFile) -> &'f str {
+        let base = self.named(&self.prefix);
+        file.path
+            .strip_prefix(base.as_str())
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(&file.path)
+    }
+
     /// True when the location is a glob.
     pub fn is_glob(&self) -> bool {
         self.glob.is_some()

@@ -195,6 +195,7 @@ pub async fn discover(location: &str, opts: &SceneOptions) -> Result<Vec<Scene>>
             continue;
         }
         let m = match &pattern {
+            Some(p) if opts.path_pattern => p.match_file(loc.relative(f)),
             Some(p) => p.match_file(&f.file_name),
             None => landsat::match_file(&f.file_name)
                 .or_else(|| sentinel2::match_file(&f.parent_name, &f.file_name)),

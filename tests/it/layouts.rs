@@ -508,3 +508,50 @@ async fn the_panchromatic_band_does_not_set_the_pixel_size() {
         v(3)
     );
 }
+
+/// `'path_pattern'` matches the path relative to the location, for
+/// archives whose dates and scene ids sit in folder names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_patterns_take_dates_and_scenes_from_folders() {
+    let d = tempfile::tempdir().unwrap();
+    for (k, day) in ["2017-06-01", "2017-07-15"].iter().enumerate() {
+        for (j, band) in ["B04", "B08"].iter().enumerate() {
+            let v = (100 * (k + 1) + j) as u16;
+            write(
+                &d.path().join(format!("{day}_site/{band}.tif")),
+                32633,
+                (500_000.0, 5_600_000.0),
+                10.0,
+                (3, 2),
+                vec![v; 6],
+            );
+        }
+    }
+    let ctx = ctx();
+    let b = query(
+        &ctx,
+        &format!(
+            r"SELECT CAST(scene AS VARCHAR) AS s, CAST(CAST(time AS DATE) AS VARCHAR) AS day, min(b04), max(b08), count(*)
+              FROM scenes('{}', 'path_pattern', '(?P<scene>(?P<date>\d{{4}}-\d{{2}}-\d{{2}})_site)/(?P<band>B\d\d)\.tif', 'date_format', '%Y-%m-%d')
+              GROUP BY 1, 2 ORDER BY 1",
+            location(d.path())
+        ),
+    )
+    .await;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&b)
+        .unwrap()
+        .to_string();
+    let rows: Vec<&str> = text.lines().filter(|l| l.contains("_site")).collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    assert!(
+        rows[0].contains("2017-06-01_site")
+            && rows[0].contains("| 2017-06-01 | 100 ")
+            && rows[0].contains(" 101 ")
+            && rows[0].contains(" 6 "),
+        "{text}"
+    );
+    assert!(
+        rows[1].contains("| 2017-07-15 | 200 ") && rows[1].contains(" 201 "),
+        "{text}"
+    );
+}
