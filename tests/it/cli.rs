@@ -329,22 +329,6 @@ fn no_transparent_huge_pages_from_the_first_allocation() {
     assert_eq!(huge_kb, 0, "anonymous huge pages in the started CLI");
 }
 
-/// The CLI's stderr and stdout, and whether it succeeded.
-fn run_cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sceneql"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr,
-    )
-}
-
 #[test]
 fn commands_and_files_run_in_the_order_given() {
     let d = tempfile::tempdir().unwrap();
@@ -352,6 +336,7 @@ fn commands_and_files_run_in_the_order_given() {
     std::fs::write(d.path().join("two.sql"), "SELECT 'file two' AS step;").unwrap();
     let (ok, stdout, stderr) = run_cli(
         d.path(),
+        &[],
         &[
             "-q",
             "-f",
@@ -382,6 +367,7 @@ fn statements_without_a_result_print_no_row_count() {
     let d = tempfile::tempdir().unwrap();
     let (ok, _, stderr) = run_cli(
         d.path(),
+        &[],
         &[
             "-c",
             "CREATE TABLE t AS VALUES (1), (2); SET datafusion.execution.batch_size = 100; SELECT count(*) AS n FROM t",
@@ -406,22 +392,22 @@ fn gen_sample_refuses_bad_sizes_and_folders_that_are_not_empty() {
     ] {
         let mut all = vec!["gen-sample", "new"];
         all.extend(args);
-        let (ok, _, stderr) = run_cli(d.path(), &all);
+        let (ok, _, stderr) = run_cli(d.path(), &[], &all);
         assert!(!ok && stderr.contains(needle), "{all:?}: {stderr}");
         assert!(!d.path().join("new").exists(), "{all:?} wrote a folder");
     }
     let small = ["--size", "8", "--dates", "1", "--tile", "16"];
     let mut args = vec!["gen-sample", "full"];
     args.extend(small);
-    let (ok, _, stderr) = run_cli(d.path(), &args);
+    let (ok, _, stderr) = run_cli(d.path(), &[], &args);
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = run_cli(d.path(), &args);
+    let (ok, _, stderr) = run_cli(d.path(), &[], &args);
     assert!(
         !ok && stderr.contains("not empty") && stderr.contains("--force"),
         "{stderr}"
     );
     args.push("--force");
-    let (ok, _, stderr) = run_cli(d.path(), &args);
+    let (ok, _, stderr) = run_cli(d.path(), &[], &args);
     assert!(ok, "{stderr}");
 }
 
@@ -433,6 +419,7 @@ fn csv_has_lists_as_json_and_failures_write_nothing() {
     let d = tempfile::tempdir().unwrap();
     let (ok, stdout, stderr) = run_cli(
         d.path(),
+        &[],
         &[
             "-q",
             "--format",
@@ -450,11 +437,13 @@ fn csv_has_lists_as_json_and_failures_write_nothing() {
     let out = d.path().join("out.csv");
     let (ok, stdout, stderr) = run_cli(
         d.path(),
+        &[],
         &["-q", "--format", "csv", "-c", "SELECT 1 / 0 AS a"],
     );
     assert!(!ok && stdout.is_empty(), "{stdout} {stderr}");
     let (ok, _, stderr) = run_cli(
         d.path(),
+        &[],
         &[
             "-q",
             "--format",
@@ -473,6 +462,7 @@ fn csv_has_lists_as_json_and_failures_write_nothing() {
     assert!(!out.exists());
     let (ok, _, stderr) = run_cli(
         d.path(),
+        &[],
         &[
             "-q",
             "--format",

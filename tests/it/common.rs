@@ -300,3 +300,20 @@ pub fn strip_files(archive: &Path, suffix: &str) {
         }
     }
 }
+
+/// Run the sceneql CLI in `dir` with `env`; (success, stdout, stderr).
+pub fn run_cli(dir: &Path, env: &[(&str, String)], args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sceneql"))
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
+}

@@ -110,23 +110,6 @@ impl Drop for S3Server {
     }
 }
 
-/// Run the sceneql CLI in `dir` with `env`; (success, stdout, stderr).
-fn cli(dir: &Path, env: &[(&str, String)], args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sceneql"))
-        .current_dir(dir)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr,
-    )
-}
-
 /// (pixel, slope, intercept, n) of every row, sorted by pixel.
 fn trend_rows(batches: &[RecordBatch]) -> Vec<(i64, Option<f64>, Option<f64>, i64)> {
     let mut rows = Vec::new();
@@ -166,7 +149,7 @@ fn trend_from_s3_to_s3_equals_local_and_numpy() {
     ]);
     let sql = repo().join("sql/ndvi_trend.sql");
     let sql = sql.to_str().unwrap();
-    let (ok, _, err) = cli(
+    let (ok, _, err) = run_cli(
         d.path(),
         &s3.env(),
         &[
@@ -180,7 +163,7 @@ fn trend_from_s3_to_s3_equals_local_and_numpy() {
         ],
     );
     assert!(ok, "{err}");
-    let (ok, _, err) = cli(
+    let (ok, _, err) = run_cli(
         d.path(),
         &[],
         &[
@@ -249,7 +232,7 @@ fn table_options_give_the_store_and_secrets_stay_out_of_plans_logs_and_traces() 
     );
     let sql = format!("{sql} SHOW ALL; EXPLAIN ANALYZE SELECT count(*) FROM obs;");
     let trace = d.path().join("trace.json");
-    let (ok, out, err) = cli(
+    let (ok, out, err) = run_cli(
         d.path(),
         &[("RUST_LOG", "debug".to_string())],
         &["-vv", "--trace", trace.to_str().unwrap(), "-c", &sql],
@@ -295,7 +278,7 @@ fn store_failures_fail_fast_naming_the_object() {
     for (location, env, needle) in cases {
         let start = Instant::now();
         let sql = format!("COPY (SELECT * FROM scenes('{location}')) TO 'out.parquet'");
-        let (ok, _, err) = cli(d.path(), &env, &["-q", "-c", &sql]);
+        let (ok, _, err) = run_cli(d.path(), &env, &["-q", "-c", &sql]);
         assert!(!ok, "{location}: expected a failure");
         assert!(err.contains(needle), "{location}: {err}");
         assert!(
@@ -607,7 +590,7 @@ fn access_denied_fails_fast_naming_the_location() {
         })
         .collect();
     let start = Instant::now();
-    let (ok, _, err) = cli(
+    let (ok, _, err) = run_cli(
         d.path(),
         &env,
         &[
