@@ -25,6 +25,8 @@ pub enum Column {
     Time,
     Scene,
     Sensor,
+    /// The scene's cloud cover in percent, NULL when unknown.
+    CloudCover,
     /// A common band name (`red`, `nir`, ...) mapped per sensor.
     Common(String),
     /// A raw band, by its lower-case name.
@@ -122,6 +124,7 @@ impl SceneArchive {
             Column::Time,
             Column::Scene,
             Column::Sensor,
+            Column::CloudCover,
         ];
         columns.extend(
             COMMON_NAMES
@@ -161,6 +164,7 @@ impl SceneArchive {
             Column::Time => "time",
             Column::Scene => "scene",
             Column::Sensor => "sensor",
+            Column::CloudCover => "cloud_cover",
             Column::Common(n) | Column::Band(n) => n,
         }
     }

@@ -38,6 +38,19 @@ static CENTER_TIME: LazyLock<Regex> = LazyLock::new(|| {
         .expect("static regex")
 });
 
+static CLOUD_COVER: LazyLock<Regex> = LazyLock::new(|| {
+    // MTL.txt `CLOUD_COVER = 12.34`, MTL.xml `<CLOUD_COVER>12.34<`, MTL.json
+    // `"CLOUD_COVER": "12.34"` (not CLOUD_COVER_LAND).
+    Regex::new(r#"\bCLOUD_COVER\b[\s=:"'>]*(-?\d+(?:\.\d+)?)"#).expect("static regex")
+});
+
+/// The scene's cloud cover (percent) from its product metadata text; None
+/// when absent or unknown (USGS writes -1).
+pub fn cloud_cover(text: &str) -> Option<f64> {
+    let v: f64 = CLOUD_COVER.captures(text)?[1].parse().ok()?;
+    (0.0..=100.0).contains(&v).then_some(v)
+}
+
 /// Recognise a Landsat product metadata file by name; returns its scene id.
 pub fn match_metadata(file_name: &str) -> Option<String> {
     METADATA.captures(file_name).map(|c| c["id"].to_uppercase())

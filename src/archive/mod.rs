@@ -79,6 +79,10 @@ pub struct Scene {
     pub bands: BTreeMap<String, Band>,
     /// Common name (`red`, `nir`, ...) -> band name, for this scene's sensor.
     pub common: BTreeMap<String, String>,
+    /// Cloud cover in percent, from the product's metadata (Landsat MTL
+    /// `CLOUD_COVER`, STAC `eo:cloud_cover`); None when unknown.
+    #[serde(default)]
+    pub cloud_cover: Option<f64>,
 }
 
 impl Band {
@@ -273,10 +277,9 @@ fn add_center_times(scenes: &mut [Scene], metadata: &BTreeMap<String, String>) {
         let Some(path) = metadata.get(&scene.id) else {
             continue;
         };
-        match raster::read_small_text(path)
-            .as_deref()
-            .and_then(landsat::scene_center_time_ns)
-        {
+        let text = raster::read_small_text(path);
+        scene.cloud_cover = text.as_deref().and_then(landsat::cloud_cover);
+        match text.as_deref().and_then(landsat::scene_center_time_ns) {
             Some(ns) => scene.time_ns += ns,
             None => tracing::warn!(
                 scene = %scene.id, file = %path,
@@ -358,6 +361,7 @@ pub async fn discover_stac(location: &str, opts: &SceneOptions) -> Result<Vec<Sc
             sensor: item.sensor.clone(),
             bands: BTreeMap::new(),
             common: BTreeMap::new(),
+            cloud_cover: item.cloud_cover,
         };
         for (key, asset) in &item.assets {
             let (geom, mut meta) = match (infos.get(&asset.href), &asset.grid) {
@@ -579,6 +583,7 @@ fn inspect_all(
             sensor: m.sensor.clone(),
             bands: BTreeMap::new(),
             common: BTreeMap::new(),
+            cloud_cover: None,
         });
         let entries: Vec<(String, usize)> = match &m.band {
             BandSpec::Single { name, index } => vec![(name.clone(), *index)],

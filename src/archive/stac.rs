@@ -45,6 +45,8 @@ pub struct StacScene {
     pub bbox: Option<[f64; 4]>,
     /// Data assets, by asset key.
     pub assets: BTreeMap<String, StacAsset>,
+    /// `eo:cloud_cover` (percent), when given.
+    pub cloud_cover: Option<f64>,
 }
 
 /// One data asset (a band file) of a STAC item.

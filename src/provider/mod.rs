@@ -1,5 +1,5 @@
 //! The scene table: a DataFusion `TableProvider` exposing an archive as rows
-//! `(pixel, row, col, x, y, time, scene, sensor, <common names>, <bands>)`,
+//! `(pixel, row, col, x, y, time, scene, sensor, cloud_cover, <common names>, <bands>)`,
 //! one per (pixel, scene) inside the scene's footprint on the table's grid.
 //!
 //! The archive is discovered, inspected and placed on the grid once, when the
@@ -56,6 +56,7 @@ impl SceneArchive {
                 Field::new(name, DataType::Timestamp(TimeUnit::Nanosecond, None), false)
             }
             Column::Scene | Column::Sensor => Field::new(name, dict, false),
+            Column::CloudCover => Field::new(name, DataType::Float64, true),
             Column::Common(n) => Field::new(name, arrow_type(self.common_types[n]), true),
             Column::Band(n) => Field::new(name, arrow_type(self.band_types[n]), true),
         }
@@ -111,7 +112,7 @@ impl TableProvider for SceneTable {
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
         // Predicates over bands only run in the scan, on whole decoded
-        // blocks, and filters on time, scene and sensor choose the scenes
+        // blocks, and filters on time, scene, sensor and cloud cover choose the scenes
         // read (both exact: DataFusion drops its FilterExec, and the
         // per-block aggregation stays over the scan). Filters on pixel
         // position prune windows; DataFusion still applies them row by

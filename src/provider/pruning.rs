@@ -1,5 +1,5 @@
 //! Using the query's filters before any pixel is read: predicates on `time`,
-//! `scene` and `sensor` choose whole scenes, exactly (they are evaluated on
+//! `scene`, `sensor` and `cloud_cover` choose whole scenes, exactly (they are evaluated on
 //! one row per scene, so no row is filtered after); predicates on `pixel`,
 //! `row`, `col`, `x` and `y` shrink the window read, through DataFusion's
 //! `PruningPredicate` over min/max statistics of coarse cells of the grid,
@@ -26,7 +26,7 @@ use datafusion_pruning::PruningPredicateBuilder;
 use super::SceneArchive;
 use crate::grid::Window;
 
-const SCENE_COLUMNS: &[&str] = &["time", "scene", "sensor"];
+const SCENE_COLUMNS: &[&str] = &["time", "scene", "sensor", "cloud_cover"];
 const PIXEL_COLUMNS: &[&str] = &["pixel", "row", "col", "x", "y"];
 
 fn only_uses(e: &Expr, names: &[&str]) -> bool {
@@ -39,7 +39,8 @@ pub fn is_prunable(e: &Expr) -> bool {
     only_uses(e, SCENE_COLUMNS) || only_uses(e, PIXEL_COLUMNS)
 }
 
-/// True when a filter is over `time`, `scene` and `sensor` only (and not
+/// True when a filter is over `time`, `scene`, `sensor` and `cloud_cover`
+/// only (and not
 /// volatile): it is decided per scene, exactly ([`prune_scenes`]), since
 /// every row of a scene has the same values of them.
 pub fn is_per_scene(e: &Expr) -> bool {
@@ -68,8 +69,8 @@ fn prune(
     Ok(Some(predicate.prune(stats)?))
 }
 
-/// Indices of the scenes whose rows pass the filters over `time`, `scene`
-/// and `sensor` ([`is_per_scene`]): the filters are evaluated on one row
+/// Indices of the scenes whose rows pass the filters over the scene
+/// columns ([`is_per_scene`]): the filters are evaluated on one row
 /// per scene, so the choice is exact and the rows need no filtering after.
 pub fn prune_scenes(
     archive: &SceneArchive,
@@ -155,7 +156,7 @@ fn dictionary(keys: impl Iterator<Item = i32>, values: ArrayRef) -> ArrayRef {
     ))
 }
 
-/// The values of `time`, `scene` or `sensor`, one per scene.
+/// The values of `time`, `scene`, `sensor` or `cloud_cover`, one per scene.
 fn scene_column(a: &SceneArchive, name: &str) -> Option<ArrayRef> {
     match name {
         "time" => Some(Arc::new(TimestampNanosecondArray::from_iter_values(
@@ -166,6 +167,9 @@ fn scene_column(a: &SceneArchive, name: &str) -> Option<ArrayRef> {
             a.sensor_keys.iter().copied(),
             Arc::new(StringArray::from(a.sensors.clone())),
         )),
+        "cloud_cover" => Some(Arc::new(Float64Array::from_iter(
+            a.scenes.iter().map(|s| s.cloud_cover),
+        ))),
         _ => None,
     }
 }

@@ -214,6 +214,12 @@ impl BlockBatches {
                     Int32Array::from_value(self.archive.sensor_keys[scene], n),
                     self.sensor_ids.clone(),
                 )?),
+                (Column::CloudCover, _, _) => Arc::new(Float64Array::from(vec![
+                    self.archive.scenes
+                        [scene]
+                        .cloud_cover;
+                    n
+                ])),
                 (other, _, _) => {
                     return Err(DataFusionError::Internal(format!(
                         "dense scan batch: no values for column {other:?}"
@@ -306,6 +312,10 @@ impl BlockBatches {
                     ),
                     self.sensor_ids.clone(),
                 )?),
+                Column::CloudCover => Arc::new(Float64Array::from_iter(
+                    rows.iter()
+                        .map(|&(k, _)| self.archive.scenes[scene(k)].cloud_cover),
+                )),
                 Column::Pixel | Column::Row | Column::Col | Column::X | Column::Y => {
                     return Err(DataFusionError::Internal(
                         "coordinate columns are built by `coordinates`".into(),

