@@ -1,6 +1,7 @@
 //! Landsat Collection 1 and 2 product layouts (L1 and L2, Landsat 4-9): one
 //! file per band named `<product id>_<band>.TIF`, e.g.
-//! `LC08_L2SP_044034_20200105_20200114_02_T1_SR_B4.TIF`. The band column is the
+//! `LC08_L2SP_044034_20200105_20200114_02_T1_SR_B4.TIF`; and pre-collection
+//! scene ids, `LE70350322008118EDC00_b3.tif` (date: year and day of year). The band column is the
 //! lower-cased suffix (`sr_b4`, `qa_pixel`, `bqa`); the scene time is the
 //! acquisition date, the product id's 4th field (not the processing date),
 //! plus the scene center time of day from the product's metadata file
@@ -18,6 +19,18 @@ static PRODUCT: LazyLock<Regex> = LazyLock::new(|| {
         (?P<id>(?P<sensor>L[COTEM]0[1-9])_L(?P<level>[12])[A-Z]{2}_\d{6}_(?P<date>\d{8})_\d{8}_\d{2}_(?:T1|T2|RT))
         _(?P<band>(?:SR_|ST_)?B\d{1,2}|BQA|QA_PIXEL|QA_RADSAT|SR_QA_AEROSOL|SR_ATMOS_OPACITY|SR_CLOUD_QA|ST_(?:QA|TRAD|URAD|DRAD|ATRAN|EMIS|EMSD|CDIST)|[SV][AZ]A)
         \.TIF{1,2}$",
+    )
+    .expect("static regex")
+});
+
+/// Pre-collection scene ids, `LE70350322008118EDC00_b3.tif`: sensor and
+/// satellite (`LE7`), path, row, year and day of year, station, version.
+static PRE_COLLECTION: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?ix)^
+        (?P<id>L(?P<kind>[COTEM])(?P<sat>[1-9])\d{6}(?P<date>\d{7})[A-Z]{3}\d{2})
+        _(?P<band>(?:sr_)?b\d{1,2}|bqa|(?:pixel|cfmask|sr_cloud)_qa|cfmask|fmask)
+        \.tif{1,2}$",
     )
     .expect("static regex")
 });
@@ -71,8 +84,21 @@ pub fn scene_center_time_ns(text: &str) -> Option<i64> {
     Some(((h * 60 + m) * 60 + s) * 1_000_000_000 + fraction)
 }
 
-/// Recognise a Landsat band file by name.
+/// Recognise a Landsat band file by name: a Collection 1 or 2 product id,
+/// or a pre-collection scene id (its date is year and day of year).
 pub fn match_file(file_name: &str) -> Option<FileMatch> {
+    if let Some(c) = PRE_COLLECTION.captures(file_name) {
+        return Some(FileMatch {
+            scene_id: c["id"].to_uppercase(),
+            date_text: c["date"].to_string(),
+            date_format: Some("%Y%j".to_string()),
+            sensor: format!("L{}0{}", c["kind"].to_uppercase(), &c["sat"]),
+            band: BandSpec::Single {
+                name: c["band"].to_lowercase(),
+                index: 1,
+            },
+        });
+    }
     let c = PRODUCT.captures(file_name)?;
     Some(FileMatch {
         scene_id: c["id"].to_uppercase(),
@@ -115,6 +141,22 @@ pub fn is_panchromatic(sensor: &str, band: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recognises_pre_collection_scene_ids() {
+        let m = match_file("LE70350322008118EDC00_b3.tif").unwrap();
+        assert_eq!(
+            (m.scene_id.as_str(), m.date_text.as_str(), m.sensor.as_str()),
+            ("LE70350322008118EDC00", "2008118", "LE07")
+        );
+        assert_eq!(m.date_format.as_deref(), Some("%Y%j"));
+        assert!(matches!(m.band, BandSpec::Single { ref name, .. } if name == "b3"));
+        let m = match_file("LT50350322011138PAC01_sr_b4.TIF").unwrap();
+        assert_eq!(m.sensor, "LT05");
+        assert!(matches!(m.band, BandSpec::Single { ref name, .. } if name == "sr_b4"));
+        assert!(match_file("LE70350322008118EDC00_b3.tif.aux.xml").is_none());
+        assert!(match_file("LE70350322008118EDC00_MTL.txt").is_none());
+    }
 
     #[test]
     fn recognises_collection_1_and_2_names() {

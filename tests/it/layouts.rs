@@ -628,3 +628,51 @@ async fn cloud_cover_comes_from_the_product_metadata_and_prunes_scenes() {
     let b = query(&ctx, sql).await;
     assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 2);
 }
+
+/// Pre-collection Landsat scene ids (`LE70350322008118EDC00_b3.tif`) are a
+/// built-in layout: year and day of year give the date, `LE7` the sensor,
+/// and the common names follow it (ETM+ band 3 is red).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pre_collection_landsat_ids_need_no_options() {
+    let d = tempfile::tempdir().unwrap();
+    for (id, v) in [
+        ("LE70350322008118EDC00", 300u16),
+        ("LT50350322011138PAC01", 500),
+    ] {
+        for (band, add) in [("b3", 0u16), ("b4", 1)] {
+            write(
+                &d.path().join(format!("{id}_{band}.tif")),
+                32613,
+                (400_000.0, 4_500_000.0),
+                30.0,
+                (2, 2),
+                vec![v + add; 4],
+            );
+        }
+    }
+    let b = query(
+        &ctx(),
+        &format!(
+            "SELECT CAST(scene AS VARCHAR), CAST(time AS VARCHAR), CAST(sensor AS VARCHAR), min(red), min(nir) \
+             FROM scenes('{}') GROUP BY 1, 2, 3 ORDER BY 2",
+            location(d.path())
+        ),
+    )
+    .await;
+    let text = datafusion::arrow::util::pretty::pretty_format_batches(&b)
+        .unwrap()
+        .to_string();
+    // 2008 is a leap year: day 118 is April 27; 2011's day 138 is May 18.
+    assert!(
+        text.contains("| LE70350322008118EDC00 | 2008-04-27T00:00:00 | LE07 ")
+            && text.contains(" 300 ")
+            && text.contains(" 301 "),
+        "{text}"
+    );
+    assert!(
+        text.contains("| LT50350322011138PAC01 | 2011-05-18T00:00:00 | LT05 ")
+            && text.contains(" 500 ")
+            && text.contains(" 501 "),
+        "{text}"
+    );
+}
