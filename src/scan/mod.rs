@@ -793,14 +793,15 @@ impl ExecutionPlan for SceneScanExec {
         // Scene-major: strips of this many pixels, so a read's batches over
         // one strip (one per scene) hold about `batch_size` rows in all.
         let strip = (batch_size / self.scenes_per_read.max(1)).max(1);
+        // Some band is in an object store: its units are read by
+        // [`units::StoreUnits`], through a carry that never waits.
+        let remote = read::has_remote_bands(&self.archive);
         let (execution, execution_use) =
             self.execution
                 .take(partition, self.partitions.len(), || Execution {
-                    carry: match read::has_remote_bands(&self.archive) {
-                        false => TileCarry::new(self.blocks.clone(), &self.partitions),
-                        true => {
-                            TileCarry::new(self.blocks.clone(), &self.partitions).without_waits()
-                        }
+                    carry: {
+                        let carry = TileCarry::new(self.blocks.clone(), &self.partitions);
+                        if remote { carry.without_waits() } else { carry }
                     },
                     board: Arc::new(ReadBoard::default()),
                     recent: Arc::default(),
@@ -811,7 +812,6 @@ impl ExecutionPlan for SceneScanExec {
         // a whole block with every date).
         // (Not for archives in object stores: their reads wait for their
         // tiles without holding a thread, [`units::StoreUnits`].)
-        let remote = read::has_remote_bands(&self.archive);
         let steal = options.steal_reads && order == ScanOrder::SceneMajor && !remote;
         let board = execution.board.clone();
         let joined = board.join(partition, units.clone());

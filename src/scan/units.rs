@@ -266,10 +266,9 @@ pub(super) fn read_ahead(
 /// any) on the reading thread; its result per block scene comes back with
 /// the data. With a filter that reads fewer bands than that, its bands are
 /// read first and the scenes with no pixel passing it in the block read
-/// nothing more (a cloudy scene costs its QA band only).
-/// (Bands in object stores: their tiles are fetched here, waiting for
-/// them; a scan's own reads fetch them without waiting,
-/// [`StoreUnits`].)
+/// nothing more (a cloudy scene costs its QA band only). (Units of
+/// archives in object stores are read by [`StoreUnits`], which fetches
+/// their tiles first and calls [`read_first`] and [`read_rest`] itself.)
 fn read_unit(
     archive: &SceneArchive,
     scenes: &[usize],
@@ -351,7 +350,7 @@ fn read_first(
 }
 
 /// The rest of [`read_unit`]: the other bands, for the scenes kept (their
-/// object-store tiles from `fetched`, or fetched here).
+/// object-store tiles from `fetched`).
 fn read_rest(
     archive: &SceneArchive,
     first: FirstRead,
