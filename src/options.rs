@@ -46,6 +46,9 @@ pub const DEFAULT_MAX_GRID_PIXELS: u64 = 1 << 32;
 /// Default memory budget of one scan block (all dates of its window).
 pub const DEFAULT_BLOCK_BYTES: usize = 256 * 1024 * 1024;
 
+/// The named groups a `pattern` may have ([`crate::archive::pattern`]).
+const PATTERN_GROUPS: [&str; 4] = ["date", "band", "scene", "sensor"];
+
 /// Nodata override: one value for every band, or per band.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NodataOverride {
@@ -241,27 +244,13 @@ impl SceneOptions {
                 }
                 "band_names" => o.band_names = Some(names(v)),
                 "nodata" => o.nodata = parse_nodata(&key, v)?,
-                "path_pattern" => {
-                    if o.pattern.is_some() && !o.path_pattern {
+                "pattern" | "path_pattern" => {
+                    let path = key == "path_pattern";
+                    if o.pattern.is_some() && o.path_pattern != path {
                         return Err(bad(&key, v, "give 'pattern' or 'path_pattern', not both"));
                     }
                     let re = Regex::new(v).map_err(|e| bad(&key, v, e.to_string()))?;
-                    if !re.capture_names().flatten().any(|g| g == "date") {
-                        return Err(bad(
-                            &key,
-                            v,
-                            "the pattern needs a named group (?P<date>...)",
-                        ));
-                    }
-                    o.pattern = Some(v.to_string());
-                    o.path_pattern = true;
-                }
-                "pattern" => {
-                    if o.path_pattern {
-                        return Err(bad(&key, v, "give 'pattern' or 'path_pattern', not both"));
-                    }
-                    let re = Regex::new(v).map_err(|e| bad(&key, v, e.to_string()))?;
-                    let groups: Vec<_> = re.capture_names().flatten().collect();
+                    let groups: Vec<&str> = re.capture_names().flatten().collect();
                     if !groups.contains(&"date") {
                         return Err(bad(
                             &key,
@@ -269,7 +258,18 @@ impl SceneOptions {
                             "the pattern needs a named group (?P<date>...)",
                         ));
                     }
-                    o.pattern = Some(v.to_string())
+                    if let Some(unknown) = groups.iter().find(|g| !PATTERN_GROUPS.contains(g)) {
+                        return Err(bad(
+                            &key,
+                            v,
+                            format!(
+                                "unknown group '(?P<{unknown}>...)'; a pattern's groups are {}",
+                                PATTERN_GROUPS.map(|g| format!("(?P<{g}>...)")).join(", ")
+                            ),
+                        ));
+                    }
+                    o.pattern = Some(v.to_string());
+                    o.path_pattern = path;
                 }
                 "date_format" => {
                     if v.is_empty() {

@@ -9,9 +9,6 @@ use regex::Regex;
 use super::{BandSpec, FileMatch};
 use crate::error::{Result, SceneError};
 
-/// The named groups a pattern may have.
-const GROUPS: [&str; 4] = ["date", "band", "scene", "sensor"];
-
 #[derive(Debug)]
 pub struct Pattern {
     re: Regex,
@@ -19,28 +16,14 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// The OPTIONS `'pattern'` `text`, matched against whole file names
-    /// (anchored at both ends); its groups must be among [`GROUPS`], with
-    /// `date`.
+    /// The OPTIONS `'pattern'` `text` (checked by [`crate::options`]),
+    /// matched against whole file names: anchored at both ends.
     pub fn parse(text: &str, date_format: Option<&str>) -> Result<Self> {
-        let bad = |reason: String| SceneError::BadOption {
+        let re = Regex::new(&format!("^(?:{text})$")).map_err(|e| SceneError::BadOption {
             key: "pattern".into(),
             value: text.to_string(),
-            reason,
-        };
-        let re = Regex::new(&format!("^(?:{text})$")).map_err(|e| bad(e.to_string()))?;
-        let names: Vec<&str> = re.capture_names().flatten().collect();
-        if let Some(unknown) = names.iter().find(|n| !GROUPS.contains(n)) {
-            return Err(bad(format!(
-                "unknown group '(?P<{unknown}>...)'; a pattern's groups are {}",
-                GROUPS.map(|g| format!("(?P<{g}>...)")).join(", ")
-            )));
-        }
-        if !names.contains(&"date") {
-            return Err(bad(
-                "no '(?P<date>...)' group: every file needs a date".into()
-            ));
-        }
+            reason: e.to_string(),
+        })?;
         Ok(Self::new(re, date_format))
     }
 
