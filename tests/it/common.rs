@@ -110,6 +110,20 @@ pub fn location(dir: &Path) -> String {
     format!("{}/", dir.display())
 }
 
+/// A session with the scene table `obs` over the folder `dir`.
+pub async fn obs_table(dir: &Path) -> SessionContext {
+    let ctx = ctx();
+    run_statements(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
+            location(dir)
+        ),
+    )
+    .await;
+    ctx
+}
+
 /// Write one Landsat-C2-named band file for a scene.
 #[allow(clippy::too_many_arguments)]
 pub fn landsat_band<T: gdal::raster::GdalType + Copy>(

@@ -592,15 +592,7 @@ async fn cloud_cover_comes_from_the_product_metadata_and_prunes_scenes() {
         r#"{"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {"CLOUD_COVER": "3.07"}}}"#,
     );
     write(3, "txt", "    CLOUD_COVER = -1\n");
-    let ctx = ctx();
-    run_statements(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
-            location(&archive)
-        ),
-    )
-    .await;
+    let ctx = obs_table(&archive).await;
     let b = query(
         &ctx,
         "SELECT DISTINCT CAST(scene AS VARCHAR) AS s, cloud_cover FROM obs ORDER BY s",
@@ -617,10 +609,7 @@ async fn cloud_cover_comes_from_the_product_metadata_and_prunes_scenes() {
         vec![Some(12.34), Some(61.5), Some(3.07), None, None]
     );
     let sql = "SELECT count(DISTINCT scene) FROM obs WHERE cloud_cover < 20";
-    let plan = query(&ctx, &format!("EXPLAIN {sql}")).await;
-    let plan = datafusion::arrow::util::pretty::pretty_format_batches(&plan)
-        .unwrap()
-        .to_string();
+    let plan = explain(&ctx, sql).await;
     assert!(
         plan.contains("scenes=2/5") && !plan.contains("FilterExec"),
         "{plan}"

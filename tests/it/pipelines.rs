@@ -250,15 +250,7 @@ pub fn check_trend(batches: &[RecordBatch], reference: &BTreeMap<String, Value>)
 async fn every_documented_example_runs_against_a_scene_table() {
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "archive", 24, 40, 16, Some(4));
-    let ctx = ctx();
-    run_statements(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
-            location(&d.path().join("archive"))
-        ),
-    )
-    .await;
+    let ctx = obs_table(&d.path().join("archive")).await;
     let mut with_table = 0;
     for f in sceneql_udfs::docs::functions() {
         let doc = f
@@ -299,15 +291,7 @@ async fn yearly_medians_per_pixel_equal_the_files() {
     let d = tempfile::tempdir().unwrap();
     gen_sample(d.path(), "archive", 24, 30, 16, Some(6));
     let archive = d.path().join("archive");
-    let ctx = ctx();
-    run_statements(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}'",
-            location(&archive)
-        ),
-    )
-    .await;
+    let ctx = obs_table(&archive).await;
     let b = query(
         &ctx,
         "SELECT pixel, CAST(date_part('year', time) AS BIGINT) AS year, \

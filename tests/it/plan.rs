@@ -430,8 +430,7 @@ async fn time_filters_keep_the_per_block_aggregation_and_its_results() {
         "SELECT pixel, count(ndvi(nir, red)) AS n FROM obs \
          WHERE landsat_clear(qa) AND time >= TIMESTAMP '{from}' AND sensor = 'LC08' GROUP BY pixel"
     );
-    let plan = query(&ctx, &format!("EXPLAIN {sql}")).await;
-    let plan = pretty_format_batches(&plan).unwrap().to_string();
+    let plan = explain(&ctx, &sql).await;
     assert!(plan.contains("TileAggregateExec"), "{plan}");
     assert!(!plan.contains("FilterExec"), "{plan}");
     assert!(plan.contains("scenes=6/10"), "{plan}");

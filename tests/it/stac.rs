@@ -142,15 +142,7 @@ async fn landsat_items_give_the_same_trends_as_the_folder_and_open_one_file_per_
         vec![12.5]
     );
 
-    let folder = ctx();
-    run_statements(
-        &folder,
-        &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
-            d.path().join("archive").display()
-        ),
-    )
-    .await;
+    let folder = obs_table(&d.path().join("archive")).await;
     let want = sorted_rows(&folder, TREND).await;
     assert!(want.len() > 1000, "{} rows", want.len());
     assert_eq!(sorted_rows(&stac, TREND).await, want);
@@ -189,7 +181,7 @@ async fn items_with_http_hrefs_give_the_folder_trends() {
     )
     .await;
     let got = sorted_rows(&web, TREND).await;
-    let folder = ctx_folder(&archive).await;
+    let folder = obs_table(&archive).await;
     let want = sorted_rows(&folder, TREND).await;
     assert!(want.len() > 500, "{} rows", want.len());
     assert_eq!(got, want);
@@ -378,15 +370,7 @@ async fn earth_search_sentinel2_items_give_the_values_written_and_the_folder_ser
     }
     let sensors = query(&stac, "SELECT DISTINCT CAST(sensor AS VARCHAR) FROM obs").await;
     assert_eq!(strings(sensors[0].column(0)), vec!["S2A"]);
-    let folder = ctx();
-    run_statements(
-        &folder,
-        &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
-            root.display()
-        ),
-    )
-    .await;
+    let folder = obs_table(&root).await;
     assert_eq!(
         sorted_rows(&stac, series).await,
         sorted_rows(&folder, series).await
@@ -484,22 +468,9 @@ async fn a_stac_api_search_over_three_pages_gives_the_folder_trends() {
         ),
     )
     .await;
-    let folder = ctx_folder(&d.path().join("archive")).await;
+    let folder = obs_table(&d.path().join("archive")).await;
     let want = sorted_rows(&folder, TREND).await;
     assert_eq!(sorted_rows(&ctx, TREND).await, want);
-}
-
-async fn ctx_folder(archive: &Path) -> datafusion::prelude::SessionContext {
-    let c = ctx();
-    run_statements(
-        &c,
-        &format!(
-            "CREATE EXTERNAL TABLE obs STORED AS SCENES LOCATION '{}/'",
-            archive.display()
-        ),
-    )
-    .await;
-    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
